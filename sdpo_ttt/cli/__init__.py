@@ -1,0 +1,66 @@
+"""The `sdpo-ttt` command line. Commands are thin: parse options, call one library function, render.
+
+Each command group lives in its own module with a `register(app)` function. Heavy imports (torch,
+transformers, docker) happen inside the commands so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from sdpo_ttt.cli import judge_cmd, models_cmd, problem_cmd, sample_cmd, sandbox_cmd, solve_cmd
+from sdpo_ttt.errors import UserError
+
+app = typer.Typer(
+    name="sdpo-ttt",
+    help="Test-time discovery on one hard programming problem: sample attempts, judge them in a sandbox, "
+    "and learn from the feedback with SDPO self-distillation until an attempt passes every test.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+@app.command()
+def version() -> None:
+    """Print the sdpo-ttt version."""
+    from sdpo_ttt import __version__
+
+    typer.echo(__version__)
+
+
+for _module in (judge_cmd, problem_cmd, sandbox_cmd, models_cmd, sample_cmd, solve_cmd):
+    _module.register(app)
+
+
+def main() -> None:
+    """Entry point: runs the app and renders user errors once, as one message with the fix (exit 2)."""
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        err = Console(stderr=True)
+        err.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        if e.fix:
+            err.print(f"[yellow]fix:[/] {e.fix}", highlight=False)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        Console(stderr=True).print("[red]aborted[/]")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[red]interrupted[/]")
+        sys.exit(130)
+    except Exception as e:  # click usage errors come through here with standalone_mode=False
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()
