@@ -23,6 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _root() -> None:
+    """sdpo-ttt: sample, judge, learn from feedback, repeat until solved."""
+
+
 @app.command()
 def version() -> None:
     """Print the sdpo-ttt version."""
