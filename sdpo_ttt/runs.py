@@ -1,0 +1,185 @@
+"""The run directory: the one writer of everything a run leaves behind, and the reader for resume.
+
+Layout:
+    config.json        the resolved configuration (written once, at creation)
+    problem.json       a copy of the problem as judged
+    attempts.jsonl     one line per attempt, appended and flushed as soon as it is judged
+    metrics.jsonl      one line per update step
+    checkpoint/        the latest complete step: adapters + optimizer + state.json (replaced atomically)
+    solution.py        the first attempt that passed every test (only on success)
+    summary.json       written at the end (solved / budget_exhausted / interrupted), atomically
+A run is resumable until its summary says solved or budget_exhausted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sdpo_ttt.errors import UserError
+
+FINISHED_STATUSES = ("solved", "budget_exhausted")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path so that readers see either the old or the new file, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file, ignoring a last line cut short by a kill."""
+    if not path.exists():
+        return []
+    out: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a torn final line from a kill: everything after it is discarded
+    return out
+
+
+class RunDir:
+    """One run's directory. Create with `RunDir.create` (new) or `RunDir.open_existing` (resume, report)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    # ---- paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def attempts_path(self) -> Path:
+        return self.path / "attempts.jsonl"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def solution_path(self) -> Path:
+        return self.path / "solution.py"
+
+    # ---- creation
+    @classmethod
+    def create(cls, path: Path, config: dict[str, Any], problem_json: str) -> "RunDir":
+        """Start a fresh run directory; refuse to overwrite an existing run."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            raise UserError(
+                f"{path} already holds files",
+                f"resume it with `--resume {path}`, or pick another `--run-dir`",
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        write_atomic(run.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_atomic(path / "problem.json", problem_json)
+        run.attempts_path.touch()
+        run.metrics_path.touch()
+        return run
+
+    @classmethod
+    def open_existing(cls, path: Path) -> "RunDir":
+        path = Path(path)
+        if not (path / "config.json").exists():
+            raise UserError(f"{path} is not a run directory (no config.json)", "pass the folder a previous `solve` wrote")
+        return cls(path)
+
+    def read_config(self) -> dict[str, Any]:
+        return json.loads(self.config_path.read_text(encoding="utf-8"))
+
+    # ---- append-only logs
+    def _append(self, path: Path, record: dict[str, Any]) -> None:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def append_attempt(self, record: dict[str, Any]) -> None:
+        self._append(self.attempts_path, record)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        self._append(self.metrics_path, record)
+
+    def read_attempts(self) -> list[dict[str, Any]]:
+        return _read_jsonl(self.attempts_path)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        return _read_jsonl(self.metrics_path)
+
+    def truncate_after_step(self, last_step: int) -> None:
+        """Drop log lines of steps after `last_step` (a step the kill cut short), keeping the rest."""
+        for path, rows in ((self.attempts_path, self.read_attempts()), (self.metrics_path, self.read_metrics())):
+            kept = [r for r in rows if r.get("step", -1) <= last_step]
+            write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+
+    # ---- checkpoint (latest complete step only)
+    def save_checkpoint(self, state: dict[str, Any], write_files: Callable[[Path], None]) -> None:
+        """Write a checkpoint: `write_files(tmpdir)` saves adapters/optimizer, then state.json; swap in atomically."""
+        tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=self.path))
+        try:
+            write_files(tmp)
+            write_atomic(tmp / "state.json", json.dumps(state, indent=2) + "\n")
+            old = self.path / ".checkpoint-old"
+            if old.exists():
+                shutil.rmtree(old)
+            if self.checkpoint_path.exists():
+                os.replace(self.checkpoint_path, old)
+            os.replace(tmp, self.checkpoint_path)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def read_checkpoint_state(self) -> dict[str, Any] | None:
+        """The state of the latest complete checkpoint, or None (also recovers from a kill mid-swap)."""
+        state = self.checkpoint_path / "state.json"
+        old = self.path / ".checkpoint-old"
+        if not state.exists() and (old / "state.json").exists():
+            os.replace(old, self.checkpoint_path)
+        if not state.exists():
+            return None
+        return json.loads(state.read_text(encoding="utf-8"))
+
+    # ---- end of run
+    def write_solution(self, code: str) -> None:
+        write_atomic(self.solution_path, code if code.endswith("\n") else code + "\n")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_atomic(self.summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+    def read_summary(self) -> dict[str, Any] | None:
+        if not self.summary_path.exists():
+            return None
+        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+
+    def is_finished(self) -> bool:
+        s = self.read_summary()
+        return bool(s) and s.get("status") in FINISHED_STATUSES
