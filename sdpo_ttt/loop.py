@@ -1,0 +1,206 @@
+"""The discovery loop shared by every strategy: sample → judge → log → stop at success → update → checkpoint.
+
+    problem.json ─► prompt ─► policy.sample(B) ─► sandbox.judge_many ─► verdicts + feedback
+                     ▲                                                  │ any passed? ─► solution.py, stop
+                     └──────────── strategy.observe(attempts) ◄─────────┘ no
+Every sampled attempt counts against the budget. Sampling in step s is seeded by (seed, s), and a
+checkpoint holds everything the next step depends on, so a resumed run continues exactly as an
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+
+from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.feedback import render_feedback
+from sdpo_ttt.policy.extract import extract_code
+from sdpo_ttt.problem import Problem
+from sdpo_ttt.runs import RunDir
+from sdpo_ttt.strategies import Attempt, make_strategy
+from sdpo_ttt.verdict import Verdict
+
+if TYPE_CHECKING:
+    from sdpo_ttt.policy.model import Policy
+    from sdpo_ttt.sandbox import Sandbox
+
+
+@dataclass
+class Summary:
+    status: str  # solved | budget_exhausted | interrupted
+    solved: bool
+    problem_id: str
+    strategy: str
+    seed: int
+    budget: int
+    attempts_used: int
+    discovery_attempt: int | None  # 1-based index of the first passing attempt
+    steps: int
+    best_score: float
+    wall_time_s: float
+    time_split_s: dict[str, float] = field(default_factory=dict)
+
+
+class Reporter(Protocol):
+    """What the loop tells its user; the CLI renders it (rich live display, quiet, or JSON)."""
+
+    def start(self, budget: int, used: int) -> None: ...
+    def attempts(self, attempts: list[Attempt], used: int, best_score: float) -> None: ...
+    def step(self, step: int, metrics: dict[str, float]) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class SilentReporter:
+    def start(self, budget: int, used: int) -> None: ...
+    def attempts(self, attempts: list[Attempt], used: int, best_score: float) -> None: ...
+    def step(self, step: int, metrics: dict[str, float]) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The sampling seed of step `step`: a fixed function of (seed, step), so resume re-derives it."""
+    return (seed * 1_000_003 + step * 7919 + 17) % (2**31 - 1)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def attempt_record(a: Attempt, times: dict[str, float]) -> dict[str, Any]:
+    """One line of attempts.jsonl."""
+    v = a.verdict
+    return {
+        "step": a.step,
+        "index": a.index,
+        "chain": a.chain,
+        "passed": v.passed,
+        "score": v.score,
+        "verdict": v.outcome.value,
+        "verdict_counts": v.counts(),
+        "feedback": a.feedback,
+        "text": a.completion.text,
+        "code": a.code,
+        "finish_reason": a.completion.finish_reason,
+        "prompt_tokens": len(a.completion.prompt_ids),
+        "completion_tokens": len(a.completion.completion_ids),
+        "completion_ids": list(a.completion.completion_ids),
+        "judge_time_s": v.wall_time_s,
+        "batch_sample_time_s": times["sample"],
+        "batch_judge_time_s": times["judge"],
+    }
+
+
+def judge_batch(problem: Problem, sandbox: "Sandbox", codes: list[str | None], visibility: str) -> tuple[list[Verdict], list[str]]:
+    """Verdicts and feedback for a batch; attempts with no code get a format_error without running."""
+    runnable = [i for i, c in enumerate(codes) if c is not None]
+    judged = sandbox.judge_many(problem, [codes[i] for i in runnable]) if runnable else []
+    verdicts: list[Verdict] = [Verdict.format_error(len(problem.tests)) for _ in codes]
+    for i, v in zip(runnable, judged):
+        verdicts[i] = v
+    feedback = ["" if v.passed else render_feedback(problem, v, visibility=visibility) for v in verdicts]
+    return verdicts, feedback
+
+
+def run_discovery(
+    problem: Problem,
+    cfg: SolveConfig,
+    run: RunDir,
+    policy: "Policy",
+    sandbox: "Sandbox",
+    reporter: Reporter | None = None,
+    resume: bool = False,
+) -> Summary:
+    """Run (or resume) one discovery run to success or budget exhaustion; write everything into `run`."""
+    rep = reporter or SilentReporter()
+    seed_everything(cfg.seed)
+    messages = policy.problem_messages(problem)
+    strategy = make_strategy(cfg, policy, messages)
+    batch_size = cfg.resolved_batch_size(policy.device.type == "cuda")
+
+    step, used, best = 0, 0, 0.0
+    split = {"sample": 0.0, "judge": 0.0, "update": 0.0}
+    wall_before = 0.0
+    if resume:
+        state = run.read_checkpoint_state()
+        if state is not None:
+            run.truncate_after_step(state["step"])
+            strategy.load(run.checkpoint_path, run.read_attempts())
+            step, used, best = state["step"] + 1, state["attempts_used"], state["best_score"]
+            split, wall_before = state["time_split_s"], state["wall_time_s"]
+            rep.message(f"resuming after step {state['step']} ({used} attempts used)")
+        else:
+            run.truncate_after_step(-1)
+            rep.message("no complete step to resume from: starting over")
+    t_start = time.perf_counter()
+    rep.start(cfg.budget, used)
+
+    def summary(status: str, discovery: int | None) -> Summary:
+        return Summary(
+            status=status, solved=discovery is not None, problem_id=problem.id, strategy=cfg.strategy, seed=cfg.seed,
+            budget=cfg.budget, attempts_used=used, discovery_attempt=discovery, steps=step, best_score=best,
+            wall_time_s=wall_before + time.perf_counter() - t_start, time_split_s=dict(split),
+        )
+
+    warned_zero = False
+    try:
+        while used < cfg.budget:
+            n = min(batch_size, cfg.budget - used)
+            t0 = time.perf_counter()
+            completions = policy.sample(
+                strategy.prompts(n), temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                seed=step_seed(cfg.seed, step), adapter=strategy.sample_adapter,
+            )
+            t1 = time.perf_counter()
+            codes = [extract_code(c.text) for c in completions]
+            verdicts, feedback = judge_batch(problem, sandbox, codes, cfg.feedback_visibility)
+            t2 = time.perf_counter()
+            times = {"sample": t1 - t0, "judge": t2 - t1}
+            split["sample"] += times["sample"]
+            split["judge"] += times["judge"]
+            attempts = [
+                Attempt(step=step, index=used + i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
+                for i, (c, code, v, fb) in enumerate(zip(completions, codes, verdicts, feedback))
+            ]
+            for a in attempts:
+                run.append_attempt(attempt_record(a, times))
+            used += n
+            best = max([best] + [v.score for v in verdicts])
+            rep.attempts(attempts, used, best)
+            winner = next((a for a in attempts if a.verdict.passed), None)
+            if winner is not None and cfg.stop_on_success:
+                run.write_solution(winner.code or "")
+                s = summary("solved", winner.index + 1)
+                run.write_summary(asdict(s))
+                return s
+            t3 = time.perf_counter()
+            metrics = strategy.observe(attempts) if used < cfg.budget else {}
+            split["update"] += time.perf_counter() - t3
+            if metrics:
+                metrics.update({"step": step, "attempts_used": used, "time/sample_s": times["sample"], "time/judge_s": times["judge"]})
+                run.append_metrics(metrics)
+                rep.step(step, metrics)
+                if not warned_zero and metrics.get("loss", 1.0) == 0.0 and metrics.get("grad_norm", 1.0) == 0.0:
+                    warned_zero = True
+                    rep.message("warning: the SDPO loss is identically zero (teacher equals student): check that feedback reaches the teacher")
+            state = {
+                "step": step, "attempts_used": used, "best_score": best, "time_split_s": split,
+                "wall_time_s": wall_before + time.perf_counter() - t_start,
+            }
+            run.save_checkpoint(state, strategy.save)
+            step += 1
+    except KeyboardInterrupt:
+        s = summary("interrupted", None)
+        run.write_summary(asdict(s))
+        raise
+    s = summary("budget_exhausted", None)
+    run.write_summary(asdict(s))
+    return s

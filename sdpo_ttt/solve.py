@@ -1,0 +1,75 @@
+"""Library entry of `sdpo-ttt solve`: resolve config, open the run directory, model and sandbox, run the loop."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from sdpo_ttt.config import SolveConfig, build_config
+from sdpo_ttt.errors import UserError
+from sdpo_ttt.loop import Reporter, Summary, run_discovery
+from sdpo_ttt.problem import Problem, load_problem, parse_problem
+from sdpo_ttt.runs import RunDir
+
+
+def default_run_dir(problem: Problem, cfg: SolveConfig) -> Path:
+    return Path("runs") / f"{problem.id}-{cfg.strategy}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def policy_config(cfg: SolveConfig):
+    from sdpo_ttt.policy.config import PolicyConfig
+
+    return PolicyConfig(
+        model=cfg.model, device=cfg.device, dtype=cfg.dtype, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
+        lora_targets=list(cfg.lora_targets), gradient_checkpointing=cfg.gradient_checkpointing,
+        system_prompt=cfg.system_prompt,
+    )
+
+
+def solve(
+    problem_path: Path | None,
+    cfg: SolveConfig | None,
+    *,
+    run_dir: Path | None = None,
+    resume: Path | None = None,
+    reporter: Reporter | None = None,
+    announce=None,
+    policy=None,
+) -> tuple[Summary, RunDir]:
+    """Run one problem with one strategy to success or budget exhaustion, or resume a killed run.
+
+    Inputs are validated first, then the sandbox and the model are opened, and only then is a new run
+    directory created, so a failure to start leaves nothing behind.
+    """
+    from sdpo_ttt.sandbox import open_sandbox
+
+    if resume is not None:
+        run = RunDir.open_existing(resume)
+        if run.is_finished():
+            raise UserError(f"{resume} already finished ({run.read_summary()['status']})", "start a new run instead of resuming")
+        problem = parse_problem(json.loads((run.path / "problem.json").read_text(encoding="utf-8")), str(run.path / "problem.json"))
+        cfg = build_config(run.read_config(), {}, str(run.config_path))
+    else:
+        assert problem_path is not None and cfg is not None
+        problem = load_problem(problem_path)
+        target = Path(run_dir) if run_dir else default_run_dir(problem, cfg)
+        if target.exists() and any(target.iterdir()):
+            raise UserError(f"{target} already holds files", f"resume it with `--resume {target}`, or pick another `--run-dir`")
+    with open_sandbox(cfg.sandbox, workers=cfg.sandbox_workers, announce=announce) as sandbox:
+        if policy is None:
+            from sdpo_ttt.policy.model import Policy
+
+            policy = Policy.load(policy_config(cfg), seed=cfg.seed)
+        if resume is None:
+            run = RunDir.create(target, cfg.model_dump(mode="json"), problem.to_json())
+        summary = run_discovery(problem, cfg, run, policy, sandbox, reporter=reporter, resume=resume is not None)
+    return summary, run
+
+
+def cli_config(config_file: Path | None, cli_values: dict[str, Any]) -> SolveConfig:
+    from sdpo_ttt.config import read_config_file
+
+    file_values = read_config_file(config_file) if config_file else {}
+    return build_config(file_values, cli_values, str(config_file) if config_file else "options")
