@@ -1,0 +1,388 @@
+"""The SDPO loss as pure functions on logits (arXiv 2601.20802, "Reinforcement Learning via Self-Distillation").
+
+Symbols (paper §3):
+  x           the question prompt;  y = (y_1..y_T) the attempt's own sampled tokens
+  π_s = π_θ(· | x, y<t)             the STUDENT: policy on the plain prompt (LoRA, with grad)
+  π_t = π_θ'(· | x, f, y<t)         the TEACHER: same model re-prompted with feedback f, scoring the SAME y,
+                                    no grad (every teacher quantity below is detached)
+  ls = log π_s,  lt = log π_t       log-probabilities, normalized over the FULL vocabulary V
+
+Per-token signal by mode (`LossConfig.mode`), each a function of one position's [V] logits:
+  logit     D_α over K+1 buckets: the student's top-K tokens (K = `topk`) and one tail bucket,
+            both distributions read at the SAME ids; tail log-prob log(1 − Σ_K p) = log(−expm1(logsumexp_K lp))
+  full      D_α over the whole vocabulary (exact)
+  token     sg(ls(y_t) − lt(y_t)) · ls(y_t)       gradient = single-sample reverse-KL estimator
+  sequence  −sg(A) · ls(y_t),  A = Σ_t (lt(y_t) − ls(y_t)) per attempt   (REINFORCE with weight A)
+with the divergence D_α (`alpha`), as in the public reference (lasgroup/SDPO):
+  α = 1     reverse KL  KL(π_s‖π_t) = Σ_v p_s (ls − lt)            (paper Eq. 1; test-time default)
+  α = 0     forward KL  KL(π_t‖π_s) = Σ_v p_t (lt − ls)
+  0<α<1     generalized JSD  (1−α)·KL(π_s‖M) + α·KL(π_t‖M),  M = (1−α)·π_s + α·π_t
+            As α→0 it behaves like α·KL(π_t‖π_s), as α→1 like (1−α)·KL(π_s‖π_t): the DIRECTION is
+            continuous in α but the scale vanishes at both ends, so α ∈ {0, 1} are the KLs themselves
+            (special-cased, as in the reference) — not the limit of the JSD formula (which is 0).
+
+Aggregation: per token, masked to attempt tokens; mean over each attempt's tokens; mean over attempts that
+have at least one token (an attempt with none contributes nothing; a batch with none gives 0, zero grad).
+
+Exact zeros. The pitfall "teacher equals student" must show as a loss that is EXACTLY 0 with a gradient
+EXACTLY 0 (so the loop can warn on it). Autograd of Σ_v p_s(ls − lt) leaves a term p_s·(1 − Σ_v p_s) that is
+0 in exact arithmetic but ~1e-8 in float32. So `divergence()` returns the value of D_α and carries its
+analytic gradient with respect to ls (written out there, checked against brute-force autograd in the tests)
+through a surrogate  Σ_v sg(g_v)·ls_v − sg(·), which adds exactly 0 to the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sdpo_ttt.sdpo.config import LossConfig
+
+
+# --------------------------------------------------------------------------------------------- basics
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    """float32, or float64 if the input already is (so the tests can compare in float64)."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def log_probs(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """log_softmax(logits / τ) over the last dim, in float32 (or float64)."""
+    z = logits.to(_compute_dtype(logits))
+    if temperature != 1.0:
+        z = z / temperature
+    return F.log_softmax(z, dim=-1)
+
+
+def log_mixture(lp: Tensor, lq: Tensor, alpha: float) -> Tensor:
+    """log M with M = (1−α)·p + α·q, elementwise, stable, and EXACTLY lp where lp == lq.
+
+    With hi = max(lp, lq), lo = min, and w = the weight of the smaller one:
+      log M = hi + log(1 − w + w·e^(lo−hi)) = hi + log1p(w·expm1(lo − hi)),   lo − hi <= 0, so no overflow.
+    No gradient (used inside `divergence`, whose gradient is written out).
+    """
+    with torch.no_grad():
+        p_ge = lp >= lq
+        hi = torch.where(p_ge, lp, lq)
+        lo = torch.where(p_ge, lq, lp)
+        w_lo = torch.where(p_ge, torch.full_like(lp, alpha), torch.full_like(lp, 1.0 - alpha))
+        return hi + torch.log1p(w_lo * torch.expm1(lo - hi))
+
+
+def divergence(ls: Tensor, lt: Tensor, alpha: float) -> Tensor:
+    """D_α(π_s, π_t) over the last dim of two normalized log-distributions [N, C] -> [N].
+
+    Value (see the module docstring for the definition by α) and gradient w.r.t. ls (lt is detached):
+      α = 1   D = Σ p_s (ls − lt)                     ∂D/∂ls_v = p_s,v · (ls_v − lt_v)
+      α = 0   D = Σ p_t (lt − ls)                     ∂D/∂ls_v = p_s,v − p_t,v
+      else    D = (1−α)Σ p_s(ls − lm) + αΣ p_t(lt − lm),  lm = log M
+                                                      ∂D/∂ls_v = (1−α) · p_s,v · (ls_v − lm_v)
+    The α=1 and α=0 gradients drop a term c·p_s,v whose total effect is 0 because Σ_v p_s = 1 (the score
+    function has mean 0): ∂/∂z of Σ_v p_s,v through ls = log_softmax(z) vanishes. The JSD gradient needs no
+    such step: the terms from ∂lm/∂ls cancel exactly, leaving (1−α)p_s(ls − lm).
+    These are the paper's "logit-level advantages": ∇D = Σ_v p_s,v · (advantage_v) · ∇ls_v.
+    """
+    lt = lt.detach()
+    with torch.no_grad():
+        p_s, p_t = ls.exp(), lt.exp()
+        if alpha == 1.0:
+            value = (p_s * (ls - lt)).sum(-1)
+            grad = p_s * (ls - lt)
+        elif alpha == 0.0:
+            value = (p_t * (lt - ls)).sum(-1)
+            grad = p_s - p_t
+        else:
+            lm = log_mixture(ls, lt, alpha)
+            value = (1.0 - alpha) * (p_s * (ls - lm)).sum(-1) + alpha * (p_t * (lt - lm)).sum(-1)
+            grad = (1.0 - alpha) * p_s * (ls - lm)
+    surrogate = (grad * ls).sum(-1)  # d(surrogate)/d(ls) = grad; its value is cancelled exactly below
+    return value + (surrogate - surrogate.detach())
+
+
+def tail_log_prob(topk_lp: Tensor) -> Tensor:
+    """log(1 − Σ_K p) from K log-probs [N, K] -> [N, 1], as log(−expm1(logsumexp)).
+
+    logsumexp is clamped to <= −eps(dtype) (the resolution of exp near 0) so that Σ_K p -> 1 gives a finite
+    log(eps) instead of log(0) = −inf (and no inf gradient): a tail mass below ~1e-7 (float32) reads as ~1e-7.
+    """
+    lse = torch.logsumexp(topk_lp, dim=-1, keepdim=True)
+    lse = lse.clamp(max=-torch.finfo(lse.dtype).eps)
+    return torch.log(-torch.expm1(lse))
+
+
+def topk_buckets(ls_full: Tensor, lt_full: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """K+1 bucket log-probs of student and teacher [N, K+1]: the STUDENT's top-K ids, both read there, + tail.
+
+    ls_full / lt_full are full-vocabulary log-probs [N, V]. With K >= V the buckets are the vocabulary itself
+    (the tail is empty and left out), so 'logit' equals 'full'.
+    """
+    if k >= ls_full.shape[-1]:
+        return ls_full, lt_full.detach()
+    ls_k, ids = torch.topk(ls_full, k, dim=-1)  # top-K of the student's logits (same order as its log-probs)
+    lt_k = lt_full.detach().gather(-1, ids)
+    ls_b = torch.cat([ls_k, tail_log_prob(ls_k)], dim=-1)
+    lt_b = torch.cat([lt_k, tail_log_prob(lt_k)], dim=-1)
+    return ls_b, lt_b
+
+
+def full_divergence(student_logits: Tensor, teacher_logits: Tensor, alpha: float = 1.0, temperature: float = 1.0) -> Tensor:
+    """'full' mode per token: D_α over the whole vocabulary. [N, V] x2 -> [N]."""
+    return divergence(log_probs(student_logits, temperature), log_probs(teacher_logits, temperature).detach(), alpha)
+
+
+def topk_divergence(
+    student_logits: Tensor, teacher_logits: Tensor, alpha: float = 1.0, k: int = 20, temperature: float = 1.0
+) -> Tensor:
+    """'logit' mode per token: D_α over the student's top-K tokens + the tail bucket. [N, V] x2 -> [N]."""
+    ls_b, lt_b = topk_buckets(log_probs(student_logits, temperature), log_probs(teacher_logits, temperature), k)
+    return divergence(ls_b, lt_b, alpha)
+
+
+def token_surrogate(student_logp_y: Tensor, teacher_logp_y: Tensor, clip: float | None = None) -> Tensor:
+    """'token' mode per token: sg(d_t)·ls(y_t),  d_t = ls(y_t) − lt(y_t)  (clipped to ±clip if given).
+
+    Its gradient sg(d_t)·∇ls(y_t) is the single-sample estimator of ∇KL(π_s‖π_t) at position t
+    (E_{y_t∼π_s}[(ls − lt)∇ls] = ∇KL). Its VALUE is not the KL (use d_t for that; same as the reference).
+    """
+    d = (student_logp_y - teacher_logp_y).detach()
+    if clip is not None:
+        d = d.clamp(-clip, clip)
+    return d * student_logp_y
+
+
+def sequence_advantage(student_logp_y: Tensor, teacher_logp_y: Tensor, mask: Tensor, clip: float | None = None) -> Tensor:
+    """'sequence' mode weight per attempt [B]: A = Σ_t mask·(lt(y_t) − ls(y_t)) = log π_t(y)/π_s(y), no grad.
+
+    Positive A: the teacher finds the whole attempt likelier than the student does -> raise its likelihood.
+    Clipped to ±clip if given.
+    """
+    d = torch.where(mask, teacher_logp_y - student_logp_y, torch.zeros_like(student_logp_y)).detach()
+    a = d.sum(-1)
+    if clip is not None:
+        a = a.clamp(-clip, clip)
+    return a
+
+
+def reinforce(student_logp_y: Tensor, advantage: Tensor) -> Tensor:
+    """Per-token REINFORCE term −sg(A_i)·ls(y_t): [B, T] log-probs, [B] weights -> [B, T].
+
+    Averaged per attempt this is −A_i·mean_t ls(y_t): a per-token-normalized REINFORCE step. For
+    'sequence' mode it is (1/T_i) times the unbiased score-function gradient of the sequence-level
+    KL(π_s(y)‖π_t(y)) = E[(Σ_t d_t)(Σ_t ∇ls_t)], i.e. the same scale as 'token' mode (which keeps only the
+    d_t·∇ls_t terms). Used for GRPO too, with A_i the group-normalized reward.
+    """
+    return -advantage.detach()[:, None] * student_logp_y
+
+
+def group_advantages(rewards: Tensor, eps: float = 1e-4) -> Tensor:
+    """GRPO advantage (r_i − mean r)/(std r + eps) over one group [B] -> [B].
+
+    std is the population std (divide by B), so a group of one, or constant rewards, gives all zeros (no NaN).
+    """
+    r = rewards.to(_compute_dtype(rewards))
+    return (r - r.mean()) / (r.std(correction=0) + eps)
+
+
+def trust_region_teacher_logprobs(ref_logits: Tensor, cur_logits: Tensor, rate: float, temperature: float = 1.0) -> Tensor:
+    """'trust-region' teacher: log_softmax((1−a)·log q_ref + a·log q_θ) [N, V] (no grad).
+
+    q_ref: base model (adapter off) on the teacher prompt; q_θ: current model on the teacher prompt.
+    """
+    with torch.no_grad():
+        mixed = (1.0 - rate) * log_probs(ref_logits, temperature) + rate * log_probs(cur_logits, temperature)
+        return F.log_softmax(mixed, dim=-1)
+
+
+def masked_seq_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over each row's unmasked entries, then mean over rows that have any. [B, T] -> scalar.
+
+    Masked entries are ignored (even NaN); an all-masked row is left out of the batch mean; an all-masked
+    batch gives 0 with zero gradient.
+    """
+    xm = torch.where(mask, x, torch.zeros_like(x))
+    n = mask.sum(-1)
+    row_mean = xm.sum(-1) / n.clamp(min=1)
+    valid = n > 0
+    return torch.where(valid, row_mean, torch.zeros_like(row_mean)).sum() / valid.sum().clamp(min=1)
+
+
+# --------------------------------------------------------------------------------------- the SDPO loss
+def per_token_terms(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    target_ids: Tensor,
+    cfg: LossConfig,
+    *,
+    ref_logits: Tensor | None = None,
+    teacher_ref_logits: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Every per-token quantity the loss needs, from one set of positions' logits [N, V] -> dict of [N].
+
+    student_logits predict target_ids (the attempt's tokens y_t). Keys:
+      student_logp   ls(y_t)                      (grad)
+      teacher_logp   lt(y_t)                      (no grad)
+      divergence     D_α per token                (grad; 'logit' and 'full' modes only)
+      kl_ref         KL(π_s‖π_ref), full vocab    (grad; only with ref_logits)
+      student_entropy, tail_mass_student, tail_mass_teacher ('logit' only)   (no grad, for stats)
+    teacher_ref_logits (base model on the teacher prompt) turns the teacher into the trust-region mix.
+    """
+    tau = cfg.temperature
+    ls = log_probs(student_logits, tau)
+    if teacher_ref_logits is not None:
+        lt = trust_region_teacher_logprobs(teacher_ref_logits, teacher_logits, cfg.trust_region_rate, tau)
+    else:
+        lt = log_probs(teacher_logits, tau).detach()
+    y = target_ids.long()[:, None]
+    out: dict[str, Tensor] = {
+        "student_logp": ls.gather(-1, y).squeeze(-1),
+        "teacher_logp": lt.gather(-1, y).squeeze(-1),
+    }
+    if cfg.mode == "full":
+        out["divergence"] = divergence(ls, lt, cfg.alpha)
+    elif cfg.mode == "logit":
+        ls_b, lt_b = topk_buckets(ls, lt, cfg.topk)
+        out["divergence"] = divergence(ls_b, lt_b, cfg.alpha)
+        with torch.no_grad():
+            if cfg.topk >= ls.shape[-1]:
+                out["tail_mass_student"] = torch.zeros_like(out["teacher_logp"])
+                out["tail_mass_teacher"] = torch.zeros_like(out["teacher_logp"])
+            else:
+                out["tail_mass_student"] = ls_b[:, -1].exp()
+                out["tail_mass_teacher"] = lt_b[:, -1].exp()
+    if ref_logits is not None:
+        out["kl_ref"] = divergence(ls, log_probs(ref_logits, tau).detach(), 1.0)
+    with torch.no_grad():
+        out["student_entropy"] = -(ls.exp() * ls).sum(-1)
+    return out
+
+
+@dataclass
+class LossOutput:
+    loss: Tensor  # scalar, differentiable w.r.t. the student
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def combine_terms(
+    terms: dict[str, Tensor],
+    mask: Tensor,
+    cfg: LossConfig,
+    *,
+    advantages: Tensor | None = None,
+    rewards: Tensor | None = None,
+) -> LossOutput:
+    """The scalar loss and its stats from per-token terms laid out [B, T] (see `per_token_terms`).
+
+      L_sdpo  = mean_i mean_t ℓ_t,   ℓ_t by mode (divergence / token surrogate / −sg(A_i)·ls(y_t))
+      L_grpo  = mean_i mean_t −A_i^grpo·ls(y_t),   A^grpo = `advantages`, or group_advantages(`rewards`)
+      L_kl    = mean_i mean_t KL(π_s‖π_ref)
+      loss    = (1−λ)·L_sdpo + λ·L_grpo + β·L_kl      (λ = grpo_weight, β = kl_weight; terms with weight 0 left out)
+    Pass per-attempt `advantages` normalized over the WHOLE group when the group is split into micro-batches.
+    """
+    mask = mask.bool()
+    ls_y, lt_y = terms["student_logp"], terms["teacher_logp"].detach()
+    stats: dict[str, float] = {}
+    mean = lambda x: masked_seq_mean(x, mask)  # noqa: E731  (the one aggregation rule, for loss and stats)
+
+    if cfg.mode in ("logit", "full"):
+        per_token = terms["divergence"]
+        div_stat = per_token
+    elif cfg.mode == "token":
+        per_token = token_surrogate(ls_y, lt_y, cfg.adv_clip)
+        div_stat = ls_y - lt_y
+    else:  # sequence
+        a_seq = sequence_advantage(ls_y, lt_y, mask, cfg.adv_clip)
+        per_token = reinforce(ls_y, a_seq)
+        div_stat = ls_y - lt_y
+        has = mask.any(-1)
+        stats["sdpo/sequence_advantage_mean"] = float(a_seq[has].mean()) if has.any() else 0.0
+    loss_sdpo = mean(per_token)
+    loss = loss_sdpo
+
+    if cfg.adv_clip is not None:
+        with torch.no_grad():
+            if cfg.mode == "token":
+                clipped = ((ls_y - lt_y).abs() > cfg.adv_clip).float()
+                stats["sdpo/advantage_clip_frac"] = float(mean(clipped))
+            else:
+                raw = sequence_advantage(ls_y, lt_y, mask, None)
+                has = mask.any(-1)
+                stats["sdpo/advantage_clip_frac"] = float((raw[has].abs() > cfg.adv_clip).float().mean()) if has.any() else 0.0
+
+    if advantages is not None and rewards is not None:
+        raise ValueError("pass either per-attempt `advantages` or `rewards`, not both")
+    if rewards is not None:
+        advantages = group_advantages(rewards, cfg.grpo_eps)
+    if cfg.grpo_weight > 0 and advantages is None:
+        raise ValueError("grpo_weight > 0 needs per-attempt `rewards` (or precomputed `advantages`)")
+    if advantages is not None:
+        adv = advantages.to(ls_y.device, ls_y.dtype)
+        loss_grpo = mean(reinforce(ls_y, adv))
+        if cfg.grpo_weight > 0:
+            loss = (1.0 - cfg.grpo_weight) * loss_sdpo + cfg.grpo_weight * loss_grpo
+        stats["grpo/loss"] = float(loss_grpo.detach())
+        stats["grpo/advantage_mean"] = float(adv.mean())
+        stats["grpo/advantage_std"] = float(adv.std(correction=0))
+        if rewards is not None:
+            stats["grpo/reward_mean"] = float(rewards.float().mean())
+
+    if "kl_ref" in terms:
+        kl = mean(terms["kl_ref"])
+        if cfg.kl_weight > 0:
+            loss = loss + cfg.kl_weight * kl
+        stats["kl_to_ref"] = float(kl.detach())
+    elif cfg.kl_weight > 0:
+        raise ValueError("kl_weight > 0 needs the reference model's logits / hidden states")
+
+    with torch.no_grad():
+        n_tok = mask.sum(-1)
+        stats.update(
+            {
+                "loss": float(loss.detach()),
+                "sdpo/loss": float(loss_sdpo.detach()),
+                # logit/full: the exact per-token D_α; token/sequence: the sampled estimate ls(y_t) − lt(y_t)
+                "sdpo/divergence_mean": float(mean(div_stat.detach())),
+                # > 0: the teacher (with feedback) finds the attempt's own tokens likelier than the student does
+                "sdpo/teacher_student_logprob_gap": float(mean(lt_y - ls_y.detach())),
+                # fraction of tokens where teacher and student agree exactly (the "teacher = student" pitfall)
+                "sdpo/teacher_equals_student_frac": float(mean((lt_y == ls_y.detach()).to(ls_y.dtype))),
+                "sdpo/student_logprob_mean": float(mean(ls_y.detach())),
+                "sdpo/student_entropy": float(mean(terms["student_entropy"])),
+                "sdpo/tokens": float(n_tok.sum()),
+                "sdpo/sequences": float((n_tok > 0).sum()),
+                "sdpo/empty_targets": float((n_tok == 0).sum()),
+            }
+        )
+        if "tail_mass_student" in terms:
+            stats["sdpo/topk_tail_mass_student"] = float(mean(terms["tail_mass_student"]))
+            stats["sdpo/topk_tail_mass_teacher"] = float(mean(terms["tail_mass_teacher"]))
+    return LossOutput(loss=loss, stats=stats)
+
+
+def sdpo_loss_from_logits(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    target_ids: Tensor,
+    mask: Tensor,
+    cfg: LossConfig,
+    *,
+    ref_logits: Tensor | None = None,
+    teacher_ref_logits: Tensor | None = None,
+    advantages: Tensor | None = None,
+    rewards: Tensor | None = None,
+) -> LossOutput:
+    """The whole SDPO loss from materialized logits [B, T, V] (logits[b, t] predicts target_ids[b, t])."""
+    b, t, v = student_logits.shape
+    flat = lambda x: None if x is None else x.reshape(b * t, v)  # noqa: E731
+    safe_targets = torch.where(mask.bool(), target_ids, torch.zeros_like(target_ids))  # padding may hold -100
+    terms = per_token_terms(
+        flat(student_logits),
+        flat(teacher_logits),
+        safe_targets.reshape(b * t),
+        cfg,
+        ref_logits=flat(ref_logits),
+        teacher_ref_logits=flat(teacher_ref_logits),
+    )
+    terms = {k: x.reshape(b, t) for k, x in terms.items()}
+    return combine_terms(terms, mask, cfg, advantages=advantages, rewards=rewards)
