@@ -1,0 +1,359 @@
+"""The Policy: base model + two LoRA adapters (student, EMA teacher) in one peft model.
+
+What the loop needs from a model: the prompt ids for a problem, batched sampling that keeps the
+exact token ids, final hidden states of given completion tokens under a given context (student with
+grad, teacher under no_grad) and the LoRA bookkeeping (train, save, load, sync, EMA).
+
+Rules that keep student and teacher honest:
+- Adapter switching goes through `_adapter(name)`, which restores the previous adapter and re-asserts
+  requires_grad (peft's set_adapter flips it): the student LoRA is always trainable, the teacher never.
+- `hidden_states` runs in train mode (LoRA dropout, gradient checkpointing) iff autograd is enabled,
+  else in eval mode. Sampling and `token_logprobs` always run in eval mode.
+- Sequences are laid out as [left-pad | prompt | completion | right-pad] with position ids from the
+  attention mask, the same layout `generate` uses, so scoring reproduces sampling log-probs.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+from torch import Tensor
+
+from sdpo_ttt.errors import ModelUnavailable
+from sdpo_ttt.policy import adapters as lora
+from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.policy.device import resolve_device, resolve_dtype
+from sdpo_ttt.policy.models import resolve_model
+from sdpo_ttt.policy.prompting import problem_messages
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+STUDENT = "student"
+TEACHER = "teacher"
+
+
+@dataclass
+class Completion:
+    """One sampled attempt, with its token ids exactly as sampled (EOS included if generated)."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    text: str  # decoded completion, special tokens skipped
+    finish_reason: str  # "eos" | "length"
+    logprobs: list[float] | None = None  # log p of each completion token under the sampling distribution (if asked)
+
+
+@dataclass
+class LoadInfo:
+    label: str
+    path: str
+    load_s: float
+    n_params: int
+    n_trainable: int
+
+
+class Policy:
+    """Base model + peft LoRA adapters "student" (trainable) and "teacher" (EMA, never trained)."""
+
+    def __init__(self, cfg: PolicyConfig, tokenizer: Any, model: "PeftModel", device: torch.device, dtype: torch.dtype, info: LoadInfo) -> None:
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.info = info
+        gen = model.get_base_model().generation_config
+        eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+        self.eos_ids: list[int] = [int(x) for x in eos if x is not None]
+        self.pad_id: int = int(gen.pad_token_id if gen.pad_token_id is not None else self.eos_ids[0])
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, cfg: PolicyConfig, *, seed: int = 0) -> "Policy":
+        """Load the base model, add the student LoRA (peft default init: B = 0, so ΔW = 0) and the teacher (= student)."""
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+        device = resolve_device(cfg.device)
+        dtype = resolve_dtype(cfg.dtype, device)
+        where = resolve_model(cfg.model)
+        t0 = time.perf_counter()
+        kw: dict[str, Any] = {"local_files_only": where.local_only}
+        if where.gguf_file:
+            kw["gguf_file"] = where.gguf_file
+        try:
+            tok = AutoTokenizer.from_pretrained(where.path, **kw)
+            base = AutoModelForCausalLM.from_pretrained(where.path, dtype=dtype, attn_implementation="sdpa", **kw)
+        except (OSError, ValueError) as e:
+            hint = "check the name/path; HF ids need internet the first time" if not where.local_only else "run `sdpo-ttt models prepare` again"
+            raise ModelUnavailable(f"cannot load model {cfg.model!r}: {str(e).splitlines()[0]}", hint) from None
+        base.to(device)
+        base.eval()
+        tok.padding_side = "left"
+        eos = _eos_ids(tok, base)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.convert_ids_to_tokens(eos[0])
+        # A clean generation config: no sampling defaults (top_k, repetition penalty...) inherited from the hub.
+        base.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+        if cfg.gradient_checkpointing:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            base.config.use_cache = False
+
+        common = dict(lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_targets), bias="none", task_type="CAUSAL_LM")
+        rt = cfg.effective_teacher_rank
+        with torch.random.fork_rng(devices=_rng_devices(device)):
+            torch.manual_seed(seed)
+            try:
+                model = get_peft_model(base, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, **common), adapter_name=STUDENT)
+            except ValueError as e:
+                raise ModelUnavailable(f"LoRA targets {cfg.lora_targets} do not fit model {cfg.model!r}: {e}", "pass --lora-targets with module names of this model") from None
+            # Same scaling s = alpha/r for the teacher so that copying the student is exact.
+            model.add_adapter(TEACHER, LoraConfig(r=rt, lora_alpha=cfg.lora_alpha * rt / cfg.lora_rank, **common))
+        model.set_adapter(STUDENT)
+        model.eval()
+        n_params = sum(p.numel() for p in model.parameters())
+        info = LoadInfo(where.label, where.path, time.perf_counter() - t0, n_params, 0)
+        policy = cls(cfg, tok, model, device, dtype, info)
+        policy._fix_grads()
+        policy.sync_teacher()
+        info.n_trainable = sum(p.numel() for p in policy.trainable_parameters())
+        return policy
+
+    # ---------------------------------------------------------------- adapters
+    def _fix_grads(self) -> None:
+        for name, p in self.model.named_parameters():
+            if ".lora_" in name:
+                p.requires_grad_(f".{STUDENT}." in name)
+
+    @contextmanager
+    def _adapter(self, name: str | None) -> Iterator[None]:
+        """Run the body with adapter `name` active (None: adapters disabled = base model); restore afterwards."""
+        if name is None:
+            with self.model.disable_adapter():
+                yield
+            return
+        if name not in self.model.peft_config:
+            raise ValueError(f"unknown adapter {name!r}; have {list(self.model.peft_config)}")
+        previous = self.model.active_adapter
+        if previous != name:
+            self.model.set_adapter(name)
+            self._fix_grads()
+        try:
+            yield
+        finally:
+            if previous != name:
+                self.model.set_adapter(previous)
+                self._fix_grads()
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """The student LoRA's parameters (A and B of every targeted projection)."""
+        return [p for n, p in self.model.named_parameters() if ".lora_" in n and f".{STUDENT}." in n]
+
+    def sync_teacher(self) -> None:
+        """teacher := student (as an effective update ΔW; the teacher's extra rank is zeroed)."""
+        lora.sync(self.model, TEACHER, STUDENT)
+
+    def ema_update_teacher(self, rate: float) -> float:
+        """teacher := (1 − rate)·teacher + rate·student on ΔW = s·B·A (see adapters.py). Returns the truncation error."""
+        return lora.ema_update(self.model, TEACHER, STUDENT, rate)
+
+    def save_adapter(self, name: str, directory: Path) -> None:
+        lora.save_adapter(self.model, name, Path(directory))
+
+    def load_adapter(self, name: str, directory: Path) -> None:
+        lora.load_adapter(self.model, name, Path(directory))
+
+    # ---------------------------------------------------------------- prompts
+    def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of the messages through the chat template, ending with the assistant generation prompt."""
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:  # a base model without a template: a plain transcript
+            text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
+        return list(tok(text, add_special_tokens=False)["input_ids"])
+
+    def problem_messages(self, problem: Any) -> list[dict[str, str]]:
+        return problem_messages(problem, self.cfg.system_prompt, self.cfg.user_template)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ---------------------------------------------------------------- sampling
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            if s:
+                ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+                mask[i, width - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: list[list[int]],
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 512,
+        seed: int,
+        adapter: str | None = STUDENT,
+        batch_size: int | None = None,
+        return_logprobs: bool = False,
+    ) -> list[Completion]:
+        """One completion per prompt (repeat a prompt B times for B samples).
+
+        Batched `generate` with left padding and the KV cache, under the given adapter. Reproducible for a
+        seed (the global RNG state is forked, not consumed). temperature 0 = greedy. batch_size splits the
+        prompts into chunks (chunk i uses seed + i). return_logprobs keeps the processed scores of every step
+        (memory B·T·V floats: for tests and short runs) and returns log p of each sampled token under the
+        sampling distribution (temperature and top-p applied).
+        """
+        if not prompts:
+            return []
+        if any(not p for p in prompts):
+            raise ValueError("empty prompt")
+        step = batch_size or len(prompts)
+        out: list[Completion] = []
+        for i in range(0, len(prompts), step):
+            out.extend(self._sample_chunk(prompts[i:i + step], temperature, top_p, max_new_tokens, seed + i // step, adapter, return_logprobs))
+        return out
+
+    def _sample_chunk(self, prompts: list[list[int]], temperature: float, top_p: float, max_new_tokens: int, seed: int,
+                      adapter: str | None, return_logprobs: bool) -> list[Completion]:
+        from transformers import GenerationConfig
+
+        ids, mask = self._left_pad(prompts)
+        greedy = temperature <= 0
+        gen_cfg = GenerationConfig(
+            do_sample=not greedy,
+            temperature=None if greedy else float(temperature),
+            top_p=None if greedy else float(top_p),
+            top_k=None if greedy else 0,
+            max_new_tokens=int(max_new_tokens),
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            use_cache=True,
+            return_dict_in_generate=True,
+            output_scores=return_logprobs,
+        )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self._adapter(adapter), torch.random.fork_rng(devices=_rng_devices(self.device)):
+                torch.manual_seed(seed)
+                res = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
+        finally:
+            self.model.train(was_training)
+        new = res.sequences[:, ids.shape[1]:].tolist()
+        eos = set(self.eos_ids)
+        lp_steps = None
+        if return_logprobs:
+            # [B, T] log p(sampled token) under the processed (tempered, top-p) distribution
+            lp_steps = torch.stack([torch.log_softmax(s.float(), dim=-1).gather(1, res.sequences[:, ids.shape[1] + t, None]).squeeze(1)
+                                    for t, s in enumerate(res.scores)], dim=1).tolist()
+        comps: list[Completion] = []
+        for b, row in enumerate(new):
+            cut = next((t for t, x in enumerate(row) if x in eos), None)
+            ids_b = row[: cut + 1] if cut is not None else row
+            comps.append(Completion(
+                prompt_ids=list(prompts[b]),
+                completion_ids=ids_b,
+                text=self.decode(ids_b),
+                finish_reason="eos" if cut is not None else "length",
+                logprobs=lp_steps[b][: len(ids_b)] if lp_steps is not None else None,
+            ))
+        return comps
+
+    # ---------------------------------------------------------------- scoring
+    @property
+    def _base(self) -> torch.nn.Module:
+        return self.model.get_base_model()
+
+    @property
+    def lm_head_weight(self) -> Tensor:
+        """[V, H] output embedding (tied or not): logits = hidden @ W.T (no bias, no softcapping in supported models)."""
+        return self._base.get_output_embeddings().weight
+
+    def hidden_states(self, prompts: list[list[int]], completions: list[list[int]], *, adapter: str | None) -> tuple[Tensor, Tensor]:
+        """Final (post-norm) hidden states that predict each completion token under its prompt.
+
+        Returns (h [B, T, H] in the model dtype, mask [B, T] bool), T = longest completion; h[b, t]
+        predicts completions[b][t]. Autograd iff torch.is_grad_enabled() (then the model runs in train
+        mode: LoRA dropout and gradient checkpointing apply). adapter None = base model.
+        """
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        B = len(prompts)
+        T = max((len(c) for c in completions), default=0)
+        H = self._base.config.get_text_config().hidden_size
+        mask = torch.zeros((B, T), dtype=torch.bool, device=self.device)
+        for b, c in enumerate(completions):
+            mask[b, : len(c)] = True
+        if B == 0 or T == 0:
+            return torch.zeros((B, T, H), dtype=self.dtype, device=self.device), mask
+        if any(not p for p in prompts):
+            raise ValueError("empty prompt")
+        P = max(len(p) for p in prompts)
+        L = P + T - 1  # the last completion token is predicted, never fed
+        ids = torch.full((B, L), self.pad_id, dtype=torch.long)
+        att = torch.zeros((B, L), dtype=torch.long)
+        for b, (p, c) in enumerate(zip(prompts, completions)):
+            seq = list(p) + list(c[:-1]) if c else list(p)
+            ids[b, P - len(p): P - len(p) + len(seq)] = torch.tensor(seq, dtype=torch.long)
+            att[b, P - len(p): P - len(p) + len(seq)] = 1
+        ids, att = ids.to(self.device), att.to(self.device)
+        pos = (att.cumsum(-1) - 1).clamp(min=0)
+        decoder = self._base.get_decoder()
+        train = torch.is_grad_enabled()
+        was_training = self.model.training
+        self.model.train(train)
+        try:
+            with self._adapter(adapter):
+                h = decoder(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=False).last_hidden_state
+        finally:
+            self.model.train(was_training)
+        return h[:, P - 1: P - 1 + T], mask
+
+    @torch.no_grad()
+    def token_logprobs(self, prompts: list[list[int]], completions: list[list[int]], *, adapter: str | None, chunk: int = 256) -> list[Tensor]:
+        """log p(completion token | prompt, earlier tokens) for each completion (fp32, no grad, temperature 1)."""
+        h, mask = self.hidden_states(prompts, completions, adapter=adapter)
+        W = self.lm_head_weight.float()
+        out: list[Tensor] = []
+        for b, c in enumerate(completions):
+            n = len(c)
+            tgt = torch.tensor(c, dtype=torch.long, device=self.device)
+            parts = []
+            for s in range(0, n, chunk):
+                logits = h[b, s: s + chunk].float() @ W.T
+                parts.append(torch.log_softmax(logits, dim=-1).gather(1, tgt[s: s + chunk, None]).squeeze(1))
+            out.append(torch.cat(parts) if parts else torch.zeros(0, device=self.device))
+        return out
+
+
+def _rng_devices(device: torch.device) -> list[int]:
+    """CUDA device indices whose RNG state fork_rng must save and restore."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def _eos_ids(tok: Any, base: Any) -> list[int]:
+    """The model's generation EOS ids plus the tokenizer's EOS (end of the assistant turn)."""
+    ids: list[int] = []
+    gen_eos = getattr(base.generation_config, "eos_token_id", None)
+    for x in [*(gen_eos if isinstance(gen_eos, list) else [gen_eos]), tok.eos_token_id]:
+        if isinstance(x, int) and x not in ids:
+            ids.append(x)
+    if not ids:
+        raise ModelUnavailable("the model has no end-of-sequence token", "use an instruct/chat model")
+    return ids
