@@ -1,0 +1,695 @@
+"""The trusted runner: one attempt and its tests in (JSON on stdin), one JSON line per test out.
+
+Stdlib only and Python >= 3.9 compatible: it runs inside the sandbox container (started as
+`python3 -I -S -c <this source>`, so nothing on the container's disk can be swapped for it) and, for
+the local sandbox, as a host subprocess. It never imports the attempt; it starts EACH test as a fresh
+child process:
+
+- rlimits: CPU, address space, processes, file size, stack, core dumps off;
+- its own session (setsid), killed as a group (killpg) at the wall limit;
+- stdout / stderr / result channel read incrementally with caps (output_limit on overflow);
+- a fresh scratch directory per test, removed afterwards; leftover processes swept (see `_sweep`).
+
+Protocol. stdin: one line with the byte length N of the request, then N bytes of UTF-8 JSON (see
+`_Request` fields in `main`). stdout: lines `<nonce> <json>` where nonce comes from the request:
+`{"event": "start"}`, one `{"event": "test", ...}` per test (fields of sdpo_ttt.verdict.TestResult),
+then `{"event": "done", "compile_error": str}`. The nonce stops a child that reaches our stdout from
+forging lines. Expected outputs never leave this process: the child gets only the test input, and we
+mark ourselves non-dumpable so a same-uid child cannot read our memory through /proc.
+"""
+
+import json
+import math
+import os
+import re
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+TRUNC = 1000  # chars kept of input / expected / got in each test record (middle-out)
+STDERR_KEEP = 4000  # chars of stderr tail kept
+STATUS_CAP = 64 * 1024 * 1024  # bytes accepted on the result channel (function kind)
+MB = 1024 * 1024
+
+# Runs in the child as `python3 -I -c HARNESS KIND SOLUTION_PATH STATUS_FD FUNC_NAME`. It loads the
+# attempt, runs it (stdio) or calls its entry point once (function), and writes one JSON status line
+# to STATUS_FD. The attempt can write to that fd too: all it could forge is its own result, which the
+# runner still compares against the expected output the child never sees.
+HARNESS = r'''
+import sys, os, json, traceback
+kind, path, status_fd, fname = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+chan = os.fdopen(status_fd, "w", encoding="utf-8")
+def send(**kw):
+    try:
+        chan.write(json.dumps(kw) + "\n"); chan.flush()
+    except Exception:
+        pass
+def tb_text(e):
+    lines = traceback.format_exception(type(e), e, e.__traceback__)
+    keep = [l for l in lines if '"<string>"' not in l]
+    return "".join(keep)
+src = open(path, "rb").read()
+try:
+    code = compile(src, "solution.py", "exec")
+except BaseException as e:
+    send(status="compile_error", error="".join(traceback.format_exception_only(type(e), e)))
+    sys.exit(3)
+if kind == "function":
+    args = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    sys.stdin = open(os.devnull)
+    g = {"__name__": "solution", "__file__": "solution.py", "__builtins__": __builtins__}
+    import typing
+    for n in getattr(typing, "__all__", []):
+        g.setdefault(n, getattr(typing, n))
+else:
+    g = {"__name__": "__main__", "__file__": "solution.py", "__builtins__": __builtins__}
+try:
+    exec(code, g)
+except SystemExit as e:
+    if kind == "function":
+        send(status="load_error", type="SystemExit", error="the program called exit() while loading: %r" % (e.code,))
+        sys.exit(4)
+    raise
+except BaseException as e:
+    t = tb_text(e)
+    sys.stderr.write(t)
+    send(status="load_error" if kind == "function" else "exception", type=type(e).__name__, error=t)
+    sys.exit(4 if kind == "function" else 1)
+if kind == "function":
+    fn = g.get(fname)
+    if not callable(fn):
+        cls = g.get("Solution")
+        if isinstance(cls, type) and callable(getattr(cls, fname, None)):
+            try:
+                fn = getattr(cls(), fname)
+            except BaseException as e:
+                t = tb_text(e); sys.stderr.write(t)
+                send(status="exception", type=type(e).__name__, error=t)
+                sys.exit(1)
+        else:
+            send(status="no_entry", error="no top-level function %r and no class Solution with a method %r" % (fname, fname))
+            sys.exit(5)
+    try:
+        res = fn(*args)
+    except SystemExit as e:
+        send(status="exception", type="SystemExit", error="the function called exit(%r) instead of returning" % (e.code,))
+        sys.exit(1)
+    except BaseException as e:
+        t = tb_text(e); sys.stderr.write(t)
+        send(status="exception", type=type(e).__name__, error=t)
+        sys.exit(1)
+    try:
+        out = json.dumps(res)
+    except BaseException as e:
+        send(status="unserializable", type=type(res).__name__, error="%s: %s" % (type(e).__name__, e))
+        sys.exit(0)
+    send(status="ok", result=out)
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+else:
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    send(status="ok")
+'''
+
+# ---------------------------------------------------------------------------------------------
+# comparison (pure functions; the runner's only judge of equality: never the attempt's __eq__)
+
+_INT = re.compile(r"^[+-]?\d+$")
+_NUM = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _close(a, b, tol):
+    if a == b:
+        return True
+    if math.isnan(a) or math.isnan(b) or math.isinf(a) or math.isinf(b):
+        return False
+    d = abs(a - b)
+    return d <= tol or d <= tol * max(abs(a), abs(b))
+
+
+def _short(s, n=40):
+    s = str(s)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def compare_tokens(got, exp, tol):
+    """(ok, detail): whitespace tokens equal; numbers within tol (absolute or relative)."""
+    g, e = got.split(), exp.split()
+    for i, (a, b) in enumerate(zip(g, e)):
+        if a == b:
+            continue
+        if _INT.match(a) and _INT.match(b):
+            if int(a) == int(b):
+                continue
+        elif _NUM.match(a) and _NUM.match(b):
+            if _close(float(a), float(b), tol):
+                continue
+        return False, "token %d: expected %s, got %s" % (i + 1, _short(b), _short(a))
+    if len(g) != len(e):
+        return False, "expected %d tokens, got %d" % (len(e), len(g))
+    return True, ""
+
+
+def compare_lines(got, exp):
+    def norm(s):
+        ls = [l.rstrip() for l in s.replace("\r\n", "\n").split("\n")]
+        while ls and not ls[-1]:
+            ls.pop()
+        return ls
+
+    g, e = norm(got), norm(exp)
+    for i, (a, b) in enumerate(zip(g, e)):
+        if a != b:
+            return False, "line %d: expected %s, got %s" % (i + 1, _short(b), _short(a))
+    if len(g) != len(e):
+        return False, "expected %d lines, got %d" % (len(e), len(g))
+    return True, ""
+
+
+def _json_eq(a, b, tol, path):
+    """None when equal, else a one-line description of the first difference."""
+    num = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        if type(a) is type(b) and a == b:
+            return None
+    elif isinstance(a, num) and isinstance(b, num):
+        if isinstance(a, int) and isinstance(b, int):
+            if a == b:
+                return None
+        elif _close(float(a), float(b), tol):
+            return None
+    elif isinstance(a, str) and isinstance(b, str):
+        if a == b:
+            return None
+    elif a is None and b is None:
+        return None
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return "at %s: expected a list of length %d, got length %d" % (path or "top level", len(b), len(a))
+        for i, (x, y) in enumerate(zip(a, b)):
+            r = _json_eq(x, y, tol, "%s[%d]" % (path, i))
+            if r:
+                return r
+        return None
+    elif isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return "at %s: expected keys %s, got %s" % (path or "top level", _short(sorted(b)), _short(sorted(a)))
+        for k in sorted(b):
+            r = _json_eq(a[k], b[k], tol, "%s[%s]" % (path, json.dumps(k)))
+            if r:
+                return r
+        return None
+    return "at %s: expected %s, got %s" % (path or "top level", _short(json.dumps(b)), _short(json.dumps(a)))
+
+
+def compare_json(got, exp, tol):
+    try:
+        e = json.loads(exp)
+    except ValueError as err:
+        return False, "the expected output is not valid JSON (%s)" % err
+    try:
+        g = json.loads(got)
+    except ValueError:
+        return False, "the output is not valid JSON"
+    try:
+        r = _json_eq(g, e, tol, "")
+    except RecursionError:
+        return False, "the output is nested too deeply to compare"
+    return (r is None), (r or "")
+
+
+def compare(got, exp, mode, tol):
+    if mode == "exact":
+        return (got == exp), ("" if got == exp else "output differs from the expected output byte for byte")
+    if mode == "lines":
+        return compare_lines(got, exp)
+    if mode == "json":
+        return compare_json(got, exp, tol)
+    return compare_tokens(got, exp, tol)
+
+
+def trunc(s, n=TRUNC):
+    """Middle-out truncation: keep the head and the tail, say how much was cut."""
+    if len(s) <= n:
+        return s
+    cut = len(s) - n
+    h = n // 2
+    return s[:h] + "\n...[%d chars cut]...\n" % cut + s[len(s) - (n - h):]
+
+
+# ---------------------------------------------------------------------------------------------
+# process control
+
+
+def _set_nondumpable():
+    """Stop same-uid processes (the attempt) from reading our memory / fds via /proc. Best effort."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except Exception:
+        pass
+
+
+def _proc_uids():
+    """(pid, real uid) of every process visible to us."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % d) as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        out.append((int(d), int(line.split()[1])))
+                        break
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _sweep(uid, rounds=20):
+    """Kill every process of `uid` except ourselves (a dedicated uid, never root, never ours on a
+    host). Repeats until none is left, so a fork bomb racing the sweep is caught."""
+    if uid is None or uid == 0:
+        return 0
+    me = os.getpid()
+    killed = 0
+    for _ in range(rounds):
+        victims = [p for p, u in _proc_uids() if u == uid and p != me and p != 1]
+        if not victims:
+            break
+        for p in victims:
+            try:
+                os.kill(p, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        time.sleep(0.01)
+        _reap_zombies()
+    return killed
+
+
+def _reap_zombies():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _count_uid_procs(uid):
+    return sum(1 for _, u in _proc_uids() if u == uid)
+
+
+def _wipe(path):
+    """Remove everything under path (not path itself); chmod first so a read-only dir can't block it."""
+    if not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        p = os.path.join(path, name)
+        try:
+            if os.path.isdir(p) and not os.path.islink(p):
+                for root, dirs, _ in os.walk(p):
+                    for d in dirs:
+                        try:
+                            os.chmod(os.path.join(root, d), 0o700)
+                        except OSError:
+                            pass
+                try:
+                    os.chmod(p, 0o700)
+                except OSError:
+                    pass
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+        except OSError:
+            pass
+
+
+class _Child(object):
+    """One test's child process and what came out of it."""
+
+    def __init__(self, req, test_dir, stdin_path):
+        self.req = req
+        lim = req["limits"]
+        self.time_s = float(lim["time_s"])
+        self.mem = int(lim["memory_mb"]) * MB
+        self.out_cap = int(req["output_limit"])
+        self.child_uid = req.get("child_uid")
+        r_fd, w_fd = os.pipe()
+        self.status_r = r_fd
+        cpu = int(math.ceil(self.time_s)) + 1
+        as_bytes = self.mem + int(req.get("as_slack_mb", 64)) * MB
+        nproc = int(req.get("nproc", 64))
+        fsize = int(req.get("fsize_mb", 32)) * MB
+        uid = self.child_uid
+
+        def pre():  # runs in the child between fork and exec
+            os.setsid()
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+            resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+            stack = min(64 * MB, as_bytes // 4)
+            resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": test_dir,
+            "TMPDIR": test_dir,
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+        argv = [req["python"], "-I", "-c", HARNESS, req["kind"], os.path.join(test_dir, "solution.py"), str(w_fd),
+                req.get("function_name") or ""]
+        self.t0 = time.monotonic()
+        with open(stdin_path, "rb") as fin:
+            self.proc = subprocess.Popen(argv, stdin=fin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         cwd=test_dir, env=env, preexec_fn=pre, pass_fds=(w_fd,), close_fds=True)
+        os.close(w_fd)
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.status = bytearray()
+        self.over = None  # which stream overflowed
+        self.killed_wall = False
+        self.rusage = None
+        self.returncode = None
+
+    def _kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+
+    def _poll(self):
+        """Reap the child if it has exited (non-blocking); True once it has."""
+        if self.returncode is not None:
+            return True
+        try:
+            pid, st, ru = os.wait4(self.proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            self.returncode = -9
+            return True
+        if not pid:
+            return False
+        self.returncode = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+        self.rusage = ru
+        return True
+
+    def run(self):
+        wall = self.time_s * 2.0 + 0.5
+        sel = selectors.DefaultSelector()
+        streams = {self.proc.stdout.fileno(): "stdout", self.proc.stderr.fileno(): "stderr", self.status_r: "status"}
+        for fd in streams:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ)
+        open_fds = set(streams)
+        deadline = self.t0 + wall
+        drain_until = None  # set once the child exited: what it left behind may hold the pipes open
+        while True:
+            now = time.monotonic()
+            if drain_until is None and self._poll():
+                drain_until = now + 0.1
+            if not open_fds or (drain_until is not None and now >= drain_until):
+                break
+            if now >= deadline:
+                self.killed_wall = True
+                break
+            timeout = min(deadline, drain_until or deadline) - now
+            for key, _ in sel.select(timeout=min(max(timeout, 0.0), 0.05)):
+                fd = key.fd
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    sel.unregister(fd)
+                    open_fds.discard(fd)
+                    continue
+                name = streams[fd]
+                if name == "stdout":
+                    self.stdout += chunk
+                    if len(self.stdout) > self.out_cap:
+                        self.over = "stdout"
+                elif name == "stderr":
+                    self.stderr += chunk
+                    if len(self.stderr) > 4 * STDERR_KEEP:
+                        del self.stderr[: len(self.stderr) - 2 * STDERR_KEEP]
+                else:
+                    self.status += chunk
+                    if len(self.status) > STATUS_CAP:
+                        self.over = "status"
+            if self.over:
+                break
+        sel.close()
+        self._kill()  # the whole group: the child if still running, and whatever it left in its session
+        if not self._poll():
+            try:
+                pid, st, ru = os.wait4(self.proc.pid, 0)
+                self.returncode = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+                self.rusage = ru
+            except ChildProcessError:
+                self.returncode = -9
+        self.wall = time.monotonic() - self.t0
+        for f in (self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            os.close(self.status_r)
+        except OSError:
+            pass
+        self.proc.returncode = self.returncode
+        return self
+
+    @property
+    def cpu_s(self):
+        return (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else self.wall
+
+
+def _status(child):
+    line = bytes(child.status).split(b"\n", 1)[0]
+    try:
+        return json.loads(line.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+
+
+def _stderr_tail(child):
+    return bytes(child.stderr).decode("utf-8", "replace")[-STDERR_KEEP:]
+
+
+_SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
+
+
+def judge_test(req, i, test, scratch):
+    """Run one test in a fresh child; return (record dict, compile_error text or None)."""
+    test_dir = os.path.join(scratch, "t%d" % i)
+    os.mkdir(test_dir, 0o700)
+    with open(os.path.join(test_dir, "solution.py"), "w", encoding="utf-8") as f:
+        f.write(req["code"])
+    stdin_path = os.path.join(scratch, "stdin%d" % i)
+    with open(stdin_path, "w", encoding="utf-8") as f:
+        f.write(test["input"])
+    uid = req.get("child_uid")
+    if uid is not None:
+        os.chown(test_dir, uid, uid)
+        os.chown(os.path.join(test_dir, "solution.py"), uid, uid)
+    try:
+        child = _Child(req, test_dir, stdin_path).run()
+    finally:
+        os.unlink(stdin_path)
+    kind = req["kind"]
+    st = _status(child)
+    tail = _stderr_tail(child)
+    rec = {
+        "index": i,
+        "public": bool(test.get("public", True)),
+        "time_s": round(child.wall, 4),
+        "input": trunc(test["input"]),
+        "expected": trunc(test["output"]),
+        "got": "",
+        "stderr_tail": tail,
+        "detail": "",
+    }
+    got_text = bytes(child.stdout[: child.out_cap]).decode("utf-8", "replace")
+    if kind == "stdio":
+        rec["got"] = trunc(got_text)
+    compile_error = None
+
+    def done(outcome, detail=""):
+        rec["outcome"] = outcome
+        rec["detail"] = detail
+        return rec, compile_error
+
+    time_s = child.time_s
+    rc = child.returncode
+    if st.get("status") == "compile_error":
+        compile_error = st.get("error", "")
+        rec["stderr_tail"] = compile_error[-STDERR_KEEP:]
+        return done("compile_error", "the program does not compile")
+    if st.get("status") in ("load_error", "no_entry"):
+        compile_error = st.get("error", "")
+        rec["stderr_tail"] = compile_error[-STDERR_KEEP:]
+        what = "the entry point is missing" if st["status"] == "no_entry" else "loading the program raised %s" % st.get("type", "an error")
+        return done("compile_error", what)
+    if child.over == "stdout":
+        return done("output_limit", "printed more than %d bytes" % child.out_cap)
+    if child.over == "status":
+        return done("output_limit", "the returned value serializes to more than %d bytes" % STATUS_CAP)
+    if child.killed_wall or child.cpu_s > time_s or rc in (-signal.SIGXCPU,):
+        return done("time_limit", "exceeded the time limit of %gs (cpu %.2fs, wall %.2fs)" % (time_s, child.cpu_s, child.wall))
+    err_type = st.get("type", "")
+    if err_type == "MemoryError" or (rc != 0 and ("MemoryError" in tail[-400:] or "Cannot allocate memory" in tail[-400:])):
+        return done("memory_limit", "exceeded the memory limit of %d MB" % (child.mem // MB))
+    if rc == -signal.SIGKILL:
+        return done("memory_limit", "killed by SIGKILL (most likely out of memory; limit %d MB)" % (child.mem // MB))
+    if rc is not None and rc < 0:
+        name = _SIGNAMES.get(-rc, "signal %d" % -rc)
+        hint = " (a crash; deep recursion overflowing the stack is a common cause)" if -rc == signal.SIGSEGV else ""
+        return done("runtime_error", "killed by %s%s" % (name, hint))
+    if st.get("status") == "exception":
+        last = (st.get("error") or "").strip().splitlines()
+        if not rec["stderr_tail"]:
+            rec["stderr_tail"] = (st.get("error") or "")[-STDERR_KEEP:]
+        return done("runtime_error", last[-1] if last else err_type)
+    if rc != 0:
+        last = tail.strip().splitlines()
+        return done("runtime_error", "exit code %d%s" % (rc, (": " + last[-1][:200]) if last else ""))
+    if st.get("status") not in ("ok", "unserializable"):
+        return done("runtime_error", "the program exited before finishing (os._exit or a killed interpreter)")
+    if kind == "function":
+        if st["status"] == "unserializable":
+            rec["got"] = "<%s object>" % st.get("type", "?")
+            return done("wrong_answer", "the returned value (%s) is not JSON-serializable: %s" % (st.get("type", "?"), st.get("error", "")))
+        got = st.get("result", "")
+        rec["got"] = trunc(got)
+        ok, detail = compare_json(got, test["output"], req["compare"]["float_tol"])
+    else:
+        if req["compare"]["mode"] == "exact":
+            ok = bytes(child.stdout) == test["output"].encode("utf-8")
+            detail = "" if ok else "output differs from the expected output byte for byte"
+        else:
+            ok, detail = compare(got_text, test["output"], req["compare"]["mode"], req["compare"]["float_tol"])
+    return done("passed" if ok else "wrong_answer", detail)
+
+
+def run(req, emit):
+    """Judge one attempt: emit one record per test; returns the compile error text ('' if none)."""
+    scratch = req["scratch"]
+    uid = req.get("child_uid")
+    # Whose processes to sweep: the dedicated child uid (local sandbox as root), or our own uid when
+    # the backend says it is a dedicated one (the container's exec user). Never root (see _sweep).
+    sweep_uid = uid if uid is not None else (os.getuid() if req.get("sweep_own_uid") else None)
+    os.makedirs(scratch, exist_ok=True)
+    for extra in req.get("wipe", []):
+        _wipe(extra)
+    _sweep(sweep_uid)
+    _wipe(scratch)
+    if uid is None and req.get("nproc_relative"):
+        req["nproc"] = _count_uid_procs(os.getuid()) + int(req.get("nproc", 64))
+    compile_error = ""
+    tle = 0
+    tle_budget = req.get("tle_budget")
+    tests = req["tests"]
+    for i, t in enumerate(tests):
+        if tle_budget is not None and tle >= tle_budget:
+            emit({"index": i, "public": bool(t.get("public", True)), "outcome": "time_limit", "time_s": 0.0,
+                  "input": trunc(t["input"]), "expected": trunc(t["output"]), "got": "", "stderr_tail": "",
+                  "detail": "not run: the attempt already exceeded the time limit on %d tests" % tle})
+            continue
+        try:
+            rec, cerr = judge_test(req, i, t, scratch)
+        finally:
+            _sweep(sweep_uid)
+            _wipe(scratch)
+        if cerr is not None:
+            compile_error = cerr
+            emit(rec)
+            for j in range(i + 1, len(tests)):
+                r = dict(rec)
+                r.update(index=j, public=bool(tests[j].get("public", True)), time_s=0.0,
+                         input=trunc(tests[j]["input"]), expected=trunc(tests[j]["output"]))
+                emit(r)
+            break
+        if rec["outcome"] == "time_limit":
+            tle += 1
+        emit(rec)
+    for extra in req.get("wipe", []):
+        _wipe(extra)
+    return compile_error
+
+
+def _read_request(stream):
+    header = b""
+    while not header.endswith(b"\n"):
+        c = stream.read(1)
+        if not c:
+            raise ValueError("no request on stdin")
+        header += c
+    n = int(header.strip())
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            raise ValueError("truncated request")
+        data += chunk
+    return json.loads(data.decode("utf-8"))
+
+
+def main():
+    _set_nondumpable()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    req = _read_request(sys.stdin.buffer)
+    req.setdefault("python", sys.executable or "python3")
+    req.setdefault("output_limit", 8 * MB)
+    nonce = req.get("nonce", "")
+    out = sys.stdout
+
+    def emit(obj):
+        if "outcome" in obj:
+            obj = dict(obj, event="test")
+        out.write(nonce + " " + json.dumps(obj) + "\n")
+        out.flush()
+
+    emit({"event": "start"})
+    try:
+        cerr = run(req, emit)
+        emit({"event": "done", "compile_error": cerr})
+    except Exception as e:  # the runner's own failure: never the attempt's
+        import traceback
+
+        emit({"event": "error", "error": "%s: %s" % (type(e).__name__, e), "traceback": traceback.format_exc()[-2000:]})
+
+
+if __name__ == "__main__":
+    main()
