@@ -1,0 +1,127 @@
+"""The SDPO loss from hidden states, in chunks, so [B, T, V] float32 logits never exist for student and teacher.
+
+    student_hidden [B, T, H] (grad) ──┐
+    teacher_hidden [B, T, H] (no grad)├─ keep the attempt tokens (mask) ─► N rows ─► chunks of `chunk_tokens`
+    ref / teacher_ref hidden (no grad)┘                                                │
+        per chunk, under activation checkpointing:  logits = h @ Wᵀ  [n, V]  ─►  per_token_terms  ─►  [n] each
+    ─► scatter back to [B, T] ─► combine_terms (the same aggregation as the naive path) ─► LossOutput
+
+Hidden state [b, t] predicts target_ids[b, t] (the caller shifts). The chunk function is run under
+`torch.utils.checkpoint` (non-reentrant): the forward keeps only the chunk's inputs and its [n] outputs; the
+backward recomputes ONE chunk's logits at a time. Peak extra memory is a few [chunk_tokens, V] float32
+tensors (benchmarks/loss_memory.py measures it) instead of several [B·T, V].
+
+`naive_sdpo_loss` is the same loss with everything materialized: the tests' oracle and the benchmark's baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from sdpo_ttt.sdpo.config import LossConfig
+from sdpo_ttt.sdpo.loss import LossOutput, combine_terms, per_token_terms, sdpo_loss_from_logits
+
+
+def _logits(h: Tensor | None, w: Tensor) -> Tensor | None:
+    return None if h is None else h.to(w.dtype) @ w.T
+
+
+def _chunk_terms(
+    cfg: LossConfig,
+    w: Tensor,
+    s_h: Tensor,
+    t_h: Tensor,
+    y: Tensor,
+    r_h: Tensor | None,
+    tr_h: Tensor | None,
+) -> dict[str, Tensor]:
+    """Per-token terms of n rows: the only place where [n, V] logits exist."""
+    s_logits = _logits(s_h, w)
+    with torch.no_grad():  # teacher / reference logits: no graph, recomputed in the backward with the chunk
+        t_logits, r_logits, tr_logits = _logits(t_h, w), _logits(r_h, w), _logits(tr_h, w)
+    return per_token_terms(s_logits, t_logits, y, cfg, ref_logits=r_logits, teacher_ref_logits=tr_logits)
+
+
+def sdpo_loss(
+    student_hidden: Tensor,
+    teacher_hidden: Tensor,
+    lm_head_weight: Tensor,
+    target_ids: Tensor,
+    mask: Tensor,
+    cfg: LossConfig,
+    *,
+    ref_hidden: Tensor | None = None,
+    teacher_ref_hidden: Tensor | None = None,
+    rewards: Tensor | None = None,
+    advantages: Tensor | None = None,
+) -> LossOutput:
+    """The SDPO loss (see loss.py for every formula), memory-bounded.
+
+    student_hidden      [B, T, H]  final hidden states of the student (plain prompt), with grad
+    teacher_hidden      [B, T, H]  the teacher (re-prompt) at the SAME attempt tokens, aligned on the same [B, T]
+    lm_head_weight      [V, H]     the shared output projection (logits = h @ Wᵀ)
+    target_ids          [B, T]     the attempt's tokens y_t (long); values under mask=False are ignored
+    mask                [B, T]     True on attempt tokens
+    ref_hidden          [B, T, H]  base model (adapter off) on the STUDENT prompt: β·KL(π_s‖π_ref)
+    teacher_ref_hidden  [B, T, H]  base model on the TEACHER prompt: the 'trust-region' teacher mix
+    rewards / advantages [B]       GRPO hybrid: raw verifier rewards (normalized over this batch), or
+                                   advantages already normalized over the whole group (for micro-batches)
+    """
+    b, t, h = student_hidden.shape
+    mask = mask.bool()
+    idx = mask.reshape(-1).nonzero().squeeze(-1)  # flat positions of the N attempt tokens
+    rows = lambda x: None if x is None else x.reshape(b * t, h).index_select(0, idx)  # noqa: E731
+    s_rows, t_rows, r_rows, tr_rows = rows(student_hidden), rows(teacher_hidden.detach()), rows(ref_hidden), rows(teacher_ref_hidden)
+    y_rows = target_ids.reshape(-1).index_select(0, idx)
+    if r_rows is not None:
+        r_rows = r_rows.detach()
+    if tr_rows is not None:
+        tr_rows = tr_rows.detach()
+
+    n = idx.numel()
+    use_ckpt = torch.is_grad_enabled() and (s_rows.requires_grad or lm_head_weight.requires_grad)
+    chunks: list[dict[str, Tensor]] = []
+    for start in range(0, max(n, 1), cfg.chunk_tokens):  # at least one (maybe empty) chunk keeps the graph
+        sl = slice(start, start + cfg.chunk_tokens)
+        sub = lambda x: None if x is None else x[sl]  # noqa: E731
+        args = (cfg, lm_head_weight, s_rows[sl], t_rows[sl], y_rows[sl], sub(r_rows), sub(tr_rows))
+        chunks.append(checkpoint(_chunk_terms, *args, use_reentrant=False) if use_ckpt else _chunk_terms(*args))
+
+    terms: dict[str, Tensor] = {}
+    for key in chunks[0]:
+        flat = torch.cat([c[key] for c in chunks])
+        full = torch.zeros(b * t, dtype=flat.dtype, device=flat.device).index_copy(0, idx, flat)
+        terms[key] = full.reshape(b, t)
+    return combine_terms(terms, mask, cfg, advantages=advantages, rewards=rewards)
+
+
+def naive_sdpo_loss(
+    student_hidden: Tensor,
+    teacher_hidden: Tensor,
+    lm_head_weight: Tensor,
+    target_ids: Tensor,
+    mask: Tensor,
+    cfg: LossConfig,
+    *,
+    ref_hidden: Tensor | None = None,
+    teacher_ref_hidden: Tensor | None = None,
+    rewards: Tensor | None = None,
+    advantages: Tensor | None = None,
+) -> LossOutput:
+    """The same loss with [B, T, V] logits materialized for every model at once (oracle / baseline)."""
+    w = lm_head_weight
+    with torch.no_grad():
+        t_logits, r_logits, tr_logits = _logits(teacher_hidden, w), _logits(ref_hidden, w), _logits(teacher_ref_hidden, w)
+    return sdpo_loss_from_logits(
+        _logits(student_hidden, w),
+        t_logits,
+        target_ids,
+        mask,
+        cfg,
+        ref_logits=r_logits,
+        teacher_ref_logits=tr_logits,
+        advantages=advantages,
+        rewards=rewards,
+    )
