@@ -64,3 +64,49 @@ def require_docker() -> None:
     reason = docker_unavailable_reason()
     if reason:
         pytest.skip(reason)
+
+
+# Hostile attempts: (id, problem factory, code, allowed outcomes). Each must end in one of the outcomes,
+# leave nothing behind, and not affect the next attempt. Problems use small limits to keep tests fast.
+def _fast_stdio() -> Problem:
+    return stdio_problem([("1 2\n", "3\n")], time_s=0.5, memory_mb=128)
+
+
+def _fast_func() -> Problem:
+    return function_problem([([1, 2], 3)], time_s=0.5, memory_mb=128)
+
+
+HOSTILE: list[tuple[str, Any, str, set[str]]] = [
+    ("memory_bomb", _fast_stdio, "x = []\nwhile True:\n    x.append(bytearray(10**7))\n", {"memory_limit"}),
+    ("print_forever", _fast_stdio, "while True:\n    print('spam' * 100)\n", {"output_limit"}),
+    ("huge_file", _fast_stdio,
+     "with open('big.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * 10**6)\n", {"output_limit"}),
+    ("sigalrm_ignored_loop", _fast_stdio,
+     "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\n"
+     "while True:\n    pass\n", {"time_limit"}),
+    ("sleep_forever", _fast_stdio, "import time\ntime.sleep(10**6)\n", {"time_limit"}),
+    ("read_shadow", _fast_stdio,
+     "try:\n    open('/etc/shadow').read()\n    print('LEAKED')\nexcept OSError:\n    print(3)\n", {"passed"}),
+    ("background_process_holding_stdout", _fast_stdio,
+     "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(10**6)\nprint(3)\n", {"passed"}),
+    ("detached_subprocess", _fast_stdio,
+     "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(10**6)'],"
+     " start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nprint(3)\n", {"passed"}),
+    ("dunder_stdout_forgery", _fast_func,
+     "import sys\ndef add(a, b):\n    sys.__stdout__.write('3\\n'); sys.__stdout__.flush()\n    return 0\n",
+     {"wrong_answer"}),
+    ("exit_before_output", _fast_stdio, "exit(0)\nprint(3)\n", {"wrong_answer"}),
+    ("exit_in_function", _fast_func, "import sys\ndef add(a, b):\n    sys.exit(0)\n", {"runtime_error"}),
+    ("always_true_eq", _fast_func,
+     "class Liar:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n        return False\n"
+     "def add(a, b):\n    return Liar()\n", {"wrong_answer"}),
+    ("always_true_eq_int_subclass", _fast_func,
+     "class Liar(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+     "def add(a, b):\n    return Liar(0)\n", {"wrong_answer"}),
+    ("binary_garbage", _fast_stdio,
+     "import os, sys\nsys.stdout.buffer.write(bytes(range(256)) * 40 + os.urandom(5000))\n", {"wrong_answer"}),
+    ("ten_mb_line", _fast_stdio, "import sys\nsys.stdout.write('7' * 10_000_000)\n", {"output_limit"}),
+]
+
+FORK_BOMB = ("fork_bomb", _fast_stdio,
+             "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", {"time_limit"})

@@ -74,6 +74,8 @@ except SystemExit as e:
     if kind == "function":
         send(status="load_error", type="SystemExit", error="the program called exit() while loading: %r" % (e.code,))
         sys.exit(4)
+    if e.code is None or e.code == 0:
+        send(status="ok")
     raise
 except BaseException as e:
     t = tb_text(e)
@@ -568,6 +570,9 @@ def judge_test(req, i, test, scratch):
         return done("output_limit", "the returned value serializes to more than %d bytes" % STATUS_CAP)
     if child.killed_wall or child.cpu_s > time_s or rc in (-signal.SIGXCPU,):
         return done("time_limit", "exceeded the time limit of %gs (cpu %.2fs, wall %.2fs)" % (time_s, child.cpu_s, child.wall))
+    if rc == -signal.SIGXFSZ or (rc != 0 and ("File too large" in tail[-400:] or "No space left on device" in tail[-400:])):
+        return done("output_limit", "wrote a file larger than the file size limit (%s MB) or filled the scratch space"
+                    % req.get("fsize_mb", 32))
     err_type = st.get("type", "")
     if err_type == "MemoryError" or (rc != 0 and ("MemoryError" in tail[-400:] or "Cannot allocate memory" in tail[-400:])):
         return done("memory_limit", "exceeded the memory limit of %d MB" % (child.mem // MB))
@@ -585,8 +590,8 @@ def judge_test(req, i, test, scratch):
     if rc != 0:
         last = tail.strip().splitlines()
         return done("runtime_error", "exit code %d%s" % (rc, (": " + last[-1][:200]) if last else ""))
-    if st.get("status") not in ("ok", "unserializable"):
-        return done("runtime_error", "the program exited before finishing (os._exit or a killed interpreter)")
+    if kind == "function" and st.get("status") not in ("ok", "unserializable"):
+        return done("runtime_error", "the program exited without returning a result (os._exit or a killed interpreter)")
     if kind == "function":
         if st["status"] == "unserializable":
             rec["got"] = "<%s object>" % st.get("type", "?")

@@ -1,0 +1,166 @@
+"""The Docker sandbox for real: hardening, hostile attempts, pool behaviour, clean-up. No mocks."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox_fixtures import (ADD_FUNC, ADD_STDIO, FORK_BOMB, HOSTILE, function_problem, require_docker,
+                              stdio_problem)
+
+pytestmark = pytest.mark.docker
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sb():
+    require_docker()
+    from sdpo_ttt.sandbox.docker_backend import DockerSandbox
+
+    with DockerSandbox(workers=1) as s:
+        yield s
+
+
+def _container(sb):
+    return sb._workers[0].container
+
+
+def _assert_clean_and_usable(sb) -> None:
+    """No process of the attempt is left in the container, the next attempt passes there, scratch is empty."""
+    c = _container(sb)
+    c.reload()
+    assert c.status == "running"
+    procs = [p[-1] for p in c.top(ps_args="-o pid,user,args")["Processes"]]
+    leftovers = [p for p in procs if "docker-init" not in p and "sleep infinity" not in p]
+    assert leftovers == [], procs
+    v = sb.judge(stdio_problem(), ADD_STDIO)
+    assert v.passed, v
+    # scratch is wiped at the end of every attempt (and at the start: a runner killed mid-way leaves it)
+    listing = c.exec_run(["sh", "-c", "ls -A /tmp/attempt /dev/shm"]).output.decode()
+    assert listing.split() == ["/dev/shm:", "/tmp/attempt:"], listing
+
+
+def test_container_is_hardened(sb) -> None:
+    c = _container(sb)
+    hc = c.attrs["HostConfig"]
+    assert hc["NetworkMode"] == "none"
+    assert hc["ReadonlyRootfs"] is True
+    assert hc["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in hc["SecurityOpt"]
+    assert hc["PidsLimit"] and hc["PidsLimit"] > 0
+    assert hc["Memory"] > 0 and hc["Memory"] == hc["MemorySwap"]
+    assert hc["Init"] is True
+    assert hc["LogConfig"]["Type"] == "none"
+    assert "/tmp" in hc["Tmpfs"]
+    assert c.attrs["Config"]["User"] not in ("", "0", "root")
+    assert c.labels["sdpo-ttt.sandbox"] == "1" and c.labels["sdpo-ttt.owner-pid"] == str(os.getpid())
+
+
+@pytest.mark.parametrize("case", HOSTILE + [FORK_BOMB], ids=lambda c: c[0])
+def test_hostile_attempt_is_contained(sb, case) -> None:
+    name, make_problem, code, allowed = case
+    v = sb.judge(make_problem(), code)
+    assert v.outcome.value in allowed, (name, v.tests[0].detail, v.tests[0].stderr_tail[-300:])
+    assert not v.passed or allowed == {"passed"}
+    _assert_clean_and_usable(sb)
+
+
+def test_only_loopback_interface(sb) -> None:
+    # Lists interfaces only: never sends a packet anywhere.
+    p = stdio_problem([("", "lo\n")])
+    v = sb.judge(p, "import socket\nprint(' '.join(name for _, name in socket.if_nameindex()))\n")
+    assert v.passed, v.tests[0].got
+
+
+def test_host_files_are_invisible(sb) -> None:
+    canary = REPO / f".sandbox-canary-{secrets.token_hex(4)}"
+    canary.write_text("secret")
+    try:
+        p = stdio_problem([("", "False False\n")])
+        code = f"import os\nprint(os.path.exists({str(canary)!r}), os.path.exists({str(REPO / 'pyproject.toml')!r}))\n"
+        v = sb.judge(p, code)
+        assert v.passed, v.tests[0].got
+    finally:
+        canary.unlink()
+
+
+def test_kill_init_is_refused(sb) -> None:
+    v = sb.judge(stdio_problem([("1 2\n", "3\n")], time_s=0.5), "import os\nos.kill(1, 9)\nprint(3)\n")
+    assert v.outcome.value == "runtime_error" and "PermissionError" in v.tests[0].detail
+    _assert_clean_and_usable(sb)
+
+
+def test_kill_everything_only_kills_the_judge(sb) -> None:
+    p = stdio_problem([("1 2\n", "3\n"), ("5 7\n", "12\n")], time_s=0.5)
+    v = sb.judge(p, "import os\nos.kill(-1, 9)\n")
+    assert [t.outcome.value for t in v.tests] == ["runtime_error", "runtime_error"]
+    assert "killed" in v.tests[0].detail
+    _assert_clean_and_usable(sb)
+
+
+def test_judge_many_keeps_input_order_over_a_pool() -> None:
+    require_docker()
+    from sdpo_ttt.sandbox import open_sandbox
+
+    p = function_problem()
+    codes = [ADD_FUNC, "def add(a, b):\n    return a - b\n", "def add(a, b):\n    return 'x'\n", ADD_FUNC, "def add(:"]
+    with open_sandbox("docker", workers=2) as s:
+        assert s.name == "docker"
+        got = [v.outcome.value for v in s.judge_many(p, codes)]
+    assert got == ["passed", "wrong_answer", "wrong_answer", "passed", "compile_error"]
+
+
+def test_stale_containers_are_reaped_and_live_ones_kept(sb) -> None:
+    from sdpo_ttt.sandbox import docker_backend as db
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    labels = {db.LABEL: "1", db.LABEL_PID: str(dead.pid), db.LABEL_HOST: __import__("socket").gethostname()}
+    stale = sb.client.containers.create(db.DEFAULT_IMAGE, ["true"], labels=labels, network_mode="none")
+    removed = db.reap_stale(sb.client)
+    assert stale.name in removed
+    assert _container(sb).name not in removed  # ours: owner (this process) is alive
+    _container(sb).reload()
+
+
+def test_sigterm_removes_containers() -> None:
+    require_docker()
+    script = textwrap.dedent("""
+        import sys, time
+        from sdpo_ttt.sandbox.docker_backend import DockerSandbox
+        sb = DockerSandbox(workers=1)
+        print(sb._workers[0].container.name, flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    name = proc.stdout.readline().strip()
+    assert name.startswith("sdpo-ttt-sb-")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    import docker
+
+    client = docker.from_env()
+    names = [c.name for c in client.containers.list(all=True, filters={"label": "sdpo-ttt.sandbox=1"})]
+    assert name not in names
+
+
+def test_close_removes_containers() -> None:
+    require_docker()
+    from sdpo_ttt.sandbox.docker_backend import DockerSandbox
+
+    s = DockerSandbox(workers=1)
+    name = s._workers[0].container.name
+    s.close()
+    names = [c.name for c in s.client.containers.list(all=True)]
+    assert name not in names
+    with pytest.raises(RuntimeError):
+        s.judge(stdio_problem(), ADD_STDIO)
+    time.sleep(0)
