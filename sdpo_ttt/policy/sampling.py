@@ -1,0 +1,34 @@
+"""Sample attempts at a problem: prompt -> completions -> extracted programs (the `sample` command's library side)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sdpo_ttt.policy.extract import extract_code
+from sdpo_ttt.policy.model import Completion, Policy
+
+
+@dataclass
+class Attempt:
+    completion: Completion
+    code: str | None  # None: no program could be extracted (judged as format_error)
+
+
+def sample_attempts(
+    policy: Policy,
+    problem: Any,
+    n: int,
+    *,
+    seed: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 512,
+    batch_size: int | None = None,
+    adapter: str | None = "student",
+) -> list[Attempt]:
+    """n attempts at the problem from the policy (same prompt repeated), with the program extracted from each."""
+    ids = policy.chat_ids(policy.problem_messages(problem))
+    comps = policy.sample([ids] * n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
+                          adapter=adapter, batch_size=batch_size)
+    return [Attempt(c, extract_code(c.text)) for c in comps]
