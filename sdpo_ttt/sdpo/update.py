@@ -136,8 +136,8 @@ class SDPOUpdater:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
             self.optimizer.step()
             losses.append(total)
-        if self.cfg.teacher == "ema":
-            self.policy.ema_update_teacher(self.cfg.teacher_rate)
+        if self.cfg.teacher == "ema":  # θ' ← (1 − rate)·θ' + rate·θ on the effective update
+            metrics["teacher/ema_truncation_error"] = float(self.policy.ema_update_teacher(self.cfg.teacher_rate))
         steps = self.cfg.steps_per_batch
         metrics.update({k: v / steps for k, v in stat_sums.items()})
         metrics.update(
