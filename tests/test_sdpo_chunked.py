@@ -126,3 +126,31 @@ def test_bf16_hidden_states_run():
     out = sdpo_loss(s, tch, w, y, mask, LossConfig(chunk_tokens=4))
     out.loss.backward()
     assert torch.isfinite(out.loss) and out.loss.dtype == torch.float32 and torch.isfinite(s.grad.float()).all()
+
+
+def _largest_saved_tensor(fn, *args, **kw) -> int:
+    """numel of the largest NEW tensor autograd keeps for the backward while fn runs (the lm_head weight,
+    which exists anyway, is not counted)."""
+    sizes = [0]
+    w_ptr = args[2].data_ptr()
+
+    def pack(x):
+        if x.data_ptr() != w_ptr:
+            sizes.append(x.numel())
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        fn(*args, **kw)
+    return max(sizes)
+
+
+@pytest.mark.parametrize("mode", ["logit", "full"])
+def test_chunked_keeps_no_vocab_sized_tensor_for_backward(mode):
+    s, tch, _, _, w, y, mask = make(B=3, T=16, H=8, V=301)
+    s = s.requires_grad_(True)
+    cfg = LossConfig(mode=mode, topk=5, chunk_tokens=4)
+    V = w.shape[0]
+    # chunked: nothing with a vocabulary axis survives to the backward, not even one chunk's [4, V] logits
+    assert _largest_saved_tensor(sdpo_loss, s, tch, w, y, mask, cfg) < cfg.chunk_tokens * V
+    # naive: the whole [B*T, V] logits are kept
+    assert _largest_saved_tensor(naive_sdpo_loss, s, tch, w, y, mask, cfg) >= 3 * 16 * V
