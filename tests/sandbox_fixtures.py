@@ -77,7 +77,7 @@ def _fast_func() -> Problem:
 
 
 HOSTILE: list[tuple[str, Any, str, set[str]]] = [
-    ("memory_bomb", _fast_stdio, "x = []\nwhile True:\n    x.append(bytearray(10**7))\n", {"memory_limit"}),
+    ("memory_bomb", _fast_stdio, "x = []\nwhile True:\n    x.append(bytearray(5 * 10**7))\n", {"memory_limit"}),
     ("print_forever", _fast_stdio, "while True:\n    print('spam' * 100)\n", {"output_limit"}),
     ("huge_file", _fast_stdio,
      "with open('big.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * 10**6)\n", {"output_limit"}),

@@ -8,7 +8,8 @@ child process:
 - rlimits: CPU, address space, processes, file size, stack, core dumps off;
 - its own session (setsid), killed as a group (killpg) at the wall limit;
 - stdout / stderr / result channel read incrementally with caps (output_limit on overflow);
-- a fresh scratch directory per test, removed afterwards; leftover processes swept (see `_sweep`).
+- a fresh scratch directory per test, removed afterwards; leftover processes swept: our descendants
+  (we are a child subreaper) and, given a dedicated uid, every process of that uid (see `_sweep`).
 
 Protocol. stdin: one line with the byte length N of the request, then N bytes of UTF-8 JSON (see
 `_Request` fields in `main`). stdout: lines `<nonce> <json>` where nonce comes from the request:
@@ -253,30 +254,73 @@ def trunc(s, n=TRUNC):
 # process control
 
 
-def _set_nondumpable():
-    """Stop same-uid processes (the attempt) from reading our memory / fds via /proc. Best effort."""
+def _prctl_setup():
+    """Best effort: (1) non-dumpable, so same-uid processes (the attempt) cannot read our memory or fds
+    through /proc; (2) child subreaper, so whatever the attempt orphans is re-parented to us, where
+    `_sweep_descendants` finds and reaps it whatever its uid or session."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER = 36
     except Exception:
         pass
 
 
+def _descendants():
+    """pids of our live descendants (after an orphaning they are our children: we are a subreaper)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            if rest[0] not in ("Z", "X"):
+                kids.setdefault(int(rest[1]), []).append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    out, todo = [], [os.getpid()]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _sweep_descendants(rounds=20):
+    for _ in range(rounds):
+        _reap_zombies()
+        victims = _descendants()
+        if not victims:
+            return
+        for p in victims:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.005)
+    _reap_zombies()
+
+
 def _proc_uids():
-    """(pid, real uid) of every process visible to us."""
+    """(pid, real uid) of every live (non-zombie) process visible to us."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open("/proc/%s/status" % d) as f:
+                zombie = False
                 for line in f:
-                    if line.startswith("Uid:"):
-                        out.append((int(d), int(line.split()[1])))
+                    if line.startswith("State:"):
+                        zombie = line.split()[1] in ("Z", "X")
+                    elif line.startswith("Uid:"):
+                        if not zombie:
+                            out.append((int(d), int(line.split()[1])))
                         break
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             pass
     return out
 
@@ -635,6 +679,7 @@ def run(req, emit):
         try:
             rec, cerr = judge_test(req, i, t, scratch)
         finally:
+            _sweep_descendants()
             _sweep(sweep_uid)
             _wipe(scratch)
         if cerr is not None:
@@ -672,7 +717,7 @@ def _read_request(stream):
 
 
 def main():
-    _set_nondumpable()
+    _prctl_setup()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     req = _read_request(sys.stdin.buffer)
     req.setdefault("python", sys.executable or "python3")

@@ -1,0 +1,119 @@
+"""LocalSandbox: same runner as host subprocesses. Verdict kinds, function problems, and the hostile attempts
+that are safe on a host. The fork bomb runs only when children get a dedicated uid (we are root): as root
+without it RLIMIT_NPROC is not enforced, and as a normal user it would count against your own processes.
+Network and host-file isolation are NOT properties of this backend (see test_sandbox_docker.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from sandbox_fixtures import ADD_FUNC, ADD_STDIO, FORK_BOMB, HOSTILE, function_problem, stdio_problem
+from sdpo_ttt.sandbox import open_sandbox
+from sdpo_ttt.sandbox.local import LocalSandbox
+
+
+def _live_uids() -> set[int]:
+    """uids of live processes; zombies (killed, waiting for the host's init to reap them) do not count."""
+    out = subprocess.run(["ps", "-eo", "uid=,stat="], capture_output=True, text=True).stdout.split("\n")
+    return {int(line.split()[0]) for line in out if line.strip() and not line.split()[1].startswith("Z")}
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with LocalSandbox(workers=2) as s:
+        yield s
+
+
+def test_open_local_is_local() -> None:
+    with open_sandbox("local", workers=1) as s:
+        assert s.name == "local"
+        assert s.judge(stdio_problem(), ADD_STDIO).passed
+
+
+def test_verdict_kinds(sb) -> None:
+    p = stdio_problem(time_s=0.5)
+    codes = {
+        "passed": ADD_STDIO,
+        "wrong_answer": "print(4)\n",
+        "compile_error": "def f(:\n",
+        "runtime_error": "raise ValueError('boom')\n",
+        "time_limit": "while True:\n    pass\n",
+        "memory_limit": "x = bytearray(10**10)\n",
+        "output_limit": "while True:\n    print('x' * 1000)\n",
+    }
+    verdicts = sb.judge_many(p, list(codes.values()))
+    assert [v.outcome.value for v in verdicts] == list(codes)
+    by = dict(zip(codes, verdicts))
+    assert by["passed"].score == 1.0 and by["wrong_answer"].score == 0.0
+    assert "ValueError: boom" in by["runtime_error"].tests[0].stderr_tail
+    assert "solution.py" in by["runtime_error"].tests[0].stderr_tail and '"<string>"' not in by["runtime_error"].tests[0].stderr_tail
+    assert "SyntaxError" in by["compile_error"].compile_error
+    assert all(t.outcome.value == "compile_error" for t in by["compile_error"].tests)
+    # after two time-outs the rest are not run
+    assert "not run" not in by["time_limit"].tests[1].detail
+
+
+def test_partial_score_and_first_failure(sb) -> None:
+    p = stdio_problem([("1 2\n", "3\n"), ("2 2\n", "4\n"), ("3 3\n", "6\n"), ("1 1\n", "2\n")])
+    v = sb.judge(p, "a, b = map(int, input().split())\nprint(a + b if a != 2 else 0)\n")
+    assert not v.passed and v.score == 0.75 and v.outcome.value == "wrong_answer"
+    assert v.tests[1].got.strip() == "0" and v.tests[1].detail == "token 1: expected 4, got 0"
+
+
+def test_function_kind_top_level_and_solution_class(sb) -> None:
+    p = function_problem([([1, 2], 3), ([0.1, 0.2], 0.3)])
+    codes = [ADD_FUNC, "from typing import List\nclass Solution:\n    def add(self, a: float, b: float) -> float:\n"
+             "        return a + b\n", "def add(a: List[int], b):\n    return a + b\n",
+             "import sys\nprint('noise')\nsys.stdout.flush()\ndef add(a, b):\n    return [a + b]\n",
+             "def other(a, b):\n    return a + b\n", "import no_such_module\ndef add(a, b):\n    return a + b\n"]
+    got = [v.outcome.value for v in sb.judge_many(p, codes)]
+    assert got == ["passed", "passed", "passed", "wrong_answer", "compile_error", "compile_error"]
+
+
+def test_tle_budget_skips_the_rest(sb) -> None:
+    p = stdio_problem([("1 2\n", "3\n")] * 4, time_s=0.3)
+    v = sb.judge(p, "while True:\n    pass\n")
+    assert [t.outcome.value for t in v.tests] == ["time_limit"] * 4
+    assert "not run" in v.tests[3].detail and "not run" not in v.tests[1].detail
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=lambda c: c[0])
+def test_hostile_attempt(sb, case) -> None:
+    name, make_problem, code, allowed = case
+    if name == "read_shadow" and not sb.drop_privileges:
+        pytest.skip("children run under your own uid: /etc/shadow readability is the host's business")
+    v = sb.judge(make_problem(), code)
+    assert v.outcome.value in allowed, (name, v.tests[0].detail, v.tests[0].stderr_tail[-300:])
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed
+
+
+def test_fork_bomb_with_dedicated_uid(sb) -> None:
+    if not sb.drop_privileges:
+        pytest.skip("needs root to give children a dedicated uid (RLIMIT_NPROC is not enforced for root)")
+    name, make_problem, code, allowed = FORK_BOMB
+    slot_uids = list(sb._slots.queue)
+    v = sb.judge(make_problem(), code)
+    assert v.outcome.value in allowed
+    assert not _live_uids() & set(slot_uids)  # every process of the attempt's uid is gone (zombies aside)
+
+
+def test_leftover_processes_are_killed(sb) -> None:
+    if not sb.drop_privileges:
+        pytest.skip("sweeping by uid needs a dedicated uid (root)")
+    code = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    os.close(1); os.close(2)\n    time.sleep(600)\n"
+            "print(3)\n")
+    uids = list(sb._slots.queue)
+    assert sb.judge(stdio_problem([("1 2\n", "3\n")]), code).passed
+    assert not _live_uids() & set(uids)
+
+
+def test_temp_dirs_are_removed(sb, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    sb.judge(stdio_problem(), "open('junk.txt', 'w').write('x' * 1000)\n" + ADD_STDIO)
+    assert os.listdir(tmp_path) == []
