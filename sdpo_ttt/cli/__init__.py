@@ -43,7 +43,8 @@ for _module in (judge_cmd, problem_cmd, sandbox_cmd, models_cmd, sample_cmd, sol
 def main() -> None:
     """Entry point: runs the app and renders user errors once, as one message with the fix (exit 2)."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns the exit code of typer.Exit instead of raising it here
+        sys.exit(rc if isinstance(rc, int) else 0)
     except UserError as e:
         err = Console(stderr=True)
         err.print(f"[bold red]error:[/] {e.message}", highlight=False)
