@@ -61,3 +61,22 @@ class Verdict(BaseModel):
         for t in self.tests:
             out[t.outcome.value] = out.get(t.outcome.value, 0) + 1
         return out
+
+
+def verdict_report(verdict: Verdict, feedback: str, **extra: object) -> dict[str, object]:
+    """The JSON shape of `sdpo-ttt judge --json`: top-level passed/score/outcome, tests[*].verdict, feedback."""
+    tests = []
+    for t in verdict.tests:
+        d = t.model_dump(mode="json")
+        d["verdict"] = d.pop("outcome")
+        tests.append(d)
+    return {
+        "passed": verdict.passed,
+        "score": verdict.score,
+        "outcome": verdict.outcome.value,
+        "tests": tests,
+        "compile_error": verdict.compile_error,
+        "wall_time_s": verdict.wall_time_s,
+        "feedback": feedback,
+        **extra,
+    }
