@@ -65,8 +65,6 @@ def test_bad_input_exits_2(stdio_files, tmp_path: Path) -> None:
     broken.write_text('{"schema": 1, "id": "x"')
     r = _cli("judge", str(broken), str(good), "--sandbox", "local")
     assert r.returncode == 2 and "not valid JSON" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("judge", str(prob), str(good), "--sandbox", "nope")
-    assert r.returncode == 2
 
 
 @pytest.mark.docker
