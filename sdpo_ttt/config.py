@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sdpo_ttt.errors import ConfigError
 
@@ -69,6 +69,12 @@ class SolveConfig(BaseModel):
     sandbox: Literal["auto", "docker", "local"] = Field("auto", description="Where attempts run: Docker when a daemon answers, else a local process sandbox (weaker isolation).")
     sandbox_workers: int = Field(2, ge=1, description="Containers (or processes) judging attempts in parallel.")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "SolveConfig":
+        if self.adv_clip is not None and self.loss not in ("token", "sequence"):
+            raise ValueError(f"adv_clip applies to the token and sequence losses only (loss is {self.loss!r}, whose gradient is exact)")
+        return self
+
     def resolved_batch_size(self, on_gpu: bool) -> int:
         return self.batch_size or (16 if on_gpu else 8)
 
@@ -113,6 +119,8 @@ def build_config(file_values: dict[str, Any], cli_values: dict[str, Any], source
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
+        if not loc:
+            raise ConfigError(f"{source}: {err['msg'].removeprefix('Value error, ')}", "see `sdpo-ttt solve --help`") from None
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{source}: unknown option {loc!r}", "see `sdpo-ttt solve --help` for the option names") from None
         raise ConfigError(f"{source}: option {loc!r}: {err['msg']}", "see `sdpo-ttt solve --help`") from None

@@ -105,3 +105,9 @@ def test_run_dir_finished_only_with_final_status(tmp_path: Path) -> None:
     run.write_summary({"status": "solved"})
     assert run.is_finished()
     assert json.loads(run.summary_path.read_text())["status"] == "solved"
+
+
+def test_adv_clip_only_with_token_or_sequence_loss() -> None:
+    with pytest.raises(ConfigError, match="adv_clip applies to the token and sequence losses"):
+        build_config({"adv_clip": 1.0}, {})
+    assert build_config({"adv_clip": 1.0, "loss": "sequence"}, {}).adv_clip == 1.0
