@@ -20,10 +20,14 @@ def default_run_dir(problem: Problem, cfg: SolveConfig) -> Path:
 
 def policy_config(cfg: SolveConfig):
     from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.policy.device import resolve_device
 
+    checkpointing = cfg.gradient_checkpointing
+    if checkpointing is None:  # default: on for GPU (long attempts), off on CPU (short ones, speed)
+        checkpointing = resolve_device(cfg.device).type == "cuda"
     return PolicyConfig(
         model=cfg.model, device=cfg.device, dtype=cfg.dtype, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
-        lora_targets=list(cfg.lora_targets), gradient_checkpointing=cfg.gradient_checkpointing,
+        lora_targets=list(cfg.lora_targets), gradient_checkpointing=checkpointing,
         system_prompt=cfg.system_prompt,
     )
 

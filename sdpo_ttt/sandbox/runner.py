@@ -289,10 +289,10 @@ def _descendants():
     return out
 
 
-def _sweep_descendants(rounds=20):
+def _sweep_descendants(keep=(), rounds=20):
     for _ in range(rounds):
         _reap_zombies()
-        victims = _descendants()
+        victims = [p for p in _descendants() if p not in keep]
         if not victims:
             return
         for p in victims:
@@ -325,7 +325,7 @@ def _proc_uids():
     return out
 
 
-def _sweep(uid, rounds=20):
+def _sweep(uid, keep=(), rounds=20):
     """Kill every process of `uid` except ourselves (a dedicated uid, never root, never ours on a
     host). Repeats until none is left, so a fork bomb racing the sweep is caught."""
     if uid is None or uid == 0:
@@ -333,7 +333,7 @@ def _sweep(uid, rounds=20):
     me = os.getpid()
     killed = 0
     for _ in range(rounds):
-        victims = [p for p, u in _proc_uids() if u == uid and p != me and p != 1]
+        victims = [p for p, u in _proc_uids() if u == uid and p != me and p != 1 and p not in keep]
         if not victims:
             break
         for p in victims:
@@ -386,38 +386,167 @@ def _wipe(path):
             pass
 
 
-class _Child(object):
-    """One test's child process and what came out of it."""
+# The fork server ("zygote"): a fresh interpreter started once per attempt, holding nothing but the
+# harness (never a test's expected output). For each test the runner sends it the child's stdin / stdout /
+# stderr / status fds (SCM_RIGHTS over a SOCK_SEQPACKET pair) and it forks: the child sets up its own
+# session, rlimits and uid, then runs HARNESS. Forking an initialized interpreter costs ~1 ms instead of
+# the ~20-40 ms of starting one; each test still runs in its own fresh process.
+ZYGOTE = r"""
+import os, sys, io, json, socket, resource, traceback, atexit
+sock = socket.socket(fileno=int(sys.argv[1]))
+harness = compile(sys.argv[2], "<string>", "exec")
+import typing
+def child(cmd, fds):
+    code = 1
+    try:
+        os.setsid()
+        for i, fd in enumerate(fds[:3]):
+            os.dup2(fd, i)
+        for fd in fds[:3]:
+            if fd > 2:
+                os.close(fd)
+        sock.close()
+        os.chdir(cmd["cwd"])
+        for name, val in cmd["rlimits"]:
+            resource.setrlimit(getattr(resource, name), (val, val))
+        uid = cmd.get("uid")
+        if uid is not None:
+            os.setgroups([]); os.setgid(uid); os.setuid(uid)
+        resource.setrlimit(resource.RLIMIT_NPROC, (cmd["nproc"], cmd["nproc"]))
+        os.environ.clear(); os.environ.update(cmd["env"])
+        out = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8")
+        err = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
+                               errors="backslashreplace", line_buffering=True)
+        sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+        sys.stdout = sys.__stdout__ = out
+        sys.stderr = sys.__stderr__ = err
+        sys.argv = ["-c", cmd["kind"], cmd["path"], str(fds[3]), cmd["fname"]]
+        try:
+            exec(harness, {"__name__": "__main__", "__builtins__": __builtins__})
+            code = 0
+        except SystemExit as e:
+            if e.code is None:
+                code = 0
+            elif isinstance(e.code, int):
+                code = e.code
+            else:
+                err.write(str(e.code) + "\n")
+                code = 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        try:
+            atexit._run_exitfuncs()
+        except BaseException:
+            pass
+        for f in (sys.stdout, sys.stderr, out, err):
+            try:
+                f.flush()
+            except BaseException:
+                pass
+    finally:
+        os._exit(code & 0xFF)
+while True:
+    try:
+        msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 8)
+    except OSError:
+        break
+    if not msg:
+        break
+    cmd = json.loads(msg)
+    pid = os.fork()
+    if pid == 0:
+        child(cmd, fds)
+    for fd in fds:
+        os.close(fd)
+    sock.send(json.dumps({"pid": pid}).encode())
+    try:
+        _, st, ru = os.wait4(pid, 0)
+        rc = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+        cpu = ru.ru_utime + ru.ru_stime
+    except ChildProcessError:
+        rc, cpu = -9, None
+    sock.send(json.dumps({"exit": rc, "cpu": cpu}).encode())
+"""
 
-    def __init__(self, req, test_dir, stdin_path):
+
+class _Zygote(object):
+    """The per-attempt fork server (see ZYGOTE). `spawn` returns the child's pid, or None if broken."""
+
+    def __init__(self, python):
+        import socket
+
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = a
+        self.proc = subprocess.Popen([python, "-I", "-c", ZYGOTE, str(b.fileno()), HARNESS], pass_fds=(b.fileno(),),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     close_fds=True)
+        b.close()
+        self.pid = self.proc.pid
+        self.broken = False
+
+    def spawn(self, cmd, fds):
+        import socket
+
+        try:
+            self.sock.setblocking(True)
+            self.sock.settimeout(10.0)
+            socket.send_fds(self.sock, [json.dumps(cmd).encode()], fds)
+            msg = self.sock.recv(1 << 16)
+            return int(json.loads(msg.decode())["pid"])
+        except (OSError, ValueError, KeyError):
+            self.broken = True
+            return None
+
+    def exit_message(self, block):
+        """(returncode, cpu seconds or None) once the child has exited, else None; (-9, None) if we died."""
+        try:
+            if block:
+                self.sock.setblocking(True)
+                self.sock.settimeout(10.0)
+            else:
+                self.sock.setblocking(False)
+            msg = self.sock.recv(1 << 16)
+        except BlockingIOError:
+            return None
+        except OSError:
+            self.broken = True
+            return (-9, None)
+        if not msg:
+            self.broken = True
+            return (-9, None)
+        d = json.loads(msg.decode())
+        return (int(d["exit"]), d.get("cpu"))
+
+    def close(self):
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except Exception:
+            pass
+        self.sock.close()
+
+
+class _Child(object):
+    """One test's child process (forked by the zygote, or exec'd when there is none) and its output."""
+
+    def __init__(self, req, test_dir, stdin_path, zygote=None):
         self.req = req
         lim = req["limits"]
         self.time_s = float(lim["time_s"])
         self.mem = int(lim["memory_mb"]) * MB
         self.out_cap = int(req["output_limit"])
-        self.child_uid = req.get("child_uid")
-        r_fd, w_fd = os.pipe()
-        self.status_r = r_fd
         cpu = int(math.ceil(self.time_s)) + 1
         as_bytes = self.mem + int(req.get("as_slack_mb", 64)) * MB
         nproc = int(req.get("nproc", 64))
         fsize = int(req.get("fsize_mb", 32)) * MB
-        uid = self.child_uid
-
-        def pre():  # runs in the child between fork and exec
-            os.setsid()
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-            resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-            stack = min(64 * MB, as_bytes // 4)
-            resource.setrlimit(resource.RLIMIT_STACK, (stack, stack))
-            if uid is not None:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-
+        stack = min(64 * MB, as_bytes // 4)
+        uid = req.get("child_uid")
+        rlimits = [("RLIMIT_CORE", 0), ("RLIMIT_CPU", cpu), ("RLIMIT_AS", as_bytes), ("RLIMIT_FSIZE", fsize),
+                   ("RLIMIT_STACK", stack)]
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -428,54 +557,88 @@ class _Child(object):
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
         }
-        argv = [req["python"], "-I", "-c", HARNESS, req["kind"], os.path.join(test_dir, "solution.py"), str(w_fd),
-                req.get("function_name") or ""]
+        path = os.path.join(test_dir, "solution.py")
+        fname = req.get("function_name") or ""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        st_r, st_w = os.pipe()
+        self.fds = {out_r: "stdout", err_r: "stderr", st_r: "status"}
+        self.zygote = None
+        self.pid = None
+        stdin_fd = os.open(stdin_path, os.O_RDONLY)
         self.t0 = time.monotonic()
-        with open(stdin_path, "rb") as fin:
-            self.proc = subprocess.Popen(argv, stdin=fin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         cwd=test_dir, env=env, preexec_fn=pre, pass_fds=(w_fd,), close_fds=True)
-        os.close(w_fd)
+        try:
+            if zygote is not None and not zygote.broken:
+                cmd = {"cwd": test_dir, "rlimits": rlimits, "uid": uid, "nproc": nproc, "env": env,
+                       "kind": req["kind"], "path": path, "fname": fname}
+                self.pid = zygote.spawn(cmd, [stdin_fd, out_w, err_w, st_w])
+                if self.pid is not None:
+                    self.zygote = zygote
+            if self.pid is None:
+                def pre():  # runs in the child between fork and exec
+                    os.setsid()
+                    for name, val in rlimits:
+                        resource.setrlimit(getattr(resource, name), (val, val))
+                    if uid is not None:
+                        os.setgroups([])
+                        os.setgid(uid)
+                        os.setuid(uid)
+                    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+                argv = [req["python"], "-I", "-c", HARNESS, req["kind"], path, str(st_w), fname]
+                self.proc = subprocess.Popen(argv, stdin=stdin_fd, stdout=out_w, stderr=err_w, cwd=test_dir, env=env,
+                                             preexec_fn=pre, pass_fds=(st_w,), close_fds=True)
+                self.pid = self.proc.pid
+        finally:
+            for fd in (stdin_fd, out_w, err_w, st_w):
+                os.close(fd)
         self.stdout = bytearray()
         self.stderr = bytearray()
         self.status = bytearray()
         self.over = None  # which stream overflowed
         self.killed_wall = False
-        self.rusage = None
+        self.cpu = None
         self.returncode = None
 
     def _kill(self):
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         except OSError:
             pass
         try:
-            self.proc.kill()
+            os.kill(self.pid, signal.SIGKILL)
         except OSError:
             pass
 
-    def _poll(self):
-        """Reap the child if it has exited (non-blocking); True once it has."""
+    def _poll(self, block=False):
+        """Collect the child's exit status if it has exited; True once it has."""
         if self.returncode is not None:
             return True
+        if self.zygote is not None:
+            got = self.zygote.exit_message(block)
+            if got is None:
+                return False
+            self.returncode, self.cpu = got
+            return True
         try:
-            pid, st, ru = os.wait4(self.proc.pid, os.WNOHANG)
+            pid, st, ru = os.wait4(self.pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
             self.returncode = -9
             return True
         if not pid:
             return False
         self.returncode = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
-        self.rusage = ru
+        self.cpu = ru.ru_utime + ru.ru_stime
+        self.proc.returncode = self.returncode  # so Popen never waits on it again
         return True
 
     def run(self):
         wall = self.time_s * 2.0 + 0.5
         sel = selectors.DefaultSelector()
-        streams = {self.proc.stdout.fileno(): "stdout", self.proc.stderr.fileno(): "stderr", self.status_r: "status"}
-        for fd in streams:
+        for fd in self.fds:
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ)
-        open_fds = set(streams)
+        open_fds = set(self.fds)
         deadline = self.t0 + wall
         drain_until = None  # set once the child exited: what it left behind may hold the pipes open
         while True:
@@ -500,7 +663,7 @@ class _Child(object):
                     sel.unregister(fd)
                     open_fds.discard(fd)
                     continue
-                name = streams[fd]
+                name = self.fds[fd]
                 if name == "stdout":
                     self.stdout += chunk
                     if len(self.stdout) > self.out_cap:
@@ -517,29 +680,20 @@ class _Child(object):
                 break
         sel.close()
         self._kill()  # the whole group: the child if still running, and whatever it left in its session
-        if not self._poll():
-            try:
-                pid, st, ru = os.wait4(self.proc.pid, 0)
-                self.returncode = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
-                self.rusage = ru
-            except ChildProcessError:
-                self.returncode = -9
+        self._poll(block=True)
+        if self.returncode is None:
+            self.returncode = -9
         self.wall = time.monotonic() - self.t0
-        for f in (self.proc.stdout, self.proc.stderr):
+        for fd in self.fds:
             try:
-                f.close()
+                os.close(fd)
             except OSError:
                 pass
-        try:
-            os.close(self.status_r)
-        except OSError:
-            pass
-        self.proc.returncode = self.returncode
         return self
 
     @property
     def cpu_s(self):
-        return (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else self.wall
+        return self.cpu if self.cpu is not None else self.wall
 
 
 def _status(child):
@@ -557,7 +711,7 @@ def _stderr_tail(child):
 _SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
 
 
-def judge_test(req, i, test, scratch):
+def judge_test(req, i, test, scratch, zygote=None):
     """Run one test in a fresh child; return (record dict, compile_error text or None)."""
     test_dir = os.path.join(scratch, "t%d" % i)
     os.mkdir(test_dir, 0o700)
@@ -571,7 +725,7 @@ def judge_test(req, i, test, scratch):
         os.chown(test_dir, uid, uid)
         os.chown(os.path.join(test_dir, "solution.py"), uid, uid)
     try:
-        child = _Child(req, test_dir, stdin_path).run()
+        child = _Child(req, test_dir, stdin_path, zygote).run()
     finally:
         os.unlink(stdin_path)
     kind = req["kind"]
@@ -662,40 +816,56 @@ def run(req, emit):
     os.makedirs(scratch, exist_ok=True)
     for extra in req.get("wipe", []):
         _wipe(extra)
+    _sweep_descendants()
     _sweep(sweep_uid)
     _wipe(scratch)
     if uid is None and req.get("nproc_relative"):
         req["nproc"] = _count_uid_procs(os.getuid()) + int(req.get("nproc", 64))
+    zygote = None
+    if req.get("fork_server", True):
+        try:
+            zygote = _Zygote(req["python"])
+        except OSError:
+            zygote = None
     compile_error = ""
     tle = 0
     tle_budget = req.get("tle_budget")
     tests = req["tests"]
-    for i, t in enumerate(tests):
-        if tle_budget is not None and tle >= tle_budget:
-            emit({"index": i, "public": bool(t.get("public", True)), "outcome": "time_limit", "time_s": 0.0,
-                  "input": trunc(t["input"]), "expected": trunc(t["output"]), "got": "", "stderr_tail": "",
-                  "detail": "not run: the attempt already exceeded the time limit on %d tests" % tle})
-            continue
-        try:
-            rec, cerr = judge_test(req, i, t, scratch)
-        finally:
-            _sweep_descendants()
-            _sweep(sweep_uid)
-            _wipe(scratch)
-        if cerr is not None:
-            compile_error = cerr
+    try:
+        for i, t in enumerate(tests):
+            if tle_budget is not None and tle >= tle_budget:
+                emit({"index": i, "public": bool(t.get("public", True)), "outcome": "time_limit", "time_s": 0.0,
+                      "input": trunc(t["input"]), "expected": trunc(t["output"]), "got": "", "stderr_tail": "",
+                      "detail": "not run: the attempt already exceeded the time limit on %d tests" % tle})
+                continue
+            if zygote is not None and (zygote.broken or zygote.proc.poll() is not None):
+                zygote.close()  # the attempt killed or confused it: a fresh one for the next test
+                zygote = _Zygote(req["python"])
+            keep = (zygote.pid,) if zygote is not None else ()
+            try:
+                rec, cerr = judge_test(req, i, t, scratch, zygote)
+            finally:
+                _sweep_descendants(keep)
+                _sweep(sweep_uid, keep)
+                _wipe(scratch)
+            if cerr is not None:
+                compile_error = cerr
+                emit(rec)
+                for j in range(i + 1, len(tests)):
+                    r = dict(rec)
+                    r.update(index=j, public=bool(tests[j].get("public", True)), time_s=0.0,
+                             input=trunc(tests[j]["input"]), expected=trunc(tests[j]["output"]))
+                    emit(r)
+                break
+            if rec["outcome"] == "time_limit":
+                tle += 1
             emit(rec)
-            for j in range(i + 1, len(tests)):
-                r = dict(rec)
-                r.update(index=j, public=bool(tests[j].get("public", True)), time_s=0.0,
-                         input=trunc(tests[j]["input"]), expected=trunc(tests[j]["output"]))
-                emit(r)
-            break
-        if rec["outcome"] == "time_limit":
-            tle += 1
-        emit(rec)
-    for extra in req.get("wipe", []):
-        _wipe(extra)
+    finally:
+        if zygote is not None:
+            zygote.close()
+        _sweep_descendants()
+        for extra in req.get("wipe", []):
+            _wipe(extra)
     return compile_error
 
 
