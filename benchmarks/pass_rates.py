@@ -119,9 +119,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sandbox", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is much faster on a busy shared box)")
     ap.add_argument("--save", type=Path, default=None)
     ap.add_argument("--load", type=Path, default=None)
     a = ap.parse_args()
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
 
     files = find_problem_files([ROOT / "problems"])
     problems = {p.id: p for p in (load_problem(f) for f in files)}

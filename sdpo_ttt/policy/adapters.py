@@ -50,7 +50,7 @@ def get_factors(layer: torch.nn.Module, adapter: str) -> LoraFactors:
 
 def dense_update(f: LoraFactors) -> Tensor:
     """ΔW = s · B @ A in float64 (reference computations and tests)."""
-    return f.scaling * (f.B.double() @ f.A.double())
+    return f.scaling * (f.B.detach().double() @ f.A.detach().double())
 
 
 def ema_refactor(teacher: LoraFactors, student: LoraFactors, rate: float, rank: int) -> tuple[Tensor, Tensor, float]:
