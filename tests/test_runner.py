@@ -130,3 +130,18 @@ def test_function_request_always_compares_as_json() -> None:
     req = protocol.build_request(function_problem(), ADD_FUNC, scratch="/tmp/x")
     assert req["compare"]["mode"] == "json" and req["function_name"] == "add"
     assert "expected" not in json.dumps(req["tests"])  # only input/output/public travel
+
+
+@pytest.mark.parametrize("fork_server", [True, False])
+def test_both_spawn_paths_judge_alike(fork_server: bool) -> None:
+    p = stdio_problem([("1 2\n", "3\n"), ("2 2\n", "4\n")])
+    outcomes = []
+    for code in (ADD_STDIO, "print(0)\n", "raise SystemExit('bye')\n", "import sys\nsys.stdout.write('3')\nsys.exit(0)\n"):
+        with tempfile.TemporaryDirectory() as d:
+            req = protocol.build_request(p, code, scratch=d + "/s", python=sys.executable, nproc_relative=True,
+                                         fork_server=fork_server)
+            v = protocol.assemble(p, protocol.parse_events(_run_runner(req), req["nonce"]), 0.0)
+        outcomes.append([t.outcome.value for t in v.tests])
+        if code.startswith("raise"):
+            assert "bye" in v.tests[0].stderr_tail
+    assert outcomes == [["passed", "passed"], ["wrong_answer"] * 2, ["runtime_error"] * 2, ["passed", "wrong_answer"]]

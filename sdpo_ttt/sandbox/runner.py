@@ -396,6 +396,7 @@ import os, sys, io, json, socket, resource, traceback, atexit
 sock = socket.socket(fileno=int(sys.argv[1]))
 harness = compile(sys.argv[2], "<string>", "exec")
 import typing
+sock.send(b"ready")
 def child(cmd, fds):
     code = 1
     try:
@@ -454,12 +455,19 @@ while True:
     if not msg:
         break
     cmd = json.loads(msg)
+    go_r, go_w = os.pipe()  # the child waits until its pid is reported: it cannot race the report
     pid = os.fork()
     if pid == 0:
+        os.close(go_w)
+        os.read(go_r, 1)
+        os.close(go_r)
         child(cmd, fds)
+    os.close(go_r)
     for fd in fds:
         os.close(fd)
     sock.send(json.dumps({"pid": pid}).encode())
+    os.write(go_w, b"x")
+    os.close(go_w)
     try:
         _, st, ru = os.wait4(pid, 0)
         rc = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
@@ -484,6 +492,15 @@ class _Zygote(object):
         b.close()
         self.pid = self.proc.pid
         self.broken = False
+
+    def ready(self):
+        """True once the server answered its hello (so a failed start falls back to exec, visibly)."""
+        try:
+            self.sock.settimeout(15.0)
+            return self.sock.recv(64) == b"ready"
+        except OSError:
+            self.broken = True
+            return False
 
     def spawn(self, cmd, fds):
         import socket
@@ -564,6 +581,7 @@ class _Child(object):
         st_r, st_w = os.pipe()
         self.fds = {out_r: "stdout", err_r: "stderr", st_r: "status"}
         self.zygote = None
+        self.proc = None
         self.pid = None
         stdin_fd = os.open(stdin_path, os.O_RDONLY)
         self.t0 = time.monotonic()
@@ -574,7 +592,7 @@ class _Child(object):
                 self.pid = zygote.spawn(cmd, [stdin_fd, out_w, err_w, st_w])
                 if self.pid is not None:
                     self.zygote = zygote
-            if self.pid is None:
+            if self.pid is None:  # no fork server (or it failed to start): exec a fresh interpreter
                 def pre():  # runs in the child between fork and exec
                     os.setsid()
                     for name, val in rlimits:
@@ -618,8 +636,16 @@ class _Child(object):
             got = self.zygote.exit_message(block)
             if got is None:
                 return False
-            self.returncode, self.cpu = got
-            return True
+            if not self.zygote.broken:
+                self.returncode, self.cpu = got
+                return True
+            # The attempt killed the fork server; its child is now ours (we are a subreaper). Reaping the
+            # dead server first guarantees the re-parenting is complete; then wait for the child itself.
+            try:
+                self.zygote.proc.wait(5)
+            except Exception:
+                pass
+            self.zygote = None
         try:
             pid, st, ru = os.wait4(self.pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
@@ -629,7 +655,8 @@ class _Child(object):
             return False
         self.returncode = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
         self.cpu = ru.ru_utime + ru.ru_stime
-        self.proc.returncode = self.returncode  # so Popen never waits on it again
+        if getattr(self, "proc", None) is not None:
+            self.proc.returncode = self.returncode  # so Popen never waits on it again
         return True
 
     def run(self):
@@ -825,6 +852,9 @@ def run(req, emit):
     if req.get("fork_server", True):
         try:
             zygote = _Zygote(req["python"])
+            if not zygote.ready():
+                zygote.close()
+                zygote = None
         except OSError:
             zygote = None
     compile_error = ""
@@ -841,6 +871,9 @@ def run(req, emit):
             if zygote is not None and (zygote.broken or zygote.proc.poll() is not None):
                 zygote.close()  # the attempt killed or confused it: a fresh one for the next test
                 zygote = _Zygote(req["python"])
+                if not zygote.ready():
+                    zygote.close()
+                    zygote = None
             keep = (zygote.pid,) if zygote is not None else ()
             try:
                 rec, cerr = judge_test(req, i, t, scratch, zygote)
