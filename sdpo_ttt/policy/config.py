@@ -27,6 +27,8 @@ class PolicyConfig:
         metadata={"help": "rank of the EMA teacher adapter (default 2 * lora_rank): EMA of low-rank updates is "
                   "re-factored exactly when it fits, else truncated to the best rank-k approximation"},
     )
+    backend: str = field(default="hf", metadata={"help": "sampling backend: hf (CPU/GPU) or vllm (GPU, optional extra sdpo-ttt[vllm])"})
+    vllm_gpu_memory: float = field(default=0.4, metadata={"help": "fraction of GPU memory the colocated vLLM engine may take"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward (GPU, long sequences)"})
     system_prompt: str | None = field(default=None, metadata={"help": "system turn; None = prompting.DEFAULT_SYSTEM_PROMPT"})
     user_template: str | None = field(
@@ -43,6 +45,10 @@ class PolicyConfig:
             raise ConfigError(f"teacher_rank ({self.teacher_rank}) must be >= lora_rank ({self.lora_rank})")
         if not self.lora_targets:
             raise ConfigError("lora_targets is empty", "name at least one module, e.g. q_proj,v_proj")
+        if self.backend not in ("hf", "vllm"):
+            raise ConfigError(f"unknown sampling backend {self.backend!r}", "use hf or vllm")
+        if not 0.05 <= self.vllm_gpu_memory <= 0.95:
+            raise ConfigError(f"vllm_gpu_memory must be in [0.05, 0.95], got {self.vllm_gpu_memory}")
         self.lora_targets = list(self.lora_targets)
 
     @property

@@ -72,6 +72,7 @@ class Policy:
         eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
         self.eos_ids: list[int] = [int(x) for x in eos if x is not None]
         self.pad_id: int = int(gen.pad_token_id if gen.pad_token_id is not None else self.eos_ids[0])
+        self._vllm: Any = None  # VLLMSampler, created on first use when cfg.backend == "vllm"
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -221,11 +222,25 @@ class Policy:
             return []
         if any(not p for p in prompts):
             raise ValueError("empty prompt")
+        if self.cfg.backend == "vllm":
+            if return_logprobs:
+                raise ValueError("return_logprobs is only supported by the hf backend")
+            return self._vllm_sampler().sample(prompts, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                               seed=seed, adapter=adapter)
         step = batch_size or len(prompts)
         out: list[Completion] = []
         for i in range(0, len(prompts), step):
             out.extend(self._sample_chunk(prompts[i:i + step], temperature, top_p, max_new_tokens, seed + i // step, adapter, return_logprobs))
         return out
+
+    def _vllm_sampler(self) -> Any:
+        if self._vllm is None:
+            import tempfile
+
+            from sdpo_ttt.policy.vllm_backend import VLLMSampler
+
+            self._vllm = VLLMSampler(self, Path(tempfile.mkdtemp(prefix="sdpo-ttt-vllm-")), gpu_memory=self.cfg.vllm_gpu_memory)
+        return self._vllm
 
     def _sample_chunk(self, prompts: list[list[int]], temperature: float, top_p: float, max_new_tokens: int, seed: int,
                       adapter: str | None, return_logprobs: bool) -> list[Completion]:
