@@ -1,0 +1,532 @@
+"""Report: run directories → discovery curves per (problem, strategy) → table, plots, summary.md/.csv/.json, report.html.
+
+Reads only what runs leave behind (config.json, problem.json, attempts.jsonl, summary.json), so a report can be
+rebuilt at any time from a folder of runs without running anything. The statistics are in metrics.py.
+
+Estimator per group of runs (one problem, one strategy):
+- best-of-k runs drawn without stopping (stop_on_success = false): every attempt is an i.i.d. sample, so the
+  pooled attempts of all seeds give the unbiased pass@k, for k up to the number of samples (which may exceed
+  the per-run budget: more samples, a longer curve);
+- anything else: the censored empirical CDF of the discovery time over the runs (seeds).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdpo_ttt.errors import UserError
+from sdpo_ttt.metrics import (
+    Band,
+    Interval,
+    attempts_to_reach_ci,
+    bootstrap_discovery_cdf,
+    bootstrap_pass_at_k,
+    format_attempts,
+    format_ratio,
+    mean_curves,
+    ratio_ci,
+    restricted_mean,
+)
+
+BASELINE = "best-of-k"
+STRATEGY_ORDER = ("sdpo", "multi-turn", "best-of-k")
+COLORS = {"sdpo": "#1f77b4", "multi-turn": "#2ca02c", "best-of-k": "#d62728"}
+ALL = "all"  # problem id of the mean over problems
+
+
+# ------------------------------------------------------------------ reading runs
+@dataclass(frozen=True)
+class RunRecord:
+    """What the report needs from one run directory."""
+
+    path: Path
+    problem_id: str
+    title: str
+    strategy: str
+    seed: int
+    budget: int
+    model: str
+    batch_size: int | None
+    max_new_tokens: int | None
+    stop_on_success: bool
+    status: str  # solved | budget_exhausted | interrupted | unfinished (no summary yet)
+    attempts_used: int
+    discovery: int | None  # 1-based attempt of the first pass
+    passes: int  # attempts that passed (all of them for fixed-n best-of-k)
+    wall_time_s: float | None
+
+
+def load_run(path: Path) -> RunRecord:
+    """Read one run directory (finished or not)."""
+    path = Path(path)
+    cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    problem = json.loads((path / "problem.json").read_text(encoding="utf-8"))
+    summary = _read_json(path / "summary.json")
+    attempts = _read_jsonl(path / "attempts.jsonl")
+    passed = [bool(a.get("passed")) for a in sorted(attempts, key=lambda a: a.get("index", 0))]
+    first = next((i + 1 for i, p in enumerate(passed) if p), None)
+    if summary and summary.get("discovery_attempt") is not None:
+        first = int(summary["discovery_attempt"])
+    used = int(summary["attempts_used"]) if summary else len(passed)
+    return RunRecord(
+        path=path, problem_id=str(problem["id"]), title=str(problem.get("title") or problem["id"]),
+        strategy=str(cfg.get("strategy", "sdpo")), seed=int(cfg.get("seed", 0)), budget=int(cfg["budget"]),
+        model=str(cfg.get("model", "?")), batch_size=cfg.get("batch_size"), max_new_tokens=cfg.get("max_new_tokens"),
+        stop_on_success=bool(cfg.get("stop_on_success", True)),
+        status=str(summary["status"]) if summary else "unfinished", attempts_used=used, discovery=first,
+        passes=sum(passed), wall_time_s=float(summary["wall_time_s"]) if summary else None,
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line)) if line.strip() else None
+            except json.JSONDecodeError:
+                break  # a torn last line from a kill
+    return out
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every run directory below root (a folder with config.json and problem.json), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder", "pass the --out folder of a `compare` (or a folder of `solve` runs)")
+    return sorted(p.parent for p in root.rglob("config.json") if (p.parent / "problem.json").exists())
+
+
+def collect_runs(root: Path) -> list[RunRecord]:
+    dirs = find_run_dirs(root)
+    if not dirs:
+        raise UserError(f"{root} holds no run directories", "pass the --out folder of a `compare` (or a folder of `solve` runs)")
+    return [load_run(d) for d in dirs]
+
+
+# ------------------------------------------------------------------ analysis
+@dataclass
+class GroupResult:
+    """One row of the summary: a strategy on one problem, or its mean over problems (problem_id == "all")."""
+
+    problem_id: str
+    strategy: str
+    estimator: str  # "pass@k (n i.i.d. samples)" | "censored CDF over seeds" | "mean over problems"
+    runs: int
+    solved_runs: int
+    budget: int
+    band: Band
+    at_p: dict[float, Interval]
+    ratio: dict[float, Interval | None]  # to best-of-k on the same problem(s); None for best-of-k itself or if absent
+    discovery_at_budget: tuple[float, float, float]  # estimate, low, high
+    mean_attempts: float  # E[min(T, budget)]
+    unsolved_mass: float  # P(T > budget): > 0 means the mean is a lower bound
+    samples: int  # attempts used, all runs
+    passes: int
+    wall_time_s: float | None
+    wall_per_attempt_s: float | None
+
+    @property
+    def horizon(self) -> int:
+        return len(self.band.estimate)
+
+
+@dataclass
+class Analysis:
+    problems: dict[str, str]  # id -> title, sorted by id
+    strategies: list[str]
+    groups: list[GroupResult]
+    runs: list[RunRecord]
+    ps: tuple[float, ...]
+    level: float
+    n_boot: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def group(self, problem_id: str, strategy: str) -> GroupResult | None:
+        return next((g for g in self.groups if g.problem_id == problem_id and g.strategy == strategy), None)
+
+
+def _sort_strategies(names: Sequence[str]) -> list[str]:
+    return sorted(set(names), key=lambda s: (STRATEGY_ORDER.index(s) if s in STRATEGY_ORDER else len(STRATEGY_ORDER), s))
+
+
+def _band_for(runs: list[RunRecord], n_boot: int, level: float, seed: int) -> tuple[Band, str]:
+    budget = max(r.budget for r in runs)
+    if all(r.strategy == BASELINE and not r.stop_on_success for r in runs):
+        n, c = sum(r.attempts_used for r in runs), sum(r.passes for r in runs)
+        if n > 0:
+            return bootstrap_pass_at_k(n, c, n, n_boot=n_boot, level=level, seed=seed), f"pass@k ({n} i.i.d. samples)"
+    times = [r.discovery for r in runs]
+    censor = [r.attempts_used if r.discovery is None else r.budget for r in runs]
+    return bootstrap_discovery_cdf(times, censor, budget, n_boot=n_boot, level=level, seed=seed), f"censored CDF ({len(runs)} seeds)"
+
+
+def _summarize(problem_id: str, strategy: str, estimator: str, runs: list[RunRecord], band: Band, budget: int,
+               ps: Sequence[float], level: float) -> GroupResult:
+    k = min(budget, len(band.estimate)) - 1
+    at_budget = band.estimate[: k + 1]
+    walls = [r.wall_time_s for r in runs if r.wall_time_s is not None]
+    used = sum(r.attempts_used for r in runs if r.wall_time_s is not None)
+    return GroupResult(
+        problem_id=problem_id, strategy=strategy, estimator=estimator, runs=len(runs),
+        solved_runs=sum(r.discovery is not None for r in runs), budget=budget, band=band,
+        at_p={p: attempts_to_reach_ci(band, p, level) for p in ps}, ratio={p: None for p in ps},
+        discovery_at_budget=(float(band.estimate[k]), float(band.low[k]), float(band.high[k])),
+        mean_attempts=restricted_mean(at_budget), unsolved_mass=float(1.0 - at_budget[-1]),
+        samples=sum(r.attempts_used for r in runs), passes=sum(r.passes for r in runs),
+        wall_time_s=sum(walls) if walls else None, wall_per_attempt_s=(sum(walls) / used) if walls and used else None,
+    )
+
+
+def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), level: float = 0.9,
+            n_boot: int = 2000, seed: int = 0) -> Analysis:
+    """Group runs by (problem, strategy), estimate discovery@k with bands, the headline attempts-to-p and ratios.
+
+    With several problems, a mean-over-problems row per strategy is added (problem_id "all"): the average
+    discovery@k, over the problems every strategy has runs for.
+    """
+    if not records:
+        raise UserError("no runs to report on", "run `sdpo-ttt compare` first")
+    problems = {r.problem_id: r.title for r in sorted(records, key=lambda r: r.problem_id)}
+    strategies = _sort_strategies([r.strategy for r in records])
+    groups: list[GroupResult] = []
+    for pid in problems:
+        for s in strategies:
+            runs = sorted((r for r in records if r.problem_id == pid and r.strategy == s), key=lambda r: r.seed)
+            if not runs:
+                continue
+            gseed = seed + zlib.crc32(f"{pid}/{s}".encode())
+            band, estimator = _band_for(runs, n_boot, level, gseed)
+            groups.append(_summarize(pid, s, estimator, runs, band, max(r.budget for r in runs), ps, level))
+    if len(problems) > 1:
+        for s in strategies:
+            per = [g for g in groups if g.strategy == s]
+            if len(per) < 2:
+                continue
+            runs = [r for r in records if r.strategy == s]
+            band = mean_curves([g.band for g in per], level)
+            groups.append(_summarize(ALL, s, f"mean over {len(per)} problems", runs, band, max(g.budget for g in per), ps, level))
+    for g in groups:
+        base = next((b for b in groups if b.problem_id == g.problem_id and b.strategy == BASELINE), None)
+        if base is not None and g.strategy != BASELINE:
+            g.ratio = {p: ratio_ci(g.band, base.band, p, level) for p in ps}
+    models = sorted({r.model for r in records})
+    meta = {
+        "models": models, "budgets": sorted({r.budget for r in records}), "seeds": sorted({r.seed for r in records}),
+        "batch_sizes": sorted({r.batch_size for r in records if r.batch_size is not None}),
+        "max_new_tokens": sorted({r.max_new_tokens for r in records if r.max_new_tokens is not None}),
+        "runs": len(records), "unfinished_runs": sum(r.status not in ("solved", "budget_exhausted") for r in records),
+        "bootstrap_seed": seed,
+    }
+    return Analysis(problems, strategies, groups, list(records), tuple(ps), level, n_boot, meta)
+
+
+# ------------------------------------------------------------------ table (one renderer for terminal, md, html)
+def _pct(p: float) -> str:
+    return f"{100 * p:g}%"
+
+
+def table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of text cells, shared by the terminal, summary.md and report.html."""
+    lv = _pct(analysis.level)
+    headers = ["problem", "strategy", "estimator", "runs solved", f"discovery@budget [{lv} CI]"]
+    for p in analysis.ps:
+        headers += [f"attempts to {_pct(p)} [{lv} CI]", f"x {BASELINE} at {_pct(p)}"]
+    headers += ["mean attempts to success", "s / attempt", "total time"]
+    rows = []
+    for g in analysis.groups:
+        est, lo, hi = g.discovery_at_budget
+        row = [g.problem_id, g.strategy, g.estimator, f"{g.solved_runs}/{g.runs}", f"{est:.2f} [{lo:.2f}, {hi:.2f}] @{g.budget}"]
+        for p in analysis.ps:
+            row.append(format_attempts(g.at_p[p]))
+            r = g.ratio.get(p)
+            row.append("—" if r is None else format_ratio(r))
+        mean = f"{g.mean_attempts:.1f}"
+        if g.unsolved_mass > 1e-12:
+            mean = f">= {mean} (P(unsolved@{g.budget}) = {g.unsolved_mass:.2f}, censored)"
+        row += [mean, _secs(g.wall_per_attempt_s, 2), _secs(g.wall_time_s, 0)]
+        rows.append(row)
+    return headers, rows
+
+
+def _secs(v: float | None, digits: int) -> str:
+    if v is None:
+        return "—"
+    if v >= 3600:
+        return f"{v / 3600:.1f} h"
+    if v >= 120:
+        return f"{v / 60:.1f} min"
+    return f"{v:.{digits}f} s"
+
+
+def _interval_json(iv: Interval | None) -> dict[str, Any] | None:
+    if iv is None:
+        return None
+    return {"value": iv.value, "low": iv.low, "high": iv.high, "reached": iv.value is not None, "bound": iv.bound or None,
+            "horizon": iv.horizon}
+
+
+def to_json(analysis: Analysis) -> dict[str, Any]:
+    """Everything in the report as plain JSON: null = not reached within the horizon (never a number)."""
+    return {
+        "problems": [{"id": k, "title": v} for k, v in analysis.problems.items()],
+        "strategies": analysis.strategies, "level": analysis.level, "ps": list(analysis.ps), "n_boot": analysis.n_boot,
+        "meta": analysis.meta,
+        "groups": [
+            {
+                "problem_id": g.problem_id, "strategy": g.strategy, "estimator": g.estimator, "runs": g.runs,
+                "solved_runs": g.solved_runs, "budget": g.budget, "horizon": g.horizon, "samples": g.samples,
+                "passes": g.passes,
+                "discovery_at_budget": dict(zip(("value", "low", "high"), g.discovery_at_budget)),
+                "attempts_to_p": {str(p): _interval_json(g.at_p[p]) for p in analysis.ps},
+                "ratio_to_best_of_k": {str(p): _interval_json(g.ratio.get(p)) for p in analysis.ps},
+                "mean_attempts_restricted": g.mean_attempts, "p_unsolved_at_budget": g.unsolved_mass,
+                "mean_is_lower_bound": g.unsolved_mass > 1e-12,
+                "wall_time_s": g.wall_time_s, "wall_time_per_attempt_s": g.wall_per_attempt_s,
+                "curve": {"k": list(range(1, g.horizon + 1)), "estimate": g.band.estimate.round(6).tolist(),
+                          "low": g.band.low.round(6).tolist(), "high": g.band.high.round(6).tolist()},
+            }
+            for g in analysis.groups
+        ],
+        "runs": [
+            {"path": str(r.path), "problem_id": r.problem_id, "strategy": r.strategy, "seed": r.seed, "status": r.status,
+             "budget": r.budget, "attempts_used": r.attempts_used, "discovery_attempt": r.discovery, "passes": r.passes,
+             "wall_time_s": r.wall_time_s}
+            for r in analysis.runs
+        ],
+    }
+
+
+def _csv_rows(analysis: Analysis) -> tuple[list[str], list[list[Any]]]:
+    headers = ["problem_id", "title", "strategy", "estimator", "runs", "solved_runs", "budget", "samples", "passes",
+               "discovery_at_budget", "discovery_at_budget_low", "discovery_at_budget_high"]
+    for p in analysis.ps:
+        t = f"p{round(100 * p)}"
+        headers += [f"attempts_to_{t}", f"attempts_to_{t}_low", f"attempts_to_{t}_high", f"attempts_to_{t}_text",
+                    f"ratio_to_best_of_k_{t}", f"ratio_to_best_of_k_{t}_low", f"ratio_to_best_of_k_{t}_high", f"ratio_to_best_of_k_{t}_text"]
+    headers += ["mean_attempts_restricted", "p_unsolved_at_budget", "wall_time_per_attempt_s", "wall_time_s"]
+
+    def num(x: float | None) -> Any:
+        return "" if x is None else (int(x) if float(x).is_integer() else round(x, 6))
+
+    rows = []
+    for g in analysis.groups:
+        title = analysis.problems.get(g.problem_id, "mean over problems")
+        row: list[Any] = [g.problem_id, title, g.strategy, g.estimator, g.runs, g.solved_runs, g.budget, g.samples, g.passes,
+                          *(round(x, 6) for x in g.discovery_at_budget)]
+        for p in analysis.ps:
+            a, r = g.at_p[p], g.ratio.get(p)
+            row += [num(a.value), num(a.low), num(a.high), format_attempts(a)]
+            row += ["", "", "", ""] if r is None else [num(r.value), num(r.low), num(r.high), format_ratio(r)]
+        row += [round(g.mean_attempts, 4), round(g.unsolved_mass, 6), num(g.wall_per_attempt_s), num(g.wall_time_s)]
+        rows.append(row)
+    return headers, rows
+
+
+# ------------------------------------------------------------------ plots
+def _subtitle(analysis: Analysis) -> str:
+    m = analysis.meta
+    parts = [f"model {', '.join(m['models'])}", f"budget {', '.join(map(str, m['budgets']))}", f"{len(m['seeds'])} seed(s)"]
+    if m["batch_sizes"]:
+        parts.append(f"batch {', '.join(map(str, m['batch_sizes']))}")
+    parts.append(f"{_pct(analysis.level)} bootstrap bands")
+    return " · ".join(parts)
+
+
+def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool = False) -> None:
+    budget = max(g.budget for g in analysis.groups if g.problem_id == problem_id)
+    for s in analysis.strategies:
+        g = analysis.group(problem_id, s)
+        if g is None:
+            continue
+        k = np.arange(1, g.horizon + 1)
+        color = COLORS.get(s)
+        ax.fill_between(k, g.band.low, g.band.high, step="post", alpha=0.18, color=color, linewidth=0)
+        label = s if problem_id == ALL else f"{s}: {g.estimator}"
+        ax.step(k, g.band.estimate, where="post", color=color, linewidth=1.4 if small else 2.0, label=label)
+    for p in analysis.ps:
+        ax.axhline(p, color="0.6", linestyle=":", linewidth=0.8)
+    ax.axvline(budget, color="0.4", linestyle="--", linewidth=0.8)
+    ax.text(budget, 0.03, f" budget {budget}", color="0.3", fontsize=7 if small else 8, ha="left", va="bottom",
+            transform=ax.get_xaxis_transform())
+    if all(g.solved_runs == 0 for g in analysis.groups if g.problem_id == problem_id):
+        ax.text(0.5, 0.55, "no success in any run", transform=ax.transAxes, ha="center", color="0.35", fontsize=9)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(left=1)
+    ax.grid(True, which="major", alpha=0.3)
+    if legend:
+        ax.legend(loc="upper left", fontsize=8 if small else 9, frameon=True)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def plot_curves(analysis: Analysis) -> bytes:
+    """discovery@k vs attempts (log-x), one line per strategy with its band: the single problem, or the mean over problems."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pid = next(iter(analysis.problems)) if len(analysis.problems) == 1 else ALL
+    which = analysis.problems[pid] if pid != ALL else f"mean over {len(analysis.problems)} problems"
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    _draw(ax, analysis, pid, legend=True)
+    ax.set_xlabel("attempts k (log scale)")
+    ax.set_ylabel("discovery@k = P(solved within k attempts)")
+    ax.set_title(f"Discovery@k — {which}\n{_subtitle(analysis)}", fontsize=10)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def plot_problems(analysis: Analysis) -> bytes:
+    """Small multiples: one panel per problem, same axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ids = list(analysis.problems)
+    cols = min(3, len(ids))
+    rows = (len(ids) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), sharey=True, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(ids):
+            ax.axis("off")
+            continue
+        _draw(ax, analysis, ids[i], legend=False, small=True)
+        ax.set_title(analysis.problems[ids[i]], fontsize=9)
+        if i % cols == 0:
+            ax.set_ylabel("discovery@k")
+        if i // cols == rows - 1 or i + cols >= len(ids):
+            ax.set_xlabel("attempts k (log)")
+    handles = [plt.Line2D([], [], color=COLORS.get(s), linewidth=2, label=s) for s in analysis.strategies]
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.95), frameon=False)
+    fig.suptitle(f"Discovery@k per problem — {_subtitle(analysis)}", fontsize=10, y=0.99)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+# ------------------------------------------------------------------ files
+NOTES = [
+    "discovery@k = P(first success within k attempts). best-of-k drawn without stopping: the unbiased pass@k "
+    "1 − C(n−c,k)/C(n,k) over all n pooled i.i.d. samples (its curve may run past the per-run budget). "
+    "Other strategies: the empirical CDF of the discovery time over seeds, censored at the budget (Kaplan–Meier).",
+    "Bands and intervals: {level} percentile bootstrap ({n_boot} replicates, seed {seed}; runs resampled for "
+    "sequential strategies, samples for pass@k). With no success at all a bootstrap band collapses to 0: it cannot "
+    "see beyond the data — read such a row as 'no evidence of success', not 'probability zero'.",
+    "'not reached within N': the estimate never reaches that probability within the N attempts observed; it is "
+    "never replaced by a number. A ratio '<r' means best-of-k did not reach it either, so r is an upper bound.",
+    "x best-of-k: attempts this strategy needs divided by the attempts best-of-k needs (below 1 = fewer attempts).",
+    "mean attempts to success = E[min(T, budget)]; '>=' marks a lower bound because some runs were censored "
+    "(unsolved within the budget).",
+]
+
+
+def _notes(analysis: Analysis) -> list[str]:
+    return [n.format(level=_pct(analysis.level), n_boot=analysis.n_boot, seed=analysis.meta["bootstrap_seed"]) for n in NOTES]
+
+
+def _markdown(analysis: Analysis) -> str:
+    headers, rows = table(analysis)
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["# sdpo-ttt compare report", "", _subtitle(analysis), "", "## Problems", ""]
+    lines += [f"- `{pid}`: {title}" for pid, title in analysis.problems.items()]
+    lines += ["", "## Summary", "", "| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    lines += ["", "![discovery curves](curves.png)", ""]
+    if len(analysis.problems) > 1:
+        lines += ["![per problem](problems.png)", ""]
+    lines += ["## Notes", ""] + [f"- {n}" for n in _notes(analysis)]
+    if analysis.meta["unfinished_runs"]:
+        lines += [f"- {analysis.meta['unfinished_runs']} run(s) not finished: counted as censored where they stopped."]
+    return "\n".join(lines) + "\n"
+
+
+def _html(analysis: Analysis, images: dict[str, bytes]) -> str:
+    e = html.escape
+    headers, rows = table(analysis)
+    img = lambda name, alt: (  # noqa: E731
+        f'<img alt="{e(alt)}" src="data:image/png;base64,{base64.b64encode(images[name]).decode()}">' if name in images else ""
+    )
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"nr" if "not reached" in c else ""}">{e(c)}</td>' for c in r) + "</tr>" for r in rows
+    )
+    problems = "".join(f"<li><code>{e(pid)}</code> — {e(title)}</li>" for pid, title in analysis.problems.items())
+    notes = "".join(f"<li>{e(n)}</li>" for n in _notes(analysis))
+    per_problem = f"<h2>Per problem</h2>{img('problems.png', 'discovery curves per problem')}" if len(analysis.problems) > 1 else ""
+    titles = ", ".join(analysis.problems.values())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sdpo-ttt compare: {e(titles)}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }}
+h1 {{ font-size: 1.5em; margin-bottom: 0.2em; }} .sub {{ color: #555; margin-top: 0; }}
+table {{ border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }} tr:nth-child(even) td {{ background: #fafafa; }}
+td.nr {{ color: #a33; font-style: italic; }}
+img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
+.notes li {{ margin: 0.3em 0; color: #444; font-size: 0.9em; }}
+</style></head><body>
+<h1>sdpo-ttt compare — {e(titles)}</h1>
+<p class="sub">{e(_subtitle(analysis))} · {analysis.meta['runs']} runs</p>
+<h2>Problems</h2><ul>{problems}</ul>
+<h2>Discovery@k</h2>{img('curves.png', 'discovery curves')}
+{per_problem}
+<h2>Summary</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<h2>How to read this</h2><ul class="notes">{notes}</ul>
+</body></html>
+"""
+
+
+def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
+    """Write curves.png, problems.png (several problems), summary.md/.csv/.json and a self-contained report.html."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = {"curves.png": plot_curves(analysis)}
+    if len(analysis.problems) > 1:
+        images["problems.png"] = plot_problems(analysis)
+    written = []
+    for name, data in images.items():
+        (out_dir / name).write_bytes(data)
+        written.append(out_dir / name)
+    (out_dir / "summary.md").write_text(_markdown(analysis), encoding="utf-8")
+    headers, rows = _csv_rows(analysis)
+    with (out_dir / "summary.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(headers)
+        w.writerows(rows)
+    (out_dir / "summary.json").write_text(json.dumps(to_json(analysis), indent=2) + "\n", encoding="utf-8")
+    (out_dir / "report.html").write_text(_html(analysis, images), encoding="utf-8")
+    return written + [out_dir / n for n in ("summary.md", "summary.csv", "summary.json", "report.html")]
+
+
+def build_report(runs_dir: Path, out_dir: Path | None = None, *, ps: Sequence[float] = (0.25, 0.5), level: float = 0.9,
+                 n_boot: int = 2000, seed: int = 0) -> tuple[Analysis, list[Path]]:
+    """Collect the run directories under runs_dir, analyse them, and write the report (default: runs_dir/report)."""
+    runs_dir = Path(runs_dir)
+    analysis = analyze(collect_runs(runs_dir), ps=ps, level=level, n_boot=n_boot, seed=seed)
+    return analysis, write_report(analysis, out_dir or runs_dir / "report")
