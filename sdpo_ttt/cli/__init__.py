@@ -60,13 +60,28 @@ def main() -> None:
         Console(stderr=True).print("[red]interrupted[/]")
         sys.exit(130)
     except Exception as e:  # click usage errors come through here with standalone_mode=False
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+        if _is_click_error(e):
             e.show()
             sys.exit(2)
         raise
 
+
+def _is_click_error(e: Exception) -> bool:
+    """Usage errors of click, or of the copy of click that typer vendors."""
+    kinds: list[type] = []
+    try:
+        import click
+
+        kinds.append(click.exceptions.ClickException)
+    except ImportError:
+        pass
+    try:
+        from typer._click import exceptions as vendored  # type: ignore[attr-defined]
+
+        kinds.append(vendored.ClickException)
+    except ImportError:
+        pass
+    return isinstance(e, tuple(kinds))
 
 if __name__ == "__main__":
     main()
