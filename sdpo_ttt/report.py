@@ -241,25 +241,36 @@ def _pct(p: float) -> str:
     return f"{100 * p:g}%"
 
 
-def table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of text cells, shared by the terminal, summary.md and report.html."""
+def table(analysis: Analysis, *, compact: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of text cells, shared by summary.md, report.html and (compact) the terminal."""
     lv = _pct(analysis.level)
-    headers = ["problem", "strategy", "estimator", "runs solved", f"discovery@budget [{lv} CI]"]
-    for p in analysis.ps:
-        headers += [f"attempts to {_pct(p)} [{lv} CI]", f"x {BASELINE} at {_pct(p)}"]
-    headers += ["mean attempts to success", "s / attempt", "total time"]
+    if compact:
+        headers = ["problem", "strategy", "solved", f"disc@budget [{lv}]"]
+        for p in analysis.ps:
+            headers += [f"k for {_pct(p)} [{lv}]", "x best-of-k"]
+        headers += ["mean k", "s/attempt"]
+    else:
+        headers = ["problem", "strategy", "estimator", "runs solved", f"discovery@budget [{lv} CI]"]
+        for p in analysis.ps:
+            headers += [f"attempts to {_pct(p)} [{lv} CI]", f"x {BASELINE} at {_pct(p)}"]
+        headers += ["mean attempts to success", "s / attempt", "total time"]
     rows = []
     for g in analysis.groups:
         est, lo, hi = g.discovery_at_budget
-        row = [g.problem_id, g.strategy, g.estimator, f"{g.solved_runs}/{g.runs}", f"{est:.2f} [{lo:.2f}, {hi:.2f}] @{g.budget}"]
+        row = [g.problem_id, g.strategy]
+        if not compact:
+            row.append(g.estimator)
+        row += [f"{g.solved_runs}/{g.runs}", f"{est:.2f} [{lo:.2f}, {hi:.2f}]" + ("" if compact else f" @{g.budget}")]
         for p in analysis.ps:
             row.append(format_attempts(g.at_p[p]))
             r = g.ratio.get(p)
             row.append("—" if r is None else format_ratio(r))
         mean = f"{g.mean_attempts:.1f}"
         if g.unsolved_mass > 1e-12:
-            mean = f">= {mean} (P(unsolved@{g.budget}) = {g.unsolved_mass:.2f}, censored)"
-        row += [mean, _secs(g.wall_per_attempt_s, 2), _secs(g.wall_time_s, 0)]
+            mean = f">={mean}" if compact else f">= {mean} (P(unsolved@{g.budget}) = {g.unsolved_mass:.2f}, censored)"
+        row += [mean, _secs(g.wall_per_attempt_s, 2)]
+        if not compact:
+            row.append(_secs(g.wall_time_s, 0))
         rows.append(row)
     return headers, rows
 

@@ -1,0 +1,183 @@
+"""compare: grid planning, skip/resume/refuse logic (fast, with a stand-in for solve), and one real tiny grid (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from sdpo_ttt.compare import cell_state, parse_strategies, plan_grid, run_grid
+from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.errors import UserError
+from sdpo_ttt.loop import Summary
+from sdpo_ttt.problem import load_problem
+from sdpo_ttt.runs import RunDir
+
+REPO = Path(__file__).resolve().parent.parent
+PROBLEMS = REPO / "problems"
+
+
+def _base(**kw) -> SolveConfig:
+    return SolveConfig(budget=4, batch_size=2, model="tiny", sandbox="local", **kw)
+
+
+def test_plan_grid_layout_and_configs(tmp_path: Path) -> None:
+    cells = plan_grid([PROBLEMS / "sum-two-ints", PROBLEMS / "fizzbuzz" / "problem.json"], ["sdpo", "best-of-k", "multi-turn"],
+                      [0, 1], tmp_path, _base())
+    assert len(cells) == 12
+    # base-model strategies first (one shared model), sdpo last
+    assert [c.strategy for c in cells][:8] == ["best-of-k"] * 4 + ["multi-turn"] * 4 and cells[-1].strategy == "sdpo"
+    c = next(c for c in cells if c.strategy == "best-of-k" and c.seed == 1 and c.problem_id == "sum-two-ints")
+    assert c.path == tmp_path / "sum-two-ints" / "best-of-k" / "seed1"
+    assert c.config.stop_on_success is False and c.config.seed == 1 and c.config.budget == 4
+    assert all(c.config.stop_on_success for c in cells if c.strategy != "best-of-k")
+    stop = plan_grid([PROBLEMS / "sum-two-ints"], ["best-of-k"], [0], tmp_path, _base(), best_of_k_fixed_n=False)
+    assert stop[0].config.stop_on_success is True
+
+
+def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="unknown strategy"):
+        parse_strategies("sdpo,greedy")
+    assert parse_strategies(" sdpo , best-of-k,sdpo") == ["sdpo", "best-of-k"]
+    with pytest.raises(UserError, match="more than once"):
+        plan_grid([PROBLEMS / "sum-two-ints", PROBLEMS / "sum-two-ints"], ["sdpo"], [0], tmp_path, _base())
+    with pytest.raises(UserError, match="no problem files"):
+        plan_grid([tmp_path], ["sdpo"], [0], tmp_path, _base())
+
+
+class FakeSolve:
+    """Stands in for solve(): writes a run directory the way the loop does, solving at `solve_at` (1-based) or never."""
+
+    def __init__(self, solve_at: dict[str, int | None]) -> None:
+        self.solve_at, self.calls = solve_at, []
+
+    def __call__(self, problem_path, cfg, *, run_dir=None, resume=None, reporter=None, announce=None, policy=None):
+        if resume is not None:
+            run = RunDir.open_existing(resume)
+            cfg = SolveConfig.model_validate(run.read_config())
+            problem_id = json.loads((run.path / "problem.json").read_text())["id"]
+        else:
+            problem = load_problem(problem_path)
+            problem_id = problem.id
+            run = RunDir.create(run_dir, cfg.model_dump(mode="json"), problem.to_json())
+        self.calls.append(("resume" if resume else "new", run.path, policy))
+        at = self.solve_at.get(cfg.strategy)
+        done = len(run.read_attempts())
+        for i in range(done, cfg.budget):
+            passed = at is not None and i + 1 >= at
+            run.append_attempt({"step": i // 2, "index": i, "passed": passed, "score": float(passed)})
+            reporter.attempts([], i + 1, float(passed))
+            if passed and cfg.stop_on_success:
+                break
+        n = len(run.read_attempts())
+        solved = at is not None and at <= n and cfg.stop_on_success
+        s = Summary("solved" if solved else "budget_exhausted", solved, problem_id, cfg.strategy, cfg.seed, cfg.budget, n,
+                    at if solved else None, (n + 1) // 2, 1.0 if at else 0.0, 0.5 * n)
+        run.write_summary(asdict(s))
+        return s, run
+
+
+@pytest.fixture()
+def fake(monkeypatch) -> FakeSolve:
+    f = FakeSolve({"sdpo": 2, "best-of-k": 3, "multi-turn": None})
+    monkeypatch.setattr("sdpo_ttt.solve.solve", f)
+    monkeypatch.setattr("sdpo_ttt.compare._load_policy", lambda cfg: "SHARED")
+    return f
+
+
+def test_run_grid_skips_finished_resumes_unfinished_and_shares_the_base_model(tmp_path: Path, fake: FakeSolve) -> None:
+    cells = plan_grid([PROBLEMS / "sum-two-ints"], ["sdpo", "best-of-k", "multi-turn"], [0, 1], tmp_path, _base())
+    events = []
+
+    class Rec:
+        def grid_start(self, cells, todo): events.append(("grid", len(cells), todo))
+        def run_start(self, cell, action, used): events.append(("start", cell.name, action, used))
+        def run_attempts(self, cell, used, best): pass
+        def run_done(self, cell, action, summary): events.append(("done", cell.name, action))
+        def message(self, text): pass
+
+    out = run_grid(cells, progress=Rec())
+    assert [o.action for o in out] == ["started"] * 6 and events[0] == ("grid", 6, 24)
+    # best-of-k and multi-turn share one loaded model; sdpo gets a fresh one (solve loads it)
+    assert [p for _, _, p in fake.calls] == ["SHARED"] * 4 + [None] * 2
+    by = {o.cell.name: o.summary for o in out}
+    assert by["sum-two-ints/sdpo/seed0"]["discovery_attempt"] == 2
+    assert by["sum-two-ints/best-of-k/seed0"]["attempts_used"] == 4  # fixed n: no stop at the pass at 3
+
+    # kill one run half way: drop its summary and its last attempts; a re-run resumes it and skips the rest
+    victim = tmp_path / "sum-two-ints" / "multi-turn" / "seed1"
+    (victim / "summary.json").unlink()
+    lines = (victim / "attempts.jsonl").read_text().splitlines()[:2]
+    (victim / "attempts.jsonl").write_text("\n".join(lines) + "\n")
+    fake.calls.clear()
+    events.clear()
+    out = run_grid(cells, progress=Rec())
+    assert [o.action for o in out].count("skipped") == 5
+    assert [(kind, path) for kind, path, _ in fake.calls] == [("resume", victim)]
+    assert ("start", "sum-two-ints/multi-turn/seed1", "resumed", 2) in events and events[0] == ("grid", 6, 2)
+
+
+def test_a_grid_made_with_other_options_is_refused(tmp_path: Path, fake: FakeSolve) -> None:
+    run_grid(plan_grid([PROBLEMS / "sum-two-ints"], ["sdpo"], [0], tmp_path, _base()))
+    other = plan_grid([PROBLEMS / "sum-two-ints"], ["sdpo"], [0], tmp_path, SolveConfig(budget=8, batch_size=2, model="tiny"))
+    with pytest.raises(UserError, match="budget = 4"):
+        cell_state(other[0])
+    # the sandbox does not change what a run measures
+    same = plan_grid([PROBLEMS / "sum-two-ints"], ["sdpo"], [0], tmp_path, SolveConfig(budget=4, batch_size=2, model="tiny", sandbox="docker"))
+    assert cell_state(same[0]) == ("finished", 2)
+    junk = tmp_path / "sum-two-ints" / "best-of-k" / "seed0"
+    junk.mkdir(parents=True)
+    (junk / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a run directory"):
+        cell_state(plan_grid([PROBLEMS / "sum-two-ints"], ["best-of-k"], [0], tmp_path, _base())[0])
+
+
+def test_report_command_rebuilds_from_run_dirs(tmp_path: Path, fake: FakeSolve) -> None:
+    run_grid(plan_grid([PROBLEMS / "sum-two-ints"], ["sdpo", "best-of-k"], [0, 1], tmp_path, _base()))
+    r = subprocess.run([sys.executable, "-m", "sdpo_ttt.cli", "report", str(tmp_path), "--n-boot", "100"],
+                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "report" / "report.html").exists() and "sdpo" in r.stdout and "best-of-k" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "sdpo_ttt.cli", "report", str(tmp_path / "nothing")], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and "no such folder" in " ".join(r.stderr.split())
+
+
+# ---------------------------------------------------------------- the real thing, tiny
+@pytest.mark.slow
+@pytest.mark.model
+def test_real_compare_tiny_grid(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    args = [sys.executable, "-m", "sdpo_ttt.cli", "compare", str(PROBLEMS / "sum-two-ints"), "--out", str(out),
+            "--model", "smollm2-135m", "--strategies", "best-of-k,multi-turn,sdpo", "--budget", "4", "--batch-size", "2",
+            "--max-new-tokens", "32", "--seeds", "1", "--sandbox", "local", "--sandbox-workers", "1", "--n-boot", "200"]
+    t0 = time.monotonic()
+    r = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600)
+    first = time.monotonic() - t0
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    print(r.stdout, r.stderr, f"first run {first:.0f} s", sep="\n")
+    for s in ("best-of-k", "multi-turn", "sdpo"):
+        run = out / "sum-two-ints" / s / "seed0"
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] in ("solved", "budget_exhausted") and summary["strategy"] == s
+        attempts = [json.loads(l) for l in (run / "attempts.jsonl").read_text().splitlines()]
+        assert len(attempts) == summary["attempts_used"]
+    for name in ("curves.png", "summary.md", "summary.csv", "summary.json", "report.html"):
+        assert (out / "report" / name).exists(), name
+    # the table agrees with the run directories
+    data = json.loads((out / "report" / "summary.json").read_text())
+    for g in data["groups"]:
+        runs = [x for x in data["runs"] if x["strategy"] == g["strategy"]]
+        assert g["samples"] == sum(x["attempts_used"] for x in runs)
+        assert g["solved_runs"] == sum(x["passes"] > 0 for x in runs)
+    # a re-run skips every finished run and only rebuilds the report
+    t0 = time.monotonic()
+    r2 = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert r2.stderr.count("skipped") == 3, r2.stderr
+    assert time.monotonic() - t0 < first
