@@ -36,7 +36,9 @@ def extract_last(text: str) -> str | None:
     return ex.extract_code(text)
 
 
-def sample_all(models: list[str], problems: list, n: int, max_new_tokens: int, batch: int, seed: int) -> list[dict]:
+def sample_all(models: list[str], problems: list, n: int, max_new_tokens: int, batch: int, seed: int,
+               save: Path | None = None) -> list[dict]:
+    """Sample n attempts per (model, problem); rows are appended to `save` as each problem finishes."""
     from sdpo_ttt.policy.config import PolicyConfig
     from sdpo_ttt.policy.model import Policy
 
@@ -50,9 +52,12 @@ def sample_all(models: list[str], problems: list, n: int, max_new_tokens: int, b
             t1 = time.perf_counter()
             comps = pol.sample([ids] * n, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch, adapter=None)
             dt = time.perf_counter() - t1
-            for i, c in enumerate(comps):
-                rows.append({"model": name, "problem": prob.id, "i": i, "text": c.text, "n_tokens": len(c.completion_ids),
-                             "finish": c.finish_reason, "sample_s": dt / n})
+            new = [{"model": name, "problem": prob.id, "i": i, "text": c.text, "n_tokens": len(c.completion_ids),
+                    "finish": c.finish_reason, "sample_s": dt / n} for i, c in enumerate(comps)]
+            rows.extend(new)
+            if save is not None:
+                with save.open("a") as f:
+                    f.write("".join(json.dumps(r) + "\n" for r in new))
             print(f"#   {prob.id}: {n} samples in {dt:.0f} s", flush=True)
     return rows
 
@@ -134,12 +139,12 @@ def main() -> None:
     if a.load:
         rows = [json.loads(line) for line in a.load.read_text().splitlines() if line.strip()]
     else:
-        rows = sample_all(a.models, chosen, a.n, a.max_new_tokens, a.batch, a.seed)
         if a.save:
-            a.save.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            a.save.write_text("")
+        rows = sample_all(a.models, chosen, a.n, a.max_new_tokens, a.batch, a.seed, a.save)
     judge_rows(rows, problems, a.sandbox)
     if a.save and not a.load:
-        a.save.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        a.save.with_suffix(".judged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     print_table(rows)
 
 

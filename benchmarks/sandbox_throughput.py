@@ -1,6 +1,6 @@
 """Sandbox throughput: a trivial correct attempt with 10 tests, judged by
 
-- docker-warm: DockerSandbox, the pool of long-lived containers (`docker exec` per attempt);
+- docker-warm: DockerSandbox, the pool of long-lived containers (one long-lived judge session each);
 - docker-naive: one fresh `docker run --rm` per attempt (same hardening, same runner);
 - local: LocalSandbox (host subprocesses).
 
@@ -35,11 +35,14 @@ def problem() -> Problem:
 
 def naive_judge(p: Problem, code: str) -> bool:
     """One fresh hardened container per attempt: `docker run --rm -i ... python3 -c RUNNER`."""
-    req = protocol.build_request(p, code, scratch=SCRATCH, python="python3", sweep_own_uid=True)
+    req = protocol.build_request(p, code, scratch=SCRATCH, python="python3", sweep_own_uid=True, wipe=["/dev/shm"])
+    # the same settings as docker_backend.hardening() (the pool's containers), one container per attempt
     cmd = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--tmpfs",
-           "/tmp:rw,nosuid,nodev,size=256m,mode=1777", "--pids-limit", "128", "--memory", "1g", "--memory-swap", "1g",
+           "/tmp:rw,nosuid,nodev,size=256m,mode=1777", "--shm-size", "8m", "--ipc", "private",
+           "--pids-limit", "128", "--memory", "1g", "--memory-swap", "1g",
            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "300001:300001",
-           "--log-driver", "none", "--init", "--label", "sdpo-ttt.bench=1", DEFAULT_IMAGE,
+           "--log-driver", "none", "--init", "-e", "PYTHONDONTWRITEBYTECODE=1", "--label", "sdpo-ttt.bench=1",
+           DEFAULT_IMAGE,
            "python3", "-I", "-S", "-c", protocol.runner_source()]
     out = subprocess.run(cmd, input=protocol.encode_request(req), capture_output=True, timeout=120).stdout
     v = protocol.assemble(p, protocol.parse_events(out.splitlines(), req["nonce"]), 0.0)

@@ -40,6 +40,9 @@ def register(app: typer.Typer) -> None:
         from sdpo_ttt.policy.sampling import sample_attempts
         from sdpo_ttt.problem import load_problem
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         prob = load_problem(problem)
         err = Console(stderr=True)
         with err.status(f"loading {model}..."):

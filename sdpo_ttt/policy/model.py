@@ -16,6 +16,7 @@ Rules that keep student and teacher honest:
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +112,9 @@ class Policy:
         with torch.random.fork_rng(devices=_rng_devices(device)):
             torch.manual_seed(seed)
             try:
-                model = get_peft_model(base, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, **common), adapter_name=STUDENT)
+                with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5 (is_gradient_checkpointing)
+                    warnings.simplefilter("ignore", FutureWarning)
+                    model = get_peft_model(base, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, **common), adapter_name=STUDENT)
             except ValueError as e:
                 raise ModelUnavailable(f"LoRA targets {cfg.lora_targets} do not fit model {cfg.model!r}: {e}", "pass --lora-targets with module names of this model") from None
             # Same scaling s = alpha/r for the teacher so that copying the student is exact.
