@@ -38,14 +38,29 @@ def _assert_clean_and_usable(sb) -> None:
     c = _container(sb)
     c.reload()
     assert c.status == "running"
-    procs = [p[-1] for p in c.top(ps_args="-o pid,user,args")["Processes"]]
-    leftovers = [p for p in procs if "docker-init" not in p and "sleep infinity" not in p]
-    assert leftovers == [], procs
+    w = sb._workers[0]
+    # Besides init and `sleep infinity`, only the judge session itself (the runner and its fork server, as
+    # it reported them after the attempt) may be alive: no process the attempt started.
+    session = set(w.session.pids) if w.session is not None else set()
+    attempt_uid = [pid for pid, uid in _container_procs(c) if uid == w.uid]
+    assert set(attempt_uid) <= session, (attempt_uid, session)
+    assert len(attempt_uid) <= 2
     v = sb.judge(stdio_problem(), ADD_STDIO)
     assert v.passed, v
     # scratch is wiped at the end of every attempt (and at the start: a runner killed mid-way leaves it)
     listing = c.exec_run(["sh", "-c", "ls -A /tmp/attempt /dev/shm"]).output.decode()
     assert listing.split() == ["/dev/shm:", "/tmp/attempt:"], listing
+
+
+_PS = ("import os\nfor d in os.listdir('/proc'):\n if d.isdigit():\n  try:\n"
+       "   st = open('/proc/%s/status' % d).read()\n  except OSError:\n   continue\n"
+       "  if 'State:\\tZ' not in st:\n   print(d, [l.split()[1] for l in st.splitlines() if l.startswith('Uid:')][0])\n")
+
+
+def _container_procs(c) -> list[tuple[int, int]]:
+    """(pid, real uid) of every live process in the container, read from its /proc (container pids)."""
+    out = c.exec_run(["python3", "-I", "-S", "-c", _PS], user="65534:65534").output.decode()
+    return [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines())]
 
 
 def test_container_is_hardened(sb) -> None:
@@ -174,3 +189,43 @@ def test_close_removes_containers() -> None:
     with pytest.raises(RuntimeError):
         s.judge(stdio_problem(), ADD_STDIO)
     time.sleep(0)
+
+
+def test_the_judge_session_is_reused_across_attempts(sb) -> None:
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed
+    w = sb._workers[0]
+    first = w.session
+    assert first is not None and first.pids and first.pids[0] is not None
+    procs = dict(_container_procs(_container(sb)))
+    assert all(procs.get(pid) == w.uid for pid in first.pids), (first.pids, procs)
+    for _ in range(3):
+        assert sb.judge(stdio_problem(), ADD_STDIO).passed
+    assert w.session is first and w.session.pids[0] == first.pids[0]
+
+
+TAMPER = {
+    # what a same-uid attempt can do to the persistent runner / fork server without ptrace rights
+    "prlimit-runner": "import os, resource\nfor p in os.listdir('/proc'):\n    try:\n        resource.prlimit(int(p), resource.RLIMIT_NOFILE, (8, 8))\n    except Exception:\n        pass\nprint(3)\n",
+    "renice-fork-server": "import os\nos.setpriority(os.PRIO_PROCESS, os.getppid(), 19)\nprint(3)\n",
+    "affinity-fork-server": "import os\nos.sched_setaffinity(os.getppid(), {sorted(os.sched_getaffinity(0))[0]})\nprint(3)\n",
+    "idle-sched-fork-server": "import os\nos.sched_setscheduler(os.getppid(), os.SCHED_IDLE, os.sched_param(0))\nprint(3)\n",
+    "stop-fork-server": "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\nprint(3)\n",
+    "sigint-runner": "import os, signal\nfor p in os.listdir('/proc'):\n    try:\n        os.kill(int(p), signal.SIGINT) if int(p) != os.getpid() else None\n    except Exception:\n        pass\nprint(3)\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPER))
+def test_tampering_with_the_session_never_reaches_the_next_attempt(sb, name) -> None:
+    w = sb._workers[0]
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed
+    before = w.session.pids
+    p = stdio_problem([("1 2\n", "3\n")], time_s=0.5)
+    sb.judge(p, TAMPER[name])  # its own verdict may be anything; the next attempts must not notice
+    for _ in range(2):
+        v = sb.judge(stdio_problem(), ADD_STDIO)
+        assert v.passed, (name, [(t.outcome.value, t.detail) for t in v.tests])
+    after = w.session.pids
+    # what was tampered with was replaced, not trusted again
+    which = 0 if name.endswith("runner") else 1
+    assert after[which] != before[which], (before, after)
+    _assert_clean_and_usable(sb)

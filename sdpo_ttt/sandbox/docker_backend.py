@@ -6,12 +6,19 @@ owner's pid. Its main process (`sleep infinity`) runs as uid 65534; each attempt
 `docker exec` under a SECOND uid dedicated to that container, so an attempt can never signal the
 container's main process or init (the container survives `os.kill(-1, 9)`), RLIMIT_NPROC counts only
 that container's attempt, and the runner sweeps every leftover process of that uid.
-The runner is sent as `python3 -c <source>` and the request on the exec's stdin: nothing is mounted.
+The runner is sent as `python3 -I -S -c <source> --serve` and requests on the exec's stdin: nothing is
+mounted. That exec is a long-lived judge session per container (`_Session`): attempts are sent one after
+another as length-prefixed requests, each answered by nonce-tagged event lines ending with `done`. Per
+attempt nothing changes (fresh process per test, sweeps of the attempt uid, scratch and /dev/shm wiped);
+the session (runner + its fork server, both non-dumpable) is replaced whenever an attempt killed it or
+changed anything about it it could change (rlimits, priority, affinity, scheduler; see runner.py
+`_Server`), and a request that found it gone is re-sent, once, to a fresh one.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import queue
 import random
@@ -136,6 +143,7 @@ class _Worker:
         self.index = index
         self.uid = 0
         self.container: Any = None
+        self.session: _Session | None = None
         self.start()
 
     def start(self) -> None:
@@ -157,6 +165,7 @@ class _Worker:
         self.start()
 
     def remove(self) -> None:
+        self.drop_session()
         if self.container is not None:
             try:
                 self.container.remove(force=True)
@@ -171,40 +180,118 @@ class _Worker:
         except Exception:  # noqa: BLE001
             return False
 
-    def run_request(self, data: bytes, timeout: float) -> tuple[bytes, bytes]:
-        """Exec the runner with `data` on stdin; return (stdout, stderr). Raises TimeoutError."""
-        api = self.sb.client.api
-        ex = api.exec_create(self.container.id, [PYTHON, "-I", "-S", "-c", self.sb.runner_src], stdin=True,
-                             stdout=True, stderr=True, user=f"{self.uid}:{self.uid}", workdir="/tmp")
-        sock = api.exec_start(ex["Id"], socket=True)
-        raw = getattr(sock, "_sock", sock)
-        out, err = bytearray(), bytearray()
+    def run_request(self, data: bytes, nonce: str, timeout: float) -> tuple[list[bytes], bytes, bool]:
+        """Send one request to this container's judge session (opened, or reopened if it died, first).
+        Returns (the stdout lines of this request, its stderr, whether the session ended meanwhile).
+        Raises TimeoutError, or what docker raises when the exec cannot be started."""
+        if self.session is None:
+            self.session = _Session(self)
+        s = self.session
         try:
-            raw.settimeout(timeout)
-            raw.sendall(data)
-            buf = bytearray()
-            deadline = time.monotonic() + timeout
+            lines, err, ended = s.request(data, nonce, timeout)
+        except BaseException:
+            self.drop_session()
+            raise
+        if ended:
+            self.drop_session()
+        return lines, err, ended
+
+    def drop_session(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+class _Session:
+    """One long-lived `docker exec` of the runner in `--serve` mode under the worker's attempt uid.
+
+    Requests go in on its stdin (the runner's framing: a length line, then JSON); its stdout comes back as
+    docker's multiplexed frames, demultiplexed here into lines. A request is answered when the `done` or
+    `error` event carrying that request's nonce arrives; if the stream ends first (an attempt killed the
+    runner, or it left on purpose after something changed about it), the session is over and the worker
+    opens a fresh one for the next request."""
+
+    def __init__(self, w: _Worker) -> None:
+        api = w.sb.client.api
+        ex = api.exec_create(w.container.id, [PYTHON, "-I", "-S", "-c", w.sb.runner_src, "--serve"], stdin=True,
+                             stdout=True, stderr=True, user=f"{w.uid}:{w.uid}", workdir="/tmp")
+        self.sock = api.exec_start(ex["Id"], socket=True)
+        self.raw = getattr(self.sock, "_sock", self.sock)
+        self.buf = bytearray()  # undecoded frame bytes
+        self.line = bytearray()  # stdout since the last newline
+        self.requests = 0
+        self.pids: tuple[Any, ...] = ()  # the runner's and its fork servers' pids (in the container), as last reported
+        self.exiting = False
+
+    def request(self, data: bytes, nonce: str, timeout: float) -> tuple[list[bytes], bytes, bool]:
+        prefix = nonce.encode() + b" "
+        lines: list[bytes] = []
+        err = bytearray()
+        deadline = time.monotonic() + timeout
+        self.requests += 1
+        try:
+            self.raw.settimeout(timeout)
+            self.raw.sendall(data)
+        except OSError:
+            return lines, bytes(err), True  # the runner was already gone: nothing of this request ran
+        try:
             while True:
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise TimeoutError
-                chunk = raw.recv(1 << 16)
+                self.raw.settimeout(left)
+                chunk = self.raw.recv(1 << 16)
                 if not chunk:
-                    break
-                buf += chunk
-                while len(buf) >= 8:  # docker's multiplexed stream: 1 byte stream id, 3 pad, 4 size
-                    stream, size = buf[0], struct.unpack(">I", bytes(buf[4:8]))[0]
-                    if len(buf) < 8 + size:
+                    if self.line:
+                        lines.append(bytes(self.line))
+                        self.line.clear()
+                    return lines, bytes(err), True
+                self.buf += chunk
+                finished = False
+                while len(self.buf) >= 8:  # docker's multiplexed stream: 1 byte stream id, 3 pad, 4 size
+                    stream, size = self.buf[0], struct.unpack(">I", bytes(self.buf[4:8]))[0]
+                    if len(self.buf) < 8 + size:
                         break
-                    (out if stream == 1 else err).extend(buf[8:8 + size])
-                    del buf[:8 + size]
+                    payload = bytes(self.buf[8:8 + size])
+                    del self.buf[:8 + size]
+                    if stream != 1:
+                        err += payload
+                        continue
+                    self.line += payload
+                    while True:
+                        k = self.line.find(b"\n")
+                        if k < 0:
+                            break
+                        ln = bytes(self.line[:k])
+                        del self.line[:k + 1]
+                        lines.append(ln)
+                        last = _last_event(ln[len(prefix):]) if ln.startswith(prefix) else None
+                        if last is not None:
+                            finished = True
+                            info = last.get("session") or {}
+                            self.pids = (info.get("pid"), *info.get("fork_servers", ()))
+                            self.exiting = bool(info.get("exiting")) or last.get("event") == "error"
+                if finished:
+                    return lines, bytes(err), self.exiting
         except socket.timeout as e:
             raise TimeoutError from e
-        finally:
-            try:
-                sock.close()
-            except Exception:  # noqa: BLE001
-                pass
-        return bytes(out), bytes(err)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()  # the runner sees EOF on stdin and leaves
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _last_event(payload: bytes) -> dict[str, Any] | None:
+    """The runner's closing event of a request (`done` or `error`), else None."""
+    if b'"event"' not in payload:
+        return None
+    try:
+        ev = json.loads(payload)
+    except ValueError:
+        return None
+    return ev if isinstance(ev, dict) and ev.get("event") in ("done", "error") else None
 
 
 class DockerSandbox:
@@ -292,7 +379,7 @@ class DockerSandbox:
         budget = len(problem.tests) * (problem.limits.time_s * 2.0 + 1.5) + 30.0
         t0 = time.monotonic()
         try:
-            out, err = w.run_request(protocol.encode_request(req), budget)
+            lines, err, ended = w.run_request(protocol.encode_request(req), req["nonce"], budget)
         except TimeoutError:
             w.restart()
             return protocol.sandbox_error(problem, f"the judge took longer than {budget:.0f}s", time.monotonic() - t0)
@@ -303,9 +390,12 @@ class DockerSandbox:
             if retry:
                 return self._judge_on(w, problem, code, retry=False)
             return protocol.sandbox_error(problem, f"docker exec failed: {type(e).__name__}: {e}", time.monotonic() - t0)
-        events = protocol.parse_events(out.splitlines(), req["nonce"])
-        if (not events) and retry and not w.alive():
-            w.restart()
+        events = protocol.parse_events(lines, req["nonce"])
+        if not events and retry:
+            # Nothing of this attempt ran (no `start`): the session was gone before it (it left after the
+            # previous attempt, or died between attempts). A fresh session, in a fresh container if need be.
+            if not w.alive():
+                w.restart()
             return self._judge_on(w, problem, code, retry=False)
         return protocol.assemble(problem, events, time.monotonic() - t0, stderr=err.decode("utf-8", "replace"))
 

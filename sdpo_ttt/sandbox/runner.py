@@ -17,6 +17,13 @@ Protocol. stdin: one line with the byte length N of the request, then N bytes of
 then `{"event": "done", "compile_error": str}`. The nonce stops a child that reaches our stdout from
 forging lines. Expected outputs never leave this process: the child gets only the test input, and we
 mark ourselves non-dumpable so a same-uid child cannot read our memory through /proc.
+
+`--serve` (the Docker backend's long-lived session): requests in the same framing, one after another
+until stdin closes, each answered as above; the `done` event then carries `session` (our pid, the fork
+servers' pids, `exiting`). The fork server outlives attempts; before it is trusted again it must answer a
+ping and show the limits / priority / affinity / scheduler it started with, and after every attempt we
+check no process of the attempt uid survived and our own fingerprint is unchanged, else we leave after
+answering (`exiting`: the host opens a fresh session). See `_Server` and `serve`.
 """
 
 import json
@@ -386,8 +393,8 @@ def _wipe(path):
             pass
 
 
-# The fork server ("zygote"): a fresh interpreter started once per attempt, holding nothing but the
-# harness (never a test's expected output). For each test the runner sends it the child's stdin / stdout /
+# The fork server ("zygote"): an interpreter started once per attempt (once per session with `--serve`),
+# non-dumpable, holding nothing but the harness (never a test's expected output). For each test the runner sends it the child's stdin / stdout /
 # stderr / status fds (SCM_RIGHTS over a SOCK_SEQPACKET pair) and it forks: the child sets up its own
 # session, rlimits and uid, then runs HARNESS. Forking an initialized interpreter costs ~1 ms instead of
 # the ~20-40 ms of starting one; each test still runs in its own fresh process.
@@ -396,10 +403,18 @@ import os, sys, io, json, socket, resource, traceback, atexit
 sock = socket.socket(fileno=int(sys.argv[1]))
 harness = compile(sys.argv[2], "<string>", "exec")
 import typing
+try:
+    import ctypes
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: a same-uid attempt cannot ptrace or patch the server
+except Exception:
+    prctl = None
 sock.send(b"ready")
 def child(cmd, fds):
     code = 1
     try:
+        if prctl is not None:
+            prctl(4, 1, 0, 0, 0)  # the child itself is an ordinary (dumpable) process, as when exec'd
         os.setsid()
         for i, fd in enumerate(fds[:3]):
             os.dup2(fd, i)
@@ -454,6 +469,9 @@ while True:
         break
     if not msg:
         break
+    if msg == b"ping" and not fds:
+        sock.send(b"pong")
+        continue
     cmd = json.loads(msg)
     go_r, go_w = os.pipe()  # the child waits until its pid is reported: it cannot race the report
     pid = os.fork()
@@ -498,6 +516,19 @@ class _Zygote(object):
         try:
             self.sock.settimeout(15.0)
             return self.sock.recv(64) == b"ready"
+        except OSError:
+            self.broken = True
+            return False
+
+    def ping(self, timeout=2.0):
+        """True when the server answers at once (not killed, stopped or wedged by an earlier attempt)."""
+        if self.broken or self.proc.poll() is not None:
+            return False
+        try:
+            self.sock.setblocking(True)
+            self.sock.settimeout(timeout)
+            self.sock.send(b"ping")
+            return self.sock.recv(64) == b"pong"
         except OSError:
             self.broken = True
             return False
@@ -833,30 +864,97 @@ def judge_test(req, i, test, scratch, zygote=None):
     return done("passed" if ok else "wrong_answer", detail)
 
 
-def run(req, emit):
-    """Judge one attempt: emit one record per test; returns the compile error text ('' if none)."""
+def _fingerprint(pid):
+    """What a same-uid process could change about `pid` without ptrace rights (prlimit(2), setpriority,
+    sched_setaffinity, sched_setscheduler) and that would outlive the attempt that changed it; None if
+    unreadable. A persistent runner or fork server whose fingerprint moved is replaced."""
+    try:
+        lims = tuple(resource.prlimit(pid, getattr(resource, n)) for n in _FP_LIMITS if hasattr(resource, n))
+        return (lims, os.getpriority(os.PRIO_PROCESS, pid), tuple(sorted(os.sched_getaffinity(pid))),
+                os.sched_getscheduler(pid))
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+_FP_LIMITS = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_FSIZE",
+              "RLIMIT_STACK", "RLIMIT_MEMLOCK", "RLIMIT_RSS", "RLIMIT_CORE", "RLIMIT_NICE", "RLIMIT_RTPRIO",
+              "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE")
+
+
+class _Server(object):
+    """State kept across the attempts of one `--serve` session: the fork server (one per python) and the
+    fingerprints it and we started with. Nothing of an attempt is kept; see `serve`."""
+
+    def __init__(self):
+        self.zygotes = {}  # python -> (_Zygote, fingerprint)
+        self.me = _fingerprint(os.getpid())
+        self.tainted = False  # set when this runner must not judge another attempt
+
+    def zygote(self, python):
+        """The session's healthy fork server for `python` (started if needed), or None."""
+        z, fp = self.zygotes.get(python, (None, None))
+        if z is not None and not (z.ping() and fp is not None and _fingerprint(z.pid) == fp):
+            z.close()
+            z = None
+        if z is None:
+            z = _start_zygote(python)
+            fp = _fingerprint(z.pid) if z is not None else None
+        if z is None:
+            self.zygotes.pop(python, None)
+        else:
+            self.zygotes[python] = (z, fp)
+        return z
+
+    def replace(self, python, z):
+        """Record `z` (a replacement started mid-attempt, or None) as the server for `python`."""
+        if z is None:
+            self.zygotes.pop(python, None)
+        else:
+            self.zygotes[python] = (z, _fingerprint(z.pid))
+
+    def pids(self):
+        return tuple(z.pid for z, _ in self.zygotes.values())
+
+    def close(self):
+        for z, _ in self.zygotes.values():
+            z.close()
+        self.zygotes = {}
+
+
+def _start_zygote(python):
+    try:
+        z = _Zygote(python)
+    except OSError:
+        return None
+    if not z.ready():
+        z.close()
+        return None
+    return z
+
+
+def run(req, emit, server=None):
+    """Judge one attempt: emit one record per test; returns the compile error text ('' if none).
+    With `server` (a `--serve` session) the fork server outlives the attempt; otherwise it is the attempt's."""
     scratch = req["scratch"]
     uid = req.get("child_uid")
     # Whose processes to sweep: the dedicated child uid (local sandbox as root), or our own uid when
     # the backend says it is a dedicated one (the container's exec user). Never root (see _sweep).
     sweep_uid = uid if uid is not None else (os.getuid() if req.get("sweep_own_uid") else None)
+    python = req["python"]
+    zygote = None
+    if server is not None and req.get("fork_server", True):
+        zygote = server.zygote(python)  # checked healthy and untouched before it is trusted again
+    keep = (zygote.pid,) if zygote is not None else ()
     os.makedirs(scratch, exist_ok=True)
     for extra in req.get("wipe", []):
         _wipe(extra)
-    _sweep_descendants()
-    _sweep(sweep_uid)
+    _sweep_descendants(keep)
+    _sweep(sweep_uid, keep)
     _wipe(scratch)
     if uid is None and req.get("nproc_relative"):
         req["nproc"] = _count_uid_procs(os.getuid()) + int(req.get("nproc", 64))
-    zygote = None
-    if req.get("fork_server", True):
-        try:
-            zygote = _Zygote(req["python"])
-            if not zygote.ready():
-                zygote.close()
-                zygote = None
-        except OSError:
-            zygote = None
+    if server is None and req.get("fork_server", True):
+        zygote = _start_zygote(python)
     compile_error = ""
     tle = 0
     tle_budget = req.get("tle_budget")
@@ -870,10 +968,9 @@ def run(req, emit):
                 continue
             if zygote is not None and (zygote.broken or zygote.proc.poll() is not None):
                 zygote.close()  # the attempt killed or confused it: a fresh one for the next test
-                zygote = _Zygote(req["python"])
-                if not zygote.ready():
-                    zygote.close()
-                    zygote = None
+                zygote = _start_zygote(python)
+                if server is not None:
+                    server.replace(python, zygote)
             keep = (zygote.pid,) if zygote is not None else ()
             try:
                 rec, cerr = judge_test(req, i, t, scratch, zygote)
@@ -894,9 +991,22 @@ def run(req, emit):
                 tle += 1
             emit(rec)
     finally:
-        if zygote is not None:
-            zygote.close()
-        _sweep_descendants()
+        if server is None:
+            if zygote is not None:
+                zygote.close()
+            _sweep_descendants()
+        else:
+            keep = server.pids()
+            _sweep_descendants(keep)
+            _sweep(sweep_uid, keep)
+            _wipe(scratch)
+            # Nothing of the attempt may outlive it next to a persistent runner: if a process of its uid
+            # survived the sweep, or it changed our limits / priority / affinity, this session ends here.
+            me = os.getpid()
+            if sweep_uid is not None and any(u == sweep_uid and p != me and p not in keep for p, u in _proc_uids()):
+                server.tainted = True
+            if server.me is None or _fingerprint(me) != server.me:
+                server.tainted = True
         for extra in req.get("wipe", []):
             _wipe(extra)
     return compile_error
@@ -919,29 +1029,65 @@ def _read_request(stream):
     return json.loads(data.decode("utf-8"))
 
 
-def main():
-    _prctl_setup()
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    req = _read_request(sys.stdin.buffer)
-    req.setdefault("python", sys.executable or "python3")
-    req.setdefault("output_limit", 8 * MB)
-    nonce = req.get("nonce", "")
-    out = sys.stdout
-
+def _emitter(nonce, out):
     def emit(obj):
         if "outcome" in obj:
             obj = dict(obj, event="test")
         out.write(nonce + " " + json.dumps(obj) + "\n")
         out.flush()
 
+    return emit
+
+
+def _judge(req, server=None):
+    req.setdefault("python", sys.executable or "python3")
+    req.setdefault("output_limit", 8 * MB)
+    emit = _emitter(req.get("nonce", ""), sys.stdout)
     emit({"event": "start"})
     try:
-        cerr = run(req, emit)
-        emit({"event": "done", "compile_error": cerr})
+        cerr = run(req, emit, server)
+        done = {"event": "done", "compile_error": cerr}
+        if server is not None:
+            done["session"] = {"pid": os.getpid(), "fork_servers": list(server.pids()),
+                               "exiting": bool(server.tainted)}
+        emit(done)
     except Exception as e:  # the runner's own failure: never the attempt's
         import traceback
 
+        if server is not None:
+            server.tainted = True
         emit({"event": "error", "error": "%s: %s" % (type(e).__name__, e), "traceback": traceback.format_exc()[-2000:]})
+
+
+def serve(max_requests=256):
+    """`--serve`: judge requests one after another (same framing as one-shot mode) until stdin closes.
+    Each attempt gets exactly what one-shot mode gives it (fresh process per test, sweeps, wiped scratch);
+    what persists is this process and its fork server, both non-dumpable and checked after every attempt
+    (`_Server`). The session ends, and the host starts a fresh one, when anything about them changed,
+    after an error, or after `max_requests` attempts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a signal from an attempt kills us: never half-handled
+    server = _Server()
+    try:
+        for _ in range(max_requests):
+            try:
+                req = _read_request(sys.stdin.buffer)
+            except ValueError:
+                return
+            _judge(req, server)
+            if server.tainted:
+                return
+    finally:
+        server.close()
+        _sweep_descendants()
+
+
+def main():
+    _prctl_setup()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if "--serve" in sys.argv[1:]:
+        serve()
+        return
+    _judge(_read_request(sys.stdin.buffer))
 
 
 if __name__ == "__main__":
