@@ -156,8 +156,10 @@ def test_real_compare_tiny_grid(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "sdpo_ttt.cli", "compare", str(PROBLEMS / "sum-two-ints"), "--out", str(out),
             "--model", "smollm2-135m", "--strategies", "best-of-k,multi-turn,sdpo", "--budget", "4", "--batch-size", "2",
             "--max-new-tokens", "32", "--seeds", "1", "--sandbox", "local", "--sandbox-workers", "1", "--n-boot", "200"]
+    # one torch thread: on a shared, loaded 2-core machine OpenMP threads that spin-wait make sampling ~10x slower
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     t0 = time.monotonic()
-    r = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600)
+    r = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
     first = time.monotonic() - t0
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     print(r.stdout, r.stderr, f"first run {first:.0f} s", sep="\n")
@@ -177,7 +179,7 @@ def test_real_compare_tiny_grid(tmp_path: Path) -> None:
         assert g["solved_runs"] == sum(x["passes"] > 0 for x in runs)
     # a re-run skips every finished run and only rebuilds the report
     t0 = time.monotonic()
-    r2 = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=300)
+    r2 = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert r2.stderr.count("skipped") == 3, r2.stderr
     assert time.monotonic() - t0 < first
