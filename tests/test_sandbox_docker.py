@@ -48,8 +48,8 @@ def _assert_clean_and_usable(sb) -> None:
     v = sb.judge(stdio_problem(), ADD_STDIO)
     assert v.passed, v
     # scratch is wiped at the end of every attempt (and at the start: a runner killed mid-way leaves it)
-    listing = c.exec_run(["sh", "-c", "ls -A /tmp/attempt /dev/shm"]).output.decode()
-    assert listing.split() == ["/dev/shm:", "/tmp/attempt:"], listing
+    listing = c.exec_run(["sh", "-c", "ls -A /tmp /dev/shm"]).output.decode()
+    assert listing.split() == ["/dev/shm:", "/tmp:"], listing
 
 
 _PS = ("import os\nfor d in os.listdir('/proc'):\n if d.isdigit():\n  try:\n"
@@ -105,6 +105,15 @@ def test_host_files_are_invisible(sb) -> None:
         assert v.passed, v.tests[0].got
     finally:
         canary.unlink()
+
+
+def test_files_in_tmp_do_not_carry_over_to_the_next_attempt(sb) -> None:
+    p = stdio_problem([("", "ok\n")])
+    writer = "open('/tmp/leftover', 'w').write('x')\nopen('/dev/shm/leftover', 'w').write('x')\nprint('ok')\n"
+    assert sb.judge(p, writer).passed
+    reader = "import os\nprint('ok' if not os.path.exists('/tmp/leftover') and not os.path.exists('/dev/shm/leftover') else 'leak')\n"
+    v = sb.judge(p, reader)
+    assert v.passed, v.tests[0].got
 
 
 def test_killing_the_fork_server_costs_nothing(sb) -> None:

@@ -375,7 +375,7 @@ class DockerSandbox:
 
     def _judge_on(self, w: _Worker, problem: Problem, code: str, retry: bool = True) -> Verdict:
         req = protocol.build_request(problem, code, scratch=SCRATCH, python=PYTHON, sweep_own_uid=True,
-                                     wipe=["/dev/shm"])
+                                     wipe=["/dev/shm", "/tmp"])  # all of the tmpfs: nothing carries over
         budget = len(problem.tests) * (problem.limits.time_s * 2.0 + 1.5) + 30.0
         t0 = time.monotonic()
         try:

@@ -945,9 +945,9 @@ def run(req, emit, server=None):
     if server is not None and req.get("fork_server", True):
         zygote = server.zygote(python)  # checked healthy and untouched before it is trusted again
     keep = (zygote.pid,) if zygote is not None else ()
-    os.makedirs(scratch, exist_ok=True)
-    for extra in req.get("wipe", []):
+    for extra in req.get("wipe", []):  # before the scratch dir is made: "/tmp" may hold it
         _wipe(extra)
+    os.makedirs(scratch, exist_ok=True)
     _sweep_descendants(keep)
     _sweep(sweep_uid, keep)
     _wipe(scratch)
