@@ -152,40 +152,63 @@ def cell_state(cell: Cell) -> tuple[str, int]:
 
 def run_grid(cells: Sequence[Cell], *, progress: GridProgress | None = None, announce=None) -> list[CellOutcome]:
     """Run (or skip, or resume) every cell in order; returns each cell's summary."""
-    from sdpo_ttt.solve import solve
-
     progress = progress or _Silent()
     states = [cell_state(c) for c in cells]  # all checks before anything runs
     todo = sum(c.config.budget - used for c, (st, used) in zip(cells, states) if st != "finished")
     progress.grid_start(list(cells), todo)
-    shared = None
-    outcomes: list[CellOutcome] = []
-    for cell, (state, used) in zip(cells, states):
-        if state == "finished":
-            summary = RunDir(cell.path).read_summary() or {}
-            progress.run_done(cell, "skipped", summary)
-            outcomes.append(CellOutcome(cell, "skipped", summary))
-            continue
-        if cell.strategy in BASE_MODEL_STRATEGIES:
-            if shared is None:
-                shared = _load_policy(cell.config)
-            policy = shared
-        else:
-            if shared is not None:
-                shared = None
-                _release_memory()
-            policy = None  # solve loads a fresh model: sdpo trains its LoRA
-        action = "resumed" if state == "resume" else "started"
-        progress.run_start(cell, action, used)
-        summary_obj, _ = solve(
-            cell.problem_path if state == "new" else None, cell.config if state == "new" else None,
-            run_dir=cell.path if state == "new" else None, resume=cell.path if state == "resume" else None,
-            reporter=_CellReporter(cell, progress), announce=announce, policy=policy,
-        )
-        summary = _as_dict(summary_obj)
-        progress.run_done(cell, action, summary)
-        outcomes.append(CellOutcome(cell, action, summary))
-    return outcomes
+    models = SharedPolicy()
+    return [run_cell(cell, state, used, models=models, progress=progress, announce=announce)
+            for cell, (state, used) in zip(cells, states)]
+
+
+class SharedPolicy:
+    """One loaded base model for consecutive base-model runs (best-of-k, multi-turn) with the same model options.
+
+    An sdpo run gets None (solve loads a fresh model: sdpo trains its LoRA), and the shared one is released first.
+    """
+
+    def __init__(self) -> None:
+        self.policy, self.key = None, None
+
+    def for_cell(self, cell: Cell):
+        if cell.strategy not in BASE_MODEL_STRATEGIES:
+            self.release()
+            return None
+        from sdpo_ttt.solve import policy_config
+
+        key = repr(policy_config(cell.config))
+        if self.policy is None or key != self.key:
+            self.release()
+            self.policy, self.key = _load_policy(cell.config), key
+        return self.policy
+
+    def release(self) -> None:
+        if self.policy is not None:
+            self.policy, self.key = None, None
+            _release_memory()
+
+
+def run_cell(cell: Cell, state: str, used: int, *, models: SharedPolicy | None = None,
+             progress: GridProgress | None = None, announce=None) -> CellOutcome:
+    """Skip (finished), resume or start one cell, given its `cell_state`; the one way a grid runs a cell."""
+    from sdpo_ttt.solve import solve
+
+    progress = progress or _Silent()
+    if state == "finished":
+        summary = RunDir(cell.path).read_summary() or {}
+        progress.run_done(cell, "skipped", summary)
+        return CellOutcome(cell, "skipped", summary)
+    policy = models.for_cell(cell) if models is not None else None
+    action = "resumed" if state == "resume" else "started"
+    progress.run_start(cell, action, used)
+    summary_obj, _ = solve(
+        cell.problem_path if state == "new" else None, cell.config if state == "new" else None,
+        run_dir=cell.path if state == "new" else None, resume=cell.path if state == "resume" else None,
+        reporter=_CellReporter(cell, progress), announce=announce, policy=policy,
+    )
+    summary = _as_dict(summary_obj)
+    progress.run_done(cell, action, summary)
+    return CellOutcome(cell, action, summary)
 
 
 def _load_policy(cfg: SolveConfig):
