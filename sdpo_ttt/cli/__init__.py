@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from sdpo_ttt.cli import compare_cmd, judge_cmd, models_cmd, problem_cmd, sample_cmd, sandbox_cmd, solve_cmd
+from sdpo_ttt.cli import batch_cmd, compare_cmd, judge_cmd, models_cmd, problem_cmd, sample_cmd, sandbox_cmd, solve_cmd
 from sdpo_ttt.errors import UserError
 
 app = typer.Typer(
@@ -36,7 +36,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for _module in (judge_cmd, problem_cmd, sandbox_cmd, models_cmd, sample_cmd, solve_cmd, compare_cmd):
+for _module in (judge_cmd, problem_cmd, sandbox_cmd, models_cmd, sample_cmd, solve_cmd, compare_cmd, batch_cmd):
     _module.register(app)
 
 
