@@ -140,6 +140,9 @@ def check_problems(paths: Sequence[Path]) -> tuple[list[Path], list[dict[str, st
             broken.append({"path": str(f), "error": e.message})
     if not files:
         raise UserError("no problem files found", "pass problem.json files or folders holding them, e.g. problems/")
+    if not good:
+        raise UserError(f"no problem file loads ({len(broken)} broken; the first: {broken[0]['error']})",
+                        "check the paths, or fix the files (`sdpo-ttt problem validate FILE` names every error)")
     return good, broken
 
 

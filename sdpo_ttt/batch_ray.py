@@ -36,7 +36,8 @@ def connect(address: str | None):
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:
+        else:  # this machine only: loopback, no dashboard, no usage statistics sent out
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     except Exception as e:  # noqa: BLE001 - connection errors of many kinds
         raise UserError(f"cannot start or reach Ray ({address or 'local'}): {e}",
