@@ -57,6 +57,8 @@ def _format_error_text(problem: Problem) -> str:
     if problem.kind is Kind.function and problem.function is not None:
         what = (f"the complete code defining the function `{problem.function.name}` (a top-level function or "
                 f"a method of `class Solution`)")
+    elif problem.kind is Kind.script and problem.script is not None:
+        what = f"the complete code defining the function `{problem.script.entry_point}`"
     else:
         what = "the complete program (it reads standard input and writes standard output)"
     return ("No program was found in your answer. Answer with exactly one ```python fenced code block containing "
@@ -73,7 +75,27 @@ def _outcome_sentence(problem: Problem, t: TestResult) -> str:
     return _KIND_WORDS[o] + (f": {t.detail}" if t.detail else "")
 
 
+def _assert_block(problem: Problem, t: TestResult, budget: int) -> str:
+    """One failed assertion of a script problem: its line and source, expected vs the returned value."""
+    from sdpo_ttt.asserts import assert_sites
+
+    sites = assert_sites(problem.script.test_code) if problem.script else ()
+    where = f", line {sites[t.index].line}" if t.index < len(sites) else ""
+    label = "public" if t.public else "hidden"
+    field = max(60, budget // 4)
+    lines = [f"Assertion {t.index + 1} ({label}{where}): {_outcome_sentence(problem, t)}", cut(t.input.rstrip("\n"), field)]
+    if t.expected:
+        lines.append("Expected:\n" + cut(t.expected, field))
+    if t.got:
+        lines.append("Your function returned:\n" + cut(t.got, field))
+    if t.outcome in (Outcome.runtime_error, Outcome.memory_limit) and t.stderr_tail.strip():
+        lines.append("Error (last lines):\n" + _tail_lines(t.stderr_tail, field))
+    return "\n".join(lines)
+
+
 def _test_block(problem: Problem, t: TestResult, budget: int) -> str:
+    if problem.kind is Kind.script:
+        return _assert_block(problem, t, budget)
     fn = problem.kind is Kind.function
     label = "public" if t.public else "hidden"
     lines = [f"Test {t.index + 1} ({label}): {_outcome_sentence(problem, t)}"]
@@ -102,13 +124,14 @@ def render_feedback(problem: Problem, verdict: Verdict, visibility: Visibility =
         raise ValueError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
     n = len(verdict.tests) or len(problem.tests)
     n_pass = sum(t.outcome is Outcome.passed for t in verdict.tests)
+    tests = "assertions" if problem.kind is Kind.script else "tests"
     if verdict.outcome is Outcome.format_error:
         return cut(_format_error_text(problem), max_chars)
     if visibility == "binary":
         status = "passed" if verdict.passed else "failed"
-        return cut(f"Result: {status}. Score: {verdict.score:.2f} ({n_pass}/{n} tests passed).", max_chars)
+        return cut(f"Result: {status}. Score: {verdict.score:.2f} ({n_pass}/{n} {tests} passed).", max_chars)
     if verdict.passed:
-        return cut(f"All {n} tests passed.", max_chars)
+        return cut(f"All {n} {tests} passed.", max_chars)
     if verdict.outcome is Outcome.sandbox_error:
         detail = next((t.detail for t in verdict.tests if t.detail), "")
         return cut("The judge could not run this attempt (not a fault of the program)" + (f": {detail}" if detail else "."),
@@ -120,24 +143,24 @@ def render_feedback(problem: Problem, verdict: Verdict, visibility: Visibility =
                               max(200, max_chars - 120)))
         return cut(text, max_chars)
 
-    head = f"Failed: {n_pass} of {n} tests passed (score {verdict.score:.2f}). First failure: {_KIND_WORDS[verdict.outcome]}."
+    head = f"Failed: {n_pass} of {n} {tests} passed (score {verdict.score:.2f}). First failure: {_KIND_WORDS[verdict.outcome]}."
     shown = [t for t in verdict.tests if t.outcome is not Outcome.passed and (visibility == "all" or t.public)]
     hidden = [t for t in verdict.tests if not t.public]
     parts = [head]
     if visibility == "public" and hidden:
         hidden_fail = [t for t in hidden if t.outcome is not Outcome.passed]
         if hidden_fail:
-            parts.append(f"Hidden tests: {len(hidden) - len(hidden_fail)} of {len(hidden)} passed; failures: "
+            parts.append(f"Hidden {tests}: {len(hidden) - len(hidden_fail)} of {len(hidden)} passed; failures: "
                          f"{_counts(hidden_fail)}.")
         else:
-            parts.append(f"Hidden tests: all {len(hidden)} passed.")
+            parts.append(f"Hidden {tests}: all {len(hidden)} passed.")
     if not shown and visibility == "public":
-        parts.append("Every public test passes; the failing tests are hidden.")
+        parts.append(f"Every public {tests[:-1]} passes; the failing {tests} are hidden.")
     budget = max_chars - sum(len(p) + 1 for p in parts)
     for i, t in enumerate(shown):
         if i > 0 and (budget < 400 or i >= MAX_TESTS_SHOWN):
             if len(shown) > i:
-                parts.append(f"({len(shown) - i} more failing test(s) not shown.)")
+                parts.append(f"({len(shown) - i} more failing {tests[:-1]}(s) not shown.)")
             break
         block = _test_block(problem, t, min(budget, 1200) if i == 0 else min(budget, 800))
         block = cut(block, max(100, budget))

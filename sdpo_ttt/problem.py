@@ -19,6 +19,7 @@ _SKIP_CONSISTENCY = "skip_consistency"  # validation context flag: field checks 
 class Kind(str, Enum):
     stdio = "stdio"  # program reads stdin, writes stdout
     function = "function"  # program defines a function (or class Solution method) called per test
+    script = "script"  # program defines a function; a test program (asserts) checks it: HumanEval / MBPP style
 
 
 class CompareMode(str, Enum):
@@ -44,11 +45,38 @@ class FunctionSpec(_Strict):
         return v
 
 
+class ScriptSpec(_Strict):
+    """Tests as code. The attempt is loaded, then `setup_code` and `test_code` run in a namespace holding the
+    attempt's names, with `entry_point` bound to a guarded wrapper of the attempt's function; if
+    `check_function` is set (HumanEval: "check"), it is then called with that wrapper. Each assert of
+    `test_code` is one test (see sdpo_ttt/asserts.py)."""
+
+    entry_point: str = Field(min_length=1, description="the function the attempt must define (top-level, or a method of class Solution)")
+    test_code: str = Field(min_length=1, description="Python code whose assert statements are the tests")
+    setup_code: str = Field("", description="run before test_code (MBPP test_setup_code)")
+    check_function: str = Field("", description="a function test_code defines, called with the attempt's function (HumanEval: check)")
+
+    @field_validator("entry_point")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not v.isidentifier():
+            raise ValueError(f"must be a Python identifier, got {v!r}")
+        return v
+
+    @field_validator("check_function")
+    @classmethod
+    def _identifier_or_empty(cls, v: str) -> str:
+        if v and not v.isidentifier():
+            raise ValueError(f"must be empty or a Python identifier, got {v!r}")
+        return v
+
+
 class Test(_Strict):
     __test__ = False  # not a pytest class
 
-    input: str = Field(description="stdin text (stdio) or a JSON array of positional arguments (function)")
-    output: str = Field(description="expected stdout (stdio) or a JSON value (function)")
+    input: str = Field(description="stdin text (stdio), a JSON array of positional arguments (function), "
+                                   "or the assert statement's source (script)")
+    output: str = Field(description="expected stdout (stdio), a JSON value (function), or unused (script)")
     public: bool = Field(True, description="public tests may be shown to the model in feedback")
 
 
@@ -69,6 +97,7 @@ class Problem(_Strict):
     statement: str = Field(min_length=1)
     kind: Kind
     function: FunctionSpec | None = None
+    script: ScriptSpec | None = None
     tests: list[Test] = Field(min_length=1)
     compare: Compare = Field(default_factory=Compare)
     limits: Limits = Field(default_factory=Limits)
@@ -126,7 +155,42 @@ def consistency_errors(problem: Problem) -> list[str]:
                 errs.append(f'field "tests[{i}].output": must be a JSON value ({e.msg} at column {e.colno}); quote strings')
     elif problem.function is not None:
         errs.append('field "function": only allowed when kind is "function" (remove it or set kind to "function")')
+    if problem.kind is Kind.script:
+        errs.extend(_script_errors(problem))
+    elif problem.script is not None:
+        errs.append('field "script": only allowed when kind is "script" (remove it or set kind to "script")')
     return errs
+
+
+def _script_errors(problem: Problem) -> list[str]:
+    from sdpo_ttt.asserts import assert_sites
+
+    if problem.script is None:
+        return ['field "script" is missing: kind "script" needs {"entry_point": ..., "test_code": ...}']
+    errs = []
+    for name in ("setup_code", "test_code"):
+        try:
+            compile(getattr(problem.script, name), name, "exec")
+        except SyntaxError as e:
+            errs.append(f'field "script.{name}": not valid Python (line {e.lineno}: {e.msg})')
+    if errs:
+        return errs
+    sites = assert_sites(problem.script.test_code)
+    if not sites:
+        errs.append('field "script.test_code": holds no assert statement (each assert is one test)')
+    elif len(sites) != len(problem.tests):
+        errs.append(f'field "tests": kind "script" needs one test per assert of script.test_code '
+                    f"({len(sites)}), got {len(problem.tests)}; `sdpo_ttt.problem.script_tests` builds them")
+    return errs
+
+
+def script_tests(test_code: str, public_asserts: int | None = None) -> list[dict[str, Any]]:
+    """The `tests` of a script problem: one per assert (input = its source), the first `public_asserts`
+    public (all when None), the rest hidden."""
+    from sdpo_ttt.asserts import assert_sites
+
+    return [{"input": s.source, "output": "", "public": public_asserts is None or s.index < public_asserts}
+            for s in assert_sites(test_code)]
 
 
 def _json_type(v: Any) -> str:

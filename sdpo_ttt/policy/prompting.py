@@ -33,6 +33,13 @@ FUNCTION_INSTRUCTIONS_NO_STARTER = (
 )
 
 
+SCRIPT_INSTRUCTIONS = (
+    "Implement the function `{name}` in Python 3 (its signature and docstring are above). Tests will import your "
+    "code and call `{name}`; return the answer (do not read input or print). Put the complete code, with any "
+    "imports and helper functions it needs, in one ```python code block."
+)
+
+
 def instructions(problem: Any) -> str:
     """I/O instructions for the problem's kind (stdio program, or function with its signature/starter code)."""
     kind = getattr(problem.kind, "value", problem.kind)
@@ -42,6 +49,8 @@ def instructions(problem: Any) -> str:
         if starter:
             return FUNCTION_INSTRUCTIONS.format(name=fn.name, starter=starter)
         return FUNCTION_INSTRUCTIONS_NO_STARTER.format(name=fn.name)
+    if kind == "script":
+        return SCRIPT_INSTRUCTIONS.format(name=problem.script.entry_point)
     return STDIO_INSTRUCTIONS
 
 

@@ -29,7 +29,7 @@ def build_request(problem: Problem, code: str, *, scratch: str, python: str | No
         "nonce": secrets.token_hex(16),
         "code": code,
         "kind": problem.kind.value,
-        "function_name": problem.function.name if problem.kind is Kind.function and problem.function else "",
+        "function_name": _entry_point(problem),
         "tests": [{"input": t.input, "output": t.output, "public": t.public} for t in problem.tests],
         "compare": {"mode": "json" if problem.kind is Kind.function else problem.compare.mode.value,
                     "float_tol": problem.compare.float_tol},
@@ -38,10 +38,23 @@ def build_request(problem: Problem, code: str, *, scratch: str, python: str | No
         "tle_budget": TLE_BUDGET,
         "scratch": scratch,
     }
+    if problem.kind is Kind.script and problem.script is not None:
+        from sdpo_ttt.asserts import instrument
+
+        req["script"] = {"test_code": instrument(problem.script.test_code), "setup_code": problem.script.setup_code,
+                         "check_function": problem.script.check_function}
     if python:
         req["python"] = python
     req.update(extra)
     return req
+
+
+def _entry_point(problem: Problem) -> str:
+    if problem.kind is Kind.function and problem.function:
+        return problem.function.name
+    if problem.kind is Kind.script and problem.script:
+        return problem.script.entry_point
+    return ""
 
 
 def encode_request(req: dict[str, Any]) -> bytes:

@@ -60,13 +60,167 @@ def tb_text(e):
     lines = traceback.format_exception(type(e), e, e.__traceback__)
     keep = [l for l in lines if '"<string>"' not in l]
     return "".join(keep)
+def run_script(fn, fname, spec, g):
+    # kind "script": the test program's asserts were rewritten (sdpo_ttt/asserts.py) into calls of the
+    # helpers below, which record one result per assert site on the status channel. Only plain builtin
+    # values are ever compared or tested for truth, and the attempt's function must return one, so an
+    # object with a lying __eq__ / __bool__ / __sub__ cannot pass an assertion.
+    PLAIN = (int, float, bool, str, bytes, complex, type(None))
+    def plain(v, d=0):
+        t = type(v)
+        if t in PLAIN:
+            return True
+        if d > 100:
+            return False
+        if t is list or t is tuple or t is set or t is frozenset:
+            for x in v:
+                if not plain(x, d + 1):
+                    return False
+            return True
+        if t is dict:
+            for k, x in dict.items(v):
+                if not (plain(k, d + 1) and plain(x, d + 1)):
+                    return False
+            return True
+        return False
+    def tname(v):
+        try:
+            n = type.__dict__["__name__"].__get__(type(v))
+            return n if type(n) is str else "?"
+        except Exception:
+            return "?"
+    def cut(s, n):
+        if len(s) <= n:
+            return s
+        h = n // 2
+        return s[:h] + "...[%d chars cut]..." % (len(s) - n) + s[len(s) - (n - h):]
+    def what(v):
+        t = tname(v)
+        if type(v) in (list, tuple, set, frozenset, dict):
+            try:
+                for x in (list(dict.keys(v)) + list(dict.values(v)) if type(v) is dict else v):
+                    if not plain(x):
+                        return "a %s holding %s" % (t, what(x))
+            except Exception:
+                pass
+        return "a %s object" % t
+    def srepr(v, n=1000):
+        if not plain(v):
+            return "<%s object>" % tname(v)
+        try:
+            return cut(repr(v), n)
+        except Exception:
+            return "<%s value>" % tname(v)
+    class NotPlain(Exception):
+        pass
+    state = {"site": -1, "call": None}
+    sent = set()
+    begun = set()
+    def record(k, ok, **kw):
+        if (k, ok) in sent:
+            return
+        sent.add((k, ok))
+        kw["site"] = k
+        kw["ok"] = ok
+        c = state["call"]
+        if not ok and c is not None:
+            kw["call"] = c[0]
+            kw["returned"] = c[1]
+        send(**kw)
+    def guarded(*a, **kw):
+        try:
+            shown = ", ".join([srepr(x, 200) for x in a] + ["%s=%s" % (k, srepr(x, 200)) for k, x in kw.items()])
+        except Exception:
+            shown = "..."
+        c = state["call"] = ["%s(%s)" % (fname, cut(shown, 400)), "(no value: it raised)"]
+        r = fn(*a, **kw)
+        if not plain(r):
+            c[1] = "<%s object>" % tname(r)
+            raise NotPlain("%s returned %s; only plain values (int, float, str, bool, None, and lists, "
+                           "tuples, dicts, sets of them) are accepted" % (c[0], what(r)))
+        c[1] = srepr(r)
+        return r
+    def cmp_ops():
+        return {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+                "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+                "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
+                "is": lambda a, b: a is b, "is not": lambda a, b: a is not b}
+    OPS = cmp_ops()
+    class Helpers(object):
+        def begin(self, k):
+            state["site"] = k
+            state["call"] = None
+            if k not in begun:  # the first start of each site: where a killed program stopped (roughly)
+                begun.add(k)
+                send(site=k, begin=True)
+        def raised(self, k, e):
+            if isinstance(e, MemoryError):
+                raise e
+            if isinstance(e, NotPlain):
+                record(k, False, kind="wrong_answer", detail=str(e))
+                return
+            try:
+                msg = cut(str(e), 300)
+            except Exception:
+                msg = ""
+            record(k, False, kind="runtime_error", detail="%s: %s" % (tname(e), msg) if msg else tname(e),
+                   error=tb_text(e))
+        def compare(self, k, op, a, b):
+            if op not in ("is", "is not"):
+                for v in (a, b):
+                    if not plain(v):
+                        record(k, False, kind="wrong_answer", op=op, left=srepr(a), right=srepr(b),
+                               detail="a %s object cannot be compared: only plain values (int, float, str, bool, "
+                                      "None, and lists, tuples, dicts, sets of them) are" % tname(v))
+                        return
+            try:
+                ok = OPS[op](a, b)
+            except Exception as e:
+                record(k, False, kind="runtime_error", op=op, left=srepr(a), right=srepr(b),
+                       detail="comparing with %s raised %s: %s" % (op, tname(e), cut(str(e), 200)))
+                return
+            if type(ok) is bool and ok:
+                record(k, True)
+            else:
+                record(k, False, kind="wrong_answer", op=op, left=srepr(a), right=srepr(b))
+        def truth(self, k, negate, v):
+            if not plain(v):
+                record(k, False, kind="wrong_answer", op="not" if negate else "truth", left=srepr(v),
+                       detail="a %s object has no trusted truth value: only plain values are accepted" % tname(v))
+                return
+            if bool(v) != bool(negate):
+                record(k, True)
+            else:
+                record(k, False, kind="wrong_answer", op="not" if negate else "truth", left=srepr(v))
+    ns = dict(g)
+    ns["__name__"] = "tests"
+    ns[fname] = guarded
+    ns["__sdpo"] = Helpers()
+    try:
+        exec(compile(spec.get("setup_code") or "", "setup_code", "exec"), ns)
+        exec(compile(spec["test_code"], "test_code", "exec"), ns)
+        if spec.get("check_function"):
+            ns[spec["check_function"]](guarded)
+    except SystemExit as e:
+        send(status="exception", type="SystemExit", site=state["site"],
+             error="exit(%r) was called while the tests ran" % (e.code,))
+        sys.exit(1)
+    except BaseException as e:
+        t = tb_text(e); sys.stderr.write(t)
+        send(status="exception", type=type(e).__name__, error=t, site=state["site"])
+        sys.exit(1)
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    send(status="ok")
 src = open(path, "rb").read()
 try:
     code = compile(src, "solution.py", "exec")
 except BaseException as e:
     send(status="compile_error", error="".join(traceback.format_exception_only(type(e), e)))
     sys.exit(3)
-if kind == "function":
+if kind != "stdio":
     args = json.loads(sys.stdin.read())
     sys.stdin.close()
     sys.stdin = open(os.devnull)
@@ -79,7 +233,7 @@ else:
 try:
     exec(code, g)
 except SystemExit as e:
-    if kind == "function":
+    if kind != "stdio":
         send(status="load_error", type="SystemExit", error="the program called exit() while loading: %r" % (e.code,))
         sys.exit(4)
     if e.code is None or e.code == 0:
@@ -88,9 +242,9 @@ except SystemExit as e:
 except BaseException as e:
     t = tb_text(e)
     sys.stderr.write(t)
-    send(status="load_error" if kind == "function" else "exception", type=type(e).__name__, error=t)
-    sys.exit(4 if kind == "function" else 1)
-if kind == "function":
+    send(status="load_error" if kind != "stdio" else "exception", type=type(e).__name__, error=t)
+    sys.exit(4 if kind != "stdio" else 1)
+if kind != "stdio":
     fn = g.get(fname)
     if not callable(fn):
         cls = g.get("Solution")
@@ -104,6 +258,9 @@ if kind == "function":
         else:
             send(status="no_entry", error="no top-level function %r and no class Solution with a method %r" % (fname, fname))
             sys.exit(5)
+if kind == "script":
+    run_script(fn, fname, args, g)
+elif kind == "function":
     try:
         res = fn(*args)
     except SystemExit as e:
@@ -769,15 +926,30 @@ def _stderr_tail(child):
 _SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
 
 
-def judge_test(req, i, test, scratch, zygote=None):
-    """Run one test in a fresh child; return (record dict, compile_error text or None)."""
+def _status_events(child):
+    """Every JSON line of the result channel (kind "script": one per assert site result, then the status)."""
+    out = []
+    for line in bytes(child.status).split(b"\n"):
+        try:
+            d = json.loads(line.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(d, dict):
+            out.append(d)
+    return out
+
+
+def judge_test(req, i, test, scratch, zygote=None, stdin_text=None):
+    """Run one test in a fresh child; return (record dict, compile_error text or None).
+    Kind "script" runs the whole test program once (stdin_text: the script spec) and the record's outcome
+    says how the program ended ("passed": it ran to the end); `_events` holds the per-assert results."""
     test_dir = os.path.join(scratch, "t%d" % i)
     os.mkdir(test_dir, 0o700)
     with open(os.path.join(test_dir, "solution.py"), "w", encoding="utf-8") as f:
         f.write(req["code"])
     stdin_path = os.path.join(scratch, "stdin%d" % i)
     with open(stdin_path, "w", encoding="utf-8") as f:
-        f.write(test["input"])
+        f.write(test["input"] if stdin_text is None else stdin_text)
     uid = req.get("child_uid")
     if uid is not None:
         os.chown(test_dir, uid, uid)
@@ -788,6 +960,10 @@ def judge_test(req, i, test, scratch, zygote=None):
         os.unlink(stdin_path)
     kind = req["kind"]
     st = _status(child)
+    events = []
+    if kind == "script":
+        events = _status_events(child)
+        st = next((e for e in reversed(events) if "status" in e), {})
     tail = _stderr_tail(child)
     rec = {
         "index": i,
@@ -803,6 +979,9 @@ def judge_test(req, i, test, scratch, zygote=None):
     if kind == "stdio":
         rec["got"] = trunc(got_text)
     compile_error = None
+    if kind == "script":
+        rec["_events"] = [e for e in events if "site" in e and "status" not in e]
+        rec["_abort_site"] = st.get("site")
 
     def done(outcome, detail=""):
         rec["outcome"] = outcome
@@ -846,6 +1025,10 @@ def judge_test(req, i, test, scratch, zygote=None):
     if rc != 0:
         last = tail.strip().splitlines()
         return done("runtime_error", "exit code %d%s" % (rc, (": " + last[-1][:200]) if last else ""))
+    if kind == "script":
+        if st.get("status") != "ok":
+            return done("runtime_error", "the program exited before the tests finished (os._exit or a killed interpreter)")
+        return done("passed")
     if kind == "function" and st.get("status") not in ("ok", "unserializable"):
         return done("runtime_error", "the program exited without returning a result (os._exit or a killed interpreter)")
     if kind == "function":
@@ -862,6 +1045,95 @@ def judge_test(req, i, test, scratch, zygote=None):
         else:
             ok, detail = compare(got_text, test["output"], req["compare"]["mode"], req["compare"]["float_tol"])
     return done("passed" if ok else "wrong_answer", detail)
+
+
+def _site_record(i, test, ev):
+    """The record of assert site i that failed, from its first failure event."""
+    op, left, right = ev.get("op"), ev.get("left", ""), ev.get("right", "")
+    call, returned = ev.get("call"), ev.get("returned")
+    if op == "truth":
+        expected, what = "a true value", "%s is not true" % left
+    elif op == "not":
+        expected, what = "a false value", "%s is not false" % left
+    elif op == "==":
+        expected, what = right, "%s == %s is false" % (left, right)
+    elif op:
+        expected, what = "%s %s" % (op, right), "%s %s %s is false" % (left, op, right)
+    else:
+        expected, what = "", ""
+    detail = ev.get("detail") or ("assertion failed: " + _short(what, 300))
+    if call and not ev.get("detail"):
+        detail += "; %s returned %s" % (_short(call, 200), _short(returned, 200))
+    return {"index": i, "public": bool(test.get("public", True)), "time_s": 0.0, "input": trunc(test["input"]),
+            "expected": trunc(expected or ""), "got": trunc(returned if call and returned is not None else left or ""),
+            "stderr_tail": (ev.get("error") or "")[-STDERR_KEEP:],
+            "detail": detail, "outcome": "runtime_error" if ev.get("kind") == "runtime_error" else "wrong_answer"}
+
+
+def judge_script(req, scratch, zygote=None):
+    """Kind "script": run the test program once in one fresh child; return (one record per assert site,
+    compile_error text or None). A site that failed reports its first failure; a site that never failed
+    passed if the program ran to the end (or the site held before the program stopped); the rest get the
+    reason the program stopped (time limit, memory, exception outside an assertion, ...), so an attempt
+    passes only if every assertion held and the program completed."""
+    tests = req["tests"]
+    rec, cerr = judge_test(req, 0, {"input": "", "output": "", "public": True}, scratch, zygote,
+                           stdin_text=json.dumps(req["script"]))
+    events = rec.pop("_events", [])
+    abort_site = rec.pop("_abort_site", None)
+    base = {k: rec[k] for k in ("outcome", "detail", "stderr_tail", "time_s")}
+
+    def site(j, **kw):
+        r = {"index": j, "public": bool(tests[j].get("public", True)), "time_s": 0.0,
+             "input": trunc(tests[j]["input"]), "expected": "", "got": "", "stderr_tail": "", "detail": ""}
+        r.update(kw)
+        return r
+
+    if cerr is not None:
+        return [site(j, outcome=base["outcome"], detail=base["detail"], stderr_tail=base["stderr_tail"])
+                for j in range(len(tests))], cerr
+    passed, failed, last_begun = set(), {}, None
+    for e in events:
+        k = e.get("site")
+        if not isinstance(k, int) or not 0 <= k < len(tests):
+            continue
+        if e.get("begin"):
+            last_begun = k
+        elif e.get("ok") is True:
+            passed.add(k)
+        elif k not in failed:
+            failed[k] = e
+    completed = base["outcome"] == "passed"
+    stop = abort_site if isinstance(abort_site, int) and abort_site >= 0 else last_begun
+    stopped_at = stop if stop is not None and 0 <= stop < len(tests) and stop not in failed else None
+    out = []
+    for j in range(len(tests)):
+        if j in failed:
+            out.append(_site_record(j, tests[j], failed[j]))
+        elif completed:
+            out.append(site(j, outcome="passed"))
+        elif j == stopped_at:
+            held = " (it had held before)" if j in passed else ""
+            out.append(site(j, outcome=base["outcome"], detail=base["detail"] + held, stderr_tail=base["stderr_tail"]))
+        elif j in passed:
+            out.append(site(j, outcome="passed"))
+        elif stopped_at is None:
+            stopped_at = j
+            out.append(site(j, outcome=base["outcome"], detail=base["detail"], stderr_tail=base["stderr_tail"]))
+        else:
+            out.append(site(j, outcome=base["outcome"],
+                            detail="not reached: the test program stopped at assertion %d" % (stopped_at + 1)))
+    if not completed and stopped_at is None:
+        # every assertion held or failed before the program stopped: charge the stop to the assertion it was
+        # running (or the last one that held), so the attempt never passes a program that did not complete
+        ok_sites = [j for j in range(len(tests)) if j not in failed]
+        if ok_sites:
+            j = abort_site if abort_site in ok_sites else ok_sites[-1]
+            out[j] = site(j, outcome=base["outcome"], detail=base["detail"] + " (while or after this assertion ran)",
+                          stderr_tail=base["stderr_tail"])
+    if out:
+        out[0]["time_s"] = base["time_s"]
+    return out, None
 
 
 def _fingerprint(pid):
@@ -972,6 +1244,17 @@ def run(req, emit, server=None):
                 if server is not None:
                     server.replace(python, zygote)
             keep = (zygote.pid,) if zygote is not None else ()
+            if req["kind"] == "script":  # one run of the test program; one record per assertion
+                try:
+                    recs, cerr = judge_script(req, scratch, zygote)
+                finally:
+                    _sweep_descendants(keep)
+                    _sweep(sweep_uid, keep)
+                    _wipe(scratch)
+                compile_error = cerr or ""
+                for r in recs:
+                    emit(r)
+                break
             try:
                 rec, cerr = judge_test(req, i, t, scratch, zygote)
             finally:
