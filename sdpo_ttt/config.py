@@ -41,11 +41,15 @@ class SolveConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16.")
     system_prompt: str | None = Field(None, description="Override the system prompt.")
+    user_template: str | None = Field(None, description="Override the user turn template ({statement} and {instructions} are filled in).")
+    backend: Literal["hf", "vllm"] = Field("hf", description="Sampling backend: hf (CPU and GPU) or vllm (GPU only; pip install sdpo-ttt[vllm]).")
+    vllm_gpu_memory: float = Field(0.4, gt=0, lt=1, description="Share of GPU memory vLLM may take when colocated with training.")
     gradient_checkpointing: bool | None = Field(None, description="Recompute activations in the student backward (default: on for GPU).")
 
     # --- LoRA and optimiser
     lora_rank: int = Field(16, ge=1, description="LoRA rank r.")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (0 keeps runs deterministic).")
     lora_targets: list[str] = Field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), description="Module names that get LoRA adapters.")
     lr: float = Field(1e-4, gt=0, description="AdamW learning rate on the LoRA weights (paper: 1e-6 for full fine-tuning; LoRA needs more).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")

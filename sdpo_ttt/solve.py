@@ -28,7 +28,8 @@ def policy_config(cfg: SolveConfig):
     return PolicyConfig(
         model=cfg.model, device=cfg.device, dtype=cfg.dtype, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
         lora_targets=list(cfg.lora_targets), gradient_checkpointing=checkpointing,
-        system_prompt=cfg.system_prompt,
+        system_prompt=cfg.system_prompt, user_template=cfg.user_template, lora_dropout=cfg.lora_dropout,
+        backend=cfg.backend, vllm_gpu_memory=cfg.vllm_gpu_memory,
     )
 
 

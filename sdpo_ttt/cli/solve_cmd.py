@@ -96,6 +96,8 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, help=h("model") + " [default: qwen2.5-coder-0.5b]"),
         device: Optional[str] = typer.Option(None, help=h("device")),
         dtype: Optional[str] = typer.Option(None, help=h("dtype")),
+        backend: Optional[str] = typer.Option(None, help=h("backend") + " [default: hf]"),
+        vllm_gpu_memory: Optional[float] = typer.Option(None, help=h("vllm_gpu_memory") + " [default: 0.4]"),
         sandbox: Optional[str] = typer.Option(None, help=h("sandbox") + " [default: auto]"),
         sandbox_workers: Optional[int] = typer.Option(None, help=h("sandbox_workers") + " [default: 2]"),
         run_dir: Optional[Path] = typer.Option(None, help="Where the run is written [default: runs/<problem>-<strategy>-s<seed>-<time>]."),
@@ -119,7 +121,7 @@ def register(app: typer.Typer) -> None:
             loss=loss, alpha=alpha, topk=topk, teacher=teacher, teacher_rate=teacher_rate, grpo_weight=grpo_weight,
             kl_weight=kl_weight, adv_clip=adv_clip, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
             max_prompt_tokens=max_prompt_tokens, feedback_visibility=feedback_visibility, seed=seed, model=model,
-            device=device, dtype=dtype, sandbox=sandbox, sandbox_workers=sandbox_workers,
+            device=device, dtype=dtype, backend=backend, vllm_gpu_memory=vllm_gpu_memory, sandbox=sandbox, sandbox_workers=sandbox_workers,
         )
         if resume is not None:
             given = [k for k, v in values.items() if v is not None]
