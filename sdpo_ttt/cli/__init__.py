@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts contain literal brackets ("[default: 8]", "sdpo-ttt[vllm]")
 )
 
 @app.callback()
