@@ -89,6 +89,9 @@ class Policy:
         kw: dict[str, Any] = {"local_files_only": where.local_only}
         if where.gguf_file:
             kw["gguf_file"] = where.gguf_file
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no per-tensor "Loading weights" bar on every start
         try:
             tok = AutoTokenizer.from_pretrained(where.path, **kw)
             base = AutoModelForCausalLM.from_pretrained(where.path, dtype=dtype, attn_implementation="sdpa", **kw)
@@ -118,7 +121,9 @@ class Policy:
             except ValueError as e:
                 raise ModelUnavailable(f"LoRA targets {cfg.lora_targets} do not fit model {cfg.model!r}: {e}", "pass --lora-targets with module names of this model") from None
             # Same scaling s = alpha/r for the teacher so that copying the student is exact.
-            model.add_adapter(TEACHER, LoraConfig(r=rt, lora_alpha=cfg.lora_alpha * rt / cfg.lora_rank, **common))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                model.add_adapter(TEACHER, LoraConfig(r=rt, lora_alpha=cfg.lora_alpha * rt / cfg.lora_rank, **common))
         model.set_adapter(STUDENT)
         model.eval()
         n_params = sum(p.numel() for p in model.parameters())
