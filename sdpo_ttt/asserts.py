@@ -24,11 +24,17 @@ fraction of assertions that held, and the attempt passes iff all held and the pr
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
 _OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "in",
         ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+
+
+# CPython 3.11 can raise "SystemError: AST constructor recursion depth mismatch" when threads parse at once
+# (sandbox backends build requests from worker threads): parse one at a time.
+_AST_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,11 @@ def _asserts(tree: ast.AST) -> list[ast.Assert]:
 @lru_cache(maxsize=256)
 def assert_sites(test_code: str) -> tuple[Site, ...]:
     """Every assert statement of `test_code`, in source order. Raises SyntaxError."""
+    with _AST_LOCK:
+        return _assert_sites(test_code)
+
+
+def _assert_sites(test_code: str) -> tuple[Site, ...]:
     tree = ast.parse(test_code)
     out = []
     for i, node in enumerate(_asserts(tree)):
@@ -87,6 +98,11 @@ class _Rewrite(ast.NodeTransformer):
 @lru_cache(maxsize=256)
 def instrument(test_code: str) -> str:
     """The test program with every assert rewritten to report its site's result (see the module doc)."""
+    with _AST_LOCK:
+        return _instrument(test_code)
+
+
+def _instrument(test_code: str) -> str:
     tree = ast.parse(test_code)
     numbering = {id(n): i for i, n in enumerate(_asserts(tree))}
     tree = _Rewrite(numbering).visit(tree)

