@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sdpo_ttt.cli import batch_cmd, compare_cmd, judge_cmd, models_cmd, problem_cmd, sample_cmd, sandbox_cmd, solve_cmd
 from sdpo_ttt.errors import UserError
@@ -47,10 +48,10 @@ def main() -> None:
         rc = app(standalone_mode=False)  # click returns the exit code of typer.Exit instead of raising it here
         sys.exit(rc if isinstance(rc, int) else 0)
     except UserError as e:
-        err = Console(stderr=True)
-        err.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        err = Console(stderr=True, soft_wrap=True)  # never break a path in the middle of a message
+        err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
         if e.fix:
-            err.print(f"[yellow]fix:[/] {e.fix}", highlight=False)
+            err.print(f"[yellow]fix:[/] {escape(e.fix)}", highlight=False)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -1,0 +1,52 @@
+"""`sdpo-ttt solve` input errors: one clear message, exit 2, nothing written (no model is loaded)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PROBLEM = REPO / "problems" / "sum-two-ints" / "problem.json"
+
+
+def _solve(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sdpo_ttt.cli", "solve", *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_unknown_option_in_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("budget = 8\nlearning_rate = 0.1\n")
+    r = _solve(str(PROBLEM), "--config", str(cfg), "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 2
+    assert "unknown option 'learning_rate'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_of_range_option_names_it(tmp_path: Path) -> None:
+    r = _solve(str(PROBLEM), "--alpha", "1.5", "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 2 and "'alpha'" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_problem_and_bad_resume(tmp_path: Path) -> None:
+    r = _solve(str(tmp_path / "nope.json"))
+    assert r.returncode == 2 and "no such problem file" in r.stderr
+    r = _solve("--resume", str(tmp_path))
+    assert r.returncode == 2 and "not a run directory" in r.stderr
+    r = _solve()
+    assert r.returncode == 2 and "no problem given" in r.stderr
+
+
+def test_resume_refuses_other_options(tmp_path: Path) -> None:
+    r = _solve("--resume", str(tmp_path), "--budget", "4")
+    assert r.returncode == 2 and "its own saved config" in r.stderr
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "keep.txt").write_text("x")
+    r = _solve(str(PROBLEM), "--run-dir", str(run), "--sandbox", "local", "--model", "smollm2-135m")
+    assert r.returncode == 2 and "already holds files" in r.stderr and "--resume" in r.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["keep.txt"]
