@@ -50,14 +50,27 @@ class RichReporter:
 
 
 class PlainReporter:
-    """For --quiet / --json: only messages, on stderr."""
+    """No live display (not a terminal, --quiet or --json): one log line per batch on stderr unless quiet."""
 
     def __init__(self, console: Console, quiet: bool) -> None:
         self.console, self.quiet = console, quiet
+        self.budget = 0
 
-    def start(self, budget: int, used: int) -> None: ...
-    def attempts(self, attempts, used: int, best_score: float) -> None: ...
-    def step(self, step: int, metrics: dict[str, float]) -> None: ...
+    def start(self, budget: int, used: int) -> None:
+        self.budget = budget
+
+    def attempts(self, attempts, used: int, best_score: float) -> None:
+        if self.quiet:
+            return
+        counts: dict[str, int] = {}
+        for a in attempts:
+            counts[a.verdict.outcome.value] = counts.get(a.verdict.outcome.value, 0) + 1
+        kinds = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+        self.console.print(f"attempts {used}/{self.budget}  best score {best_score:.2f}  {kinds}", highlight=False)
+
+    def step(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.quiet and "loss" in metrics:
+            self.console.print(f"  step {step}: loss {metrics['loss']:.4g}  grad norm {metrics.get('grad_norm', 0.0):.3g}", highlight=False)
 
     def message(self, text: str) -> None:
         if not self.quiet:
