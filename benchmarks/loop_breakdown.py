@@ -10,7 +10,6 @@ naive implementation is printed by benchmarks/loss_memory.py (run with --with-lo
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import subprocess

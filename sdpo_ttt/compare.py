@@ -130,7 +130,7 @@ def cell_state(cell: Cell) -> tuple[str, int]:
     if not path.exists() or not any(path.iterdir()):
         return "new", 0
     if not (path / "config.json").exists():
-        raise UserError(f"{path} holds files but is not a run directory", f"move it away, or pick another --out")
+        raise UserError(f"{path} holds files but is not a run directory", "move it away, or pick another --out")
     if not (path / "problem.json").exists():  # killed while being created: nothing was attempted yet
         shutil.rmtree(path)
         return "new", 0

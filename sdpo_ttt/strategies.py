@@ -5,7 +5,7 @@ Everything else (sampling, judging, logging, stopping, budget) is shared in loop
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
