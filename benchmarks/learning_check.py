@@ -65,14 +65,18 @@ def main() -> None:
             verdicts, fbs = judge_batch(problem, sandbox, codes, "public")
             return [Attempt(0, i, i, c, code, v, fb) for i, (c, code, v, fb) in enumerate(zip(comps, codes, verdicts, fbs))]
 
-        def gap(attempts: list[Attempt]) -> float:
-            """Mean per-token KL(student ‖ base model on the feedback re-prompt) over failed attempts."""
+        def gap(attempts: list[Attempt], demo: str | None) -> float:
+            """Mean per-token KL(student ‖ base model on the re-prompt) over failed attempts.
+
+            The re-prompt is built as in training: the attempt's own feedback, plus a passing attempt of the
+            TRAINING batch as demonstration when there is one (the teacher SDPO distilled from).
+            """
             vals = []
             with torch.no_grad():
                 for a in attempts:
                     if a.verdict.passed or not a.completion.completion_ids:
                         continue
-                    tp = strategy.teacher_prompt(a.feedback, None)
+                    tp = strategy.teacher_prompt(a.feedback, demo)
                     t_h, _ = policy.hidden_states([tp], [a.completion.completion_ids], adapter=None)
                     s_h, mask = policy.hidden_states([a.completion.prompt_ids], [a.completion.completion_ids], adapter="student")
                     ids = torch.tensor([a.completion.completion_ids], device=mask.device)
@@ -89,14 +93,16 @@ def main() -> None:
         held = draw(20_000 + args.seed, args.batch)
         print(f"problem={problem.id} model={args.model} train pass={sum(a.verdict.passed for a in train)}/{len(train)} "
               f"held-back pass={sum(a.verdict.passed for a in held)}/{len(held)} (load+sample {time.perf_counter() - t0:.0f} s)")
+        demo = next((a.code for a in train if a.verdict.passed and a.code), None)
+        print(f"demonstration from the training batch: {'yes' if demo else 'none (no passing attempt)'}")
         pr_before = pass_rate(30_000)
-        g_train0, g_held0 = gap(train), gap(held)
+        g_train0, g_held0 = gap(train, demo), gap(held, demo)
         print(f"before: KL(student‖feedback-teacher) train={g_train0:.4f} held-back={g_held0:.4f} pass-rate={pr_before:.3f}")
         for s in range(args.steps):
             m = strategy.observe(train)
             print(f"  step {s}: loss={m['loss']:.4f} grad_norm={m['grad_norm']:.3f} "
                   f"(teacher {m['time/teacher_s']:.1f} s, student fwd+bwd {m['time/student_fwd_bwd_s']:.1f} s)")
-        g_train1, g_held1 = gap(train), gap(held)
+        g_train1, g_held1 = gap(train, demo), gap(held, demo)
         pr_after = pass_rate(30_000)
         print(f"after {args.steps} SDPO steps: train={g_train1:.4f} held-back={g_held1:.4f} pass-rate={pr_after:.3f}")
         print(f"held-back divergence change: {g_held1 - g_held0:+.4f} ({100 * (g_held1 - g_held0) / g_held0:+.1f}%); "
