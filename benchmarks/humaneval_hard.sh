@@ -13,6 +13,8 @@
 # grid 8 problems x 3 strategies x 2 seeds x 64 attempts ~ 6-10 h. Every step resumes / skips finished work
 # except calibration (re-run it only with FORCE_CAL=1). A tiny slice for CI / a smoke check:
 #   TINY=1 benchmarks/humaneval_hard.sh      (3 tasks, smollm2-135m, n=2, 32 tokens, budget 2, 1 seed)
+# A CPU-sized run (what the README reports): calibrate a fixed sample, every CAL_EVERY-th task, with fewer samples:
+#   CAL_EVERY=8 N_CAL=8 MAX_NEW_TOKENS=256 K=3 BUDGET=16 BATCH=4 SEEDS=1 benchmarks/humaneval_hard.sh
 set -euo pipefail
 
 MODEL=${MODEL:-qwen2.5-coder-0.5b}
@@ -24,6 +26,8 @@ K=${K:-8}
 BUDGET=${BUDGET:-64}
 SEEDS=${SEEDS:-2}
 STRATEGIES=${STRATEGIES:-sdpo,best-of-k,multi-turn}
+CAL_EVERY=${CAL_EVERY:-1}
+BATCH=${BATCH:-}
 SANDBOX=${SANDBOX:-auto}
 LIMIT=()
 if [[ "${TINY:-0}" == 1 ]]; then
@@ -34,21 +38,34 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # torch on a shared CPU: one threa
 
 t0=$(date +%s)
 mkdir -p "$OUT"
-echo "== $(date -u +%FT%TZ) model=$MODEL n=$N_CAL select=$SELECT k=$K budget=$BUDGET seeds=$SEEDS host=$(hostname) cpus=$(nproc)"
+echo "== $(date -u +%FT%TZ) model=$MODEL n=$N_CAL tokens=$MAX_NEW_TOKENS every=$CAL_EVERY select=$SELECT k=$K budget=$BUDGET batch=${BATCH:-default} seeds=$SEEDS strategies=$STRATEGIES host=$(hostname) cpus=$(nproc)"
 
 if [[ ! -d "$OUT/all" ]]; then
   sdpo-ttt problem import-humaneval --from-package "$OUT/all" --validate --sandbox "$SANDBOX" "${LIMIT[@]}"
 fi
-if [[ ! -f "$OUT/all/calibration.json" || "${FORCE_CAL:-0}" == 1 ]]; then
-  sdpo-ttt problem calibrate "$OUT/all" --model "$MODEL" -n "$N_CAL" --max-new-tokens "$MAX_NEW_TOKENS" --seed 0 \
+# CAL_EVERY=k calibrates only every k-th task (HumanEval/0, /k, /2k, ...): a fixed, seed-free sample for CPU runs
+CAL_DIR="$OUT/all"
+if [[ "$CAL_EVERY" != 1 ]]; then
+  CAL_DIR="$OUT/every-$CAL_EVERY"
+  if [[ ! -d "$CAL_DIR" ]]; then
+    mkdir -p "$CAL_DIR.tmp"
+    for d in "$OUT"/all/*/; do
+      id=$(basename "$d"); num=${id##*-}
+      if (( num % CAL_EVERY == 0 )); then cp -r "$d" "$CAL_DIR.tmp/$id"; fi
+    done
+    mv "$CAL_DIR.tmp" "$CAL_DIR"
+  fi
+fi
+if [[ ! -f "$CAL_DIR/calibration.json" || "${FORCE_CAL:-0}" == 1 ]]; then
+  sdpo-ttt problem calibrate "$CAL_DIR" --model "$MODEL" -n "$N_CAL" --max-new-tokens "$MAX_NEW_TOKENS" --seed 0 \
     --sandbox "$SANDBOX" --select "$SELECT" --into "$OUT/hard" --overwrite
 fi
 # the fixed sample: the first K selected tasks in HumanEval order
-mapfile -t SAMPLE < <(python - "$OUT" "$SELECT" "$K" <<'PY'
+mapfile -t SAMPLE < <(python3 - "$OUT" "$SELECT" "$K" "$CAL_DIR" <<'PY'
 import json, sys
-out, rng, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out, rng, k, cal = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 lo, hi = map(float, rng.split("-"))
-rows = json.load(open(f"{out}/all/calibration.json"))["problems"]
+rows = json.load(open(f"{cal}/calibration.json"))["problems"]
 hard = [r["id"] for r in rows if lo <= r["pass_rate"] <= hi]
 hard.sort(key=lambda i: int(i.rsplit("-", 1)[1]))
 for i in hard[:k]:
@@ -58,5 +75,5 @@ PY
 if [[ ${#SAMPLE[@]} -eq 0 ]]; then echo "no task in the pass-rate range $SELECT"; exit 0; fi
 printf 'sample: %s\n' "${SAMPLE[@]}" | tee "$OUT/sample.txt"
 sdpo-ttt compare "${SAMPLE[@]}" --out "$OUT/compare" --model "$MODEL" --budget "$BUDGET" --seeds "$SEEDS" \
-  --strategies "$STRATEGIES" --max-new-tokens "$MAX_NEW_TOKENS" --sandbox "$SANDBOX" -q
+  --strategies "$STRATEGIES" --max-new-tokens "$MAX_NEW_TOKENS" --sandbox "$SANDBOX" ${BATCH:+--batch-size "$BATCH"} -q
 echo "== wall time $(( $(date +%s) - t0 )) s; report in $OUT/compare"

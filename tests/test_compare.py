@@ -153,9 +153,10 @@ def test_report_command_rebuilds_from_run_dirs(tmp_path: Path, fake: FakeSolve) 
 @pytest.mark.model
 def test_real_compare_tiny_grid(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
+    # the default model (no --model), 2 strategies x 2 seeds, a tiny budget: what `compare` does out of the box
     args = [sys.executable, "-m", "sdpo_ttt.cli", "compare", str(PROBLEMS / "sum-two-ints"), "--out", str(out),
-            "--model", "smollm2-135m", "--strategies", "best-of-k,multi-turn,sdpo", "--budget", "4", "--batch-size", "2",
-            "--max-new-tokens", "32", "--seeds", "1", "--sandbox", "local", "--sandbox-workers", "1", "--n-boot", "200"]
+            "--strategies", "sdpo,best-of-k", "--budget", "2", "--batch-size", "2",
+            "--max-new-tokens", "32", "--seeds", "2", "--sandbox", "auto", "--sandbox-workers", "1", "--n-boot", "200"]
     # one torch thread: on a shared, loaded 2-core machine OpenMP threads that spin-wait make sampling ~10x slower
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     t0 = time.monotonic()
@@ -163,12 +164,14 @@ def test_real_compare_tiny_grid(tmp_path: Path) -> None:
     first = time.monotonic() - t0
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     print(r.stdout, r.stderr, f"first run {first:.0f} s", sep="\n")
-    for s in ("best-of-k", "multi-turn", "sdpo"):
-        run = out / "sum-two-ints" / s / "seed0"
-        summary = json.loads((run / "summary.json").read_text())
-        assert summary["status"] in ("solved", "budget_exhausted") and summary["strategy"] == s
-        attempts = [json.loads(l) for l in (run / "attempts.jsonl").read_text().splitlines()]
-        assert len(attempts) == summary["attempts_used"]
+    for s in ("best-of-k", "sdpo"):
+        for seed in (0, 1):
+            run = out / "sum-two-ints" / s / f"seed{seed}"
+            summary = json.loads((run / "summary.json").read_text())
+            assert summary["status"] in ("solved", "budget_exhausted") and summary["strategy"] == s
+            assert summary["seed"] == seed and json.loads((run / "config.json").read_text())["model"] == "qwen2.5-coder-0.5b"
+            attempts = [json.loads(l) for l in (run / "attempts.jsonl").read_text().splitlines()]
+            assert len(attempts) == summary["attempts_used"]
     for name in ("curves.png", "summary.md", "summary.csv", "summary.json", "report.html"):
         assert (out / "report" / name).exists(), name
     # the table agrees with the run directories
@@ -181,5 +184,5 @@ def test_real_compare_tiny_grid(tmp_path: Path) -> None:
     t0 = time.monotonic()
     r2 = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
     assert r2.returncode == 0, r2.stderr[-3000:]
-    assert r2.stderr.count("skipped") == 3, r2.stderr
+    assert r2.stderr.count("skipped") == 4, r2.stderr
     assert time.monotonic() - t0 < first
