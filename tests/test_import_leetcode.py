@@ -150,3 +150,8 @@ def test_hard_subset_file_lists_importable_hard_problems(tmp_path: Path) -> None
     assert len(ids) == len(set(ids)) >= 15
     result = lc.import_leetcode(None, tmp_path, difficulty="hard")
     assert set(ids) <= {i.problem_id for i in result.imported}
+    # the list is the calibrated one: every id was measured and fell in the 'rarely solved' range
+    cal = json.loads((Path(__file__).parent.parent / "problems" / "leetcode-hard-calibration.json").read_text())
+    rates = {r["id"]: r["pass_rate"] for r in cal["problems"]}
+    assert cal["model"] == "qwen2.5-coder-0.5b" and set(ids) <= set(rates)
+    assert all(rates[i] <= 0.1 for i in ids)
