@@ -38,7 +38,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # torch on a shared CPU: one threa
 
 t0=$(date +%s)
 mkdir -p "$OUT"
-echo "== $(date -u +%FT%TZ) model=$MODEL n=$N_CAL tokens=$MAX_NEW_TOKENS every=$CAL_EVERY select=$SELECT k=$K budget=$BUDGET batch=${BATCH:-default} seeds=$SEEDS strategies=$STRATEGIES host=$(hostname) cpus=$(nproc)"
+echo "== $(date -u +%FT%TZ) model=$MODEL n=$N_CAL tokens=$MAX_NEW_TOKENS every=$CAL_EVERY select=$SELECT k=$K budget=$BUDGET batch=${BATCH:-default} seeds=$SEEDS strategies=$STRATEGIES host=$(hostname) cpus=$(getconf _NPROCESSORS_ONLN)"
 
 if [[ ! -d "$OUT/all" ]]; then
   sdpo-ttt problem import-humaneval --from-package "$OUT/all" --validate --sandbox "$SANDBOX" "${LIMIT[@]}"

@@ -42,6 +42,8 @@ from sdpo_ttt.metrics import (
 BASELINE = "best-of-k"
 STRATEGY_ORDER = ("sdpo", "multi-turn", "best-of-k")
 COLORS = {"sdpo": "#1f77b4", "multi-turn": "#2ca02c", "best-of-k": "#d62728"}
+# distinct dashes too, so that lines lying on top of each other (e.g. several strategies flat at 0) stay visible
+LINESTYLES = {"sdpo": "-", "multi-turn": (0, (5, 2)), "best-of-k": (0, (1.5, 2))}
 ALL = "all"  # problem id of the mean over problems
 
 
@@ -360,6 +362,8 @@ def _subtitle(analysis: Analysis) -> str:
 
 
 def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool = False) -> None:
+    import matplotlib.ticker as mticker
+
     budget = max(g.budget for g in analysis.groups if g.problem_id == problem_id)
     for s in analysis.strategies:
         g = analysis.group(problem_id, s)
@@ -369,7 +373,8 @@ def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool 
         color = COLORS.get(s)
         ax.fill_between(k, g.band.low, g.band.high, step="post", alpha=0.18, color=color, linewidth=0)
         label = s if problem_id == ALL else f"{s}: {g.estimator}"
-        ax.step(k, g.band.estimate, where="post", color=color, linewidth=1.4 if small else 2.0, label=label)
+        ax.step(k, g.band.estimate, where="post", color=color, linewidth=1.4 if small else 2.0, label=label,
+                linestyle=LINESTYLES.get(s, "-"))
     for p in analysis.ps:
         ax.axhline(p, color="0.6", linestyle=":", linewidth=0.8)
     ax.axvline(budget, color="0.4", linestyle="--", linewidth=0.8)
@@ -378,6 +383,10 @@ def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool 
     if all(g.solved_runs == 0 for g in analysis.groups if g.problem_id == problem_id):
         ax.text(0.5, 0.55, "no success in any run", transform=ax.transAxes, ha="center", color="0.35", fontsize=9)
     ax.set_xscale("log")
+    # plain integer tick labels (attempts), none of matplotlib's "2x10^0" minor labels on short axes
+    ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(left=1)
     ax.grid(True, which="major", alpha=0.3)
@@ -431,7 +440,8 @@ def plot_problems(analysis: Analysis) -> bytes:
             ax.set_ylabel("discovery@k")
         if i // cols == rows - 1 or i + cols >= len(ids):
             ax.set_xlabel("attempts k (log)")
-    handles = [plt.Line2D([], [], color=COLORS.get(s), linewidth=2, label=s) for s in analysis.strategies]
+    handles = [plt.Line2D([], [], color=COLORS.get(s), linewidth=2, linestyle=LINESTYLES.get(s, "-"), label=s)
+               for s in analysis.strategies]
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.95), frameon=False)
     fig.suptitle(f"Discovery@k per problem — {_subtitle(analysis)}", fontsize=10, y=0.99)
