@@ -14,7 +14,8 @@
 # except calibration (re-run it only with FORCE_CAL=1). A tiny slice for CI / a smoke check:
 #   TINY=1 benchmarks/humaneval_hard.sh      (3 tasks, smollm2-135m, n=2, 32 tokens, budget 2, 1 seed)
 # A CPU-sized run (what the README reports): calibrate a fixed sample, every CAL_EVERY-th task, with fewer samples:
-#   CAL_EVERY=8 N_CAL=8 MAX_NEW_TOKENS=256 K=3 BUDGET=16 BATCH=4 SEEDS=1 benchmarks/humaneval_hard.sh
+#   CAL_EVERY=12 N_CAL=4 MAX_NEW_TOKENS=256 K=2 BUDGET=8 BATCH=4 SEEDS=1 STRATEGIES=sdpo,best-of-k \
+#     benchmarks/humaneval_hard.sh
 set -euo pipefail
 
 MODEL=${MODEL:-qwen2.5-coder-0.5b}

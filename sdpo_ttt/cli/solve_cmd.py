@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -13,6 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sdpo_ttt.config import field_help as h
+
+
+def verdict_kinds(attempts) -> str:
+    """'passed:1 wrong_answer:3': how a batch of attempts was judged, for one progress line."""
+    counts = Counter(a.verdict.outcome.value for a in attempts)
+    return " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
 
 
 class RichReporter:
@@ -32,10 +39,7 @@ class RichReporter:
         self.task = self.progress.add_task("solve", total=budget, completed=used, status="sampling...")
 
     def attempts(self, attempts, used: int, best_score: float) -> None:
-        counts: dict[str, int] = {}
-        for a in attempts:
-            counts[a.verdict.outcome.value] = counts.get(a.verdict.outcome.value, 0) + 1
-        kinds = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+        kinds = verdict_kinds(attempts)
         self.progress.update(self.task, completed=used, status=f"best {best_score:.2f} | {kinds} | loss {self.last_loss}")
 
     def step(self, step: int, metrics: dict[str, float]) -> None:
@@ -62,10 +66,7 @@ class PlainReporter:
     def attempts(self, attempts, used: int, best_score: float) -> None:
         if self.quiet:
             return
-        counts: dict[str, int] = {}
-        for a in attempts:
-            counts[a.verdict.outcome.value] = counts.get(a.verdict.outcome.value, 0) + 1
-        kinds = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+        kinds = verdict_kinds(attempts)
         self.console.print(f"attempts {used}/{self.budget}  best score {best_score:.2f}  {kinds}", highlight=False)
 
     def step(self, step: int, metrics: dict[str, float]) -> None:
