@@ -29,6 +29,10 @@ SEEDS=${SEEDS:-2}
 STRATEGIES=${STRATEGIES:-sdpo,best-of-k,multi-turn}
 CAL_EVERY=${CAL_EVERY:-1}
 BATCH=${BATCH:-}
+if ! [[ "$CAL_EVERY" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: CAL_EVERY=$CAL_EVERY is not a positive integer (fix: CAL_EVERY=1 calibrates every task, 12 every 12th)" >&2
+  exit 2
+fi
 SANDBOX=${SANDBOX:-auto}
 LIMIT=()
 if [[ "${TINY:-0}" == 1 ]]; then
@@ -49,7 +53,7 @@ CAL_DIR="$OUT/all"
 if [[ "$CAL_EVERY" != 1 ]]; then
   CAL_DIR="$OUT/every-$CAL_EVERY"
   if [[ ! -d "$CAL_DIR" ]]; then
-    mkdir -p "$CAL_DIR.tmp"
+    rm -rf "$CAL_DIR.tmp"; mkdir -p "$CAL_DIR.tmp"  # a copy cut short by a kill is redone, never used
     for d in "$OUT"/all/*/; do
       id=$(basename "$d"); num=${id##*-}
       if (( num % CAL_EVERY == 0 )); then cp -r "$d" "$CAL_DIR.tmp/$id"; fi
