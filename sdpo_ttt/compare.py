@@ -26,7 +26,7 @@ from sdpo_ttt.config import SolveConfig
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.loop import Summary
 from sdpo_ttt.problem import find_problem_files, load_problem
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.runs import RunDir, clear_interrupted_creation
 
 STRATEGIES = ("sdpo", "best-of-k", "multi-turn")
 BASE_MODEL_STRATEGIES = ("best-of-k", "multi-turn")  # sample with adapter=None, never update: a Policy can be shared
@@ -127,6 +127,7 @@ def plan_grid(problems: Sequence[Path], strategies: Sequence[str], seeds: Sequen
 def cell_state(cell: Cell) -> tuple[str, int]:
     """("new" | "finished" | "resume", attempts already used). Refuses a directory made with other options."""
     path = cell.path
+    clear_interrupted_creation(path)
     if not path.exists() or not any(path.iterdir()):
         return "new", 0
     if not (path / "config.json").exists():

@@ -41,6 +41,16 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def clear_interrupted_creation(path: Path) -> None:
+    """Remove what a kill during `RunDir.create` can leave: only write_atomic temp files of config.json, no run."""
+    if not path.is_dir() or (path / "config.json").exists():
+        return
+    entries = list(path.iterdir())
+    if entries and all(e.is_file() and e.name.startswith(".config.json.") for e in entries):
+        for e in entries:
+            e.unlink(missing_ok=True)
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file, ignoring a last line cut short by a kill."""
     if not path.exists():
@@ -92,6 +102,7 @@ class RunDir:
     def create(cls, path: Path, config: dict[str, Any], problem_json: str) -> "RunDir":
         """Start a fresh run directory; refuse to overwrite an existing run."""
         path = Path(path)
+        clear_interrupted_creation(path)
         if path.exists() and any(path.iterdir()):
             raise UserError(
                 f"{path} already holds files",

@@ -41,6 +41,22 @@ def test_plan_grid_layout_and_configs(tmp_path: Path) -> None:
     assert stop[0].config.stop_on_success is True
 
 
+def test_a_cell_killed_while_its_run_dir_was_created_starts_again(tmp_path: Path) -> None:
+    """A SIGKILL inside RunDir.create can leave only write_atomic's temp file of config.json: that is a new cell."""
+    [cell] = plan_grid([PROBLEMS / "sum-two-ints"], ["best-of-k"], [0], tmp_path, _base())
+    cell.path.mkdir(parents=True)
+    (cell.path / ".config.json.abc123").write_text('{"budg')
+    assert cell_state(cell) == ("new", 0)
+    assert not any(cell.path.iterdir())
+    RunDir.create(cell.path, {"a": 1}, "{}")  # and the run directory can be made there
+    # anything else that is not a run directory is still refused, not deleted
+    other = tmp_path / "x"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="already holds files"):
+        RunDir.create(other, {"a": 1}, "{}")
+
+
 def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="unknown strategy"):
         parse_strategies("sdpo,greedy")
