@@ -113,7 +113,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main() -> None:
-    from sdpo_ttt.policy.models import BUILTINS
+    from sdpo_ttt.policy.catalog import BUILTINS
     from sdpo_ttt.problem import find_problem_files, load_problem
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sdpo_ttt.errors import ConfigError, ModelUnavailable
-from sdpo_ttt.policy import models as m
+from sdpo_ttt.policy import catalog as m
 from sdpo_ttt.policy.config import PolicyConfig
 from sdpo_ttt.policy.device import resolve_device, resolve_dtype
 from sdpo_ttt.policy.prompting import DEFAULT_SYSTEM_PROMPT, problem_messages, question_text

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sdpo_ttt.errors import ModelUnavailable
-from sdpo_ttt.policy import models as registry
+from sdpo_ttt.policy import catalog as registry
 from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
 from sdpo_ttt.policy.config import PolicyConfig
 

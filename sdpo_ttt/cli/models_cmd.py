@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from sdpo_ttt.policy import models as m
+        from sdpo_ttt.policy import catalog as m
 
         t = Table(title=f"built-in models (cache: {m.cache_root() / 'models'})")
         for col in ("name", "packages", "prepared", "size", "source"):
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Verify the built-in models' weights (sha256 + GGUF header), convert them once and cache them."""
         from sdpo_ttt.errors import ModelUnavailable
-        from sdpo_ttt.policy import models as m
+        from sdpo_ttt.policy import catalog as m
 
         chosen = names or [n for n, b in m.BUILTINS.items() if m.packages_installed(b)]
         if not chosen:

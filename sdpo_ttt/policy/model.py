@@ -29,7 +29,7 @@ from sdpo_ttt.errors import ModelUnavailable
 from sdpo_ttt.policy import adapters as lora
 from sdpo_ttt.policy.config import PolicyConfig
 from sdpo_ttt.policy.device import resolve_device, resolve_dtype
-from sdpo_ttt.policy.models import resolve_model
+from sdpo_ttt.policy.catalog import resolve_model
 from sdpo_ttt.policy.prompting import problem_messages
 
 if TYPE_CHECKING:
