@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Summary:
-    status: str  # solved | budget_exhausted | interrupted
-    solved: bool
+    status: str  # solved (stopped at a pass) | budget_exhausted | interrupted
+    solved: bool  # some attempt passed every test (also when the run went on after it: stop_on_success off)
     problem_id: str
     strategy: str
     seed: int
@@ -45,6 +45,8 @@ class Summary:
     best_score: float
     wall_time_s: float
     time_split_s: dict[str, float] = field(default_factory=dict)
+    attempts_passed: int = 0  # attempts that passed every test (more than 1 only with stop_on_success off, or in one batch)
+    stop_reason: str = ""  # success | attempts | interrupted: what ended the run
 
 
 class Reporter(Protocol):
@@ -61,6 +63,26 @@ class SilentReporter:
     def attempts(self, attempts: list[Attempt], used: int, best_score: float) -> None: ...
     def step(self, step: int, metrics: dict[str, float]) -> None: ...
     def message(self, text: str) -> None: ...
+
+
+@dataclass
+class PassTally:
+    """How many attempts passed so far, and the 1-based index of the first (None before any)."""
+
+    count: int = 0
+    first: int | None = None
+
+    def add(self, attempts: list[Attempt]) -> None:
+        for a in attempts:
+            if a.verdict.passed:
+                self.count += 1
+                self.first = a.index + 1 if self.first is None else self.first
+
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]]) -> "PassTally":
+        """The tally of attempts.jsonl lines (on resume)."""
+        indices = sorted(int(r["index"]) for r in records if r.get("passed"))
+        return cls(count=len(indices), first=indices[0] + 1 if indices else None)
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -98,14 +120,17 @@ def attempt_record(a: Attempt, times: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def judge_batch(problem: Problem, sandbox: "Sandbox", codes: list[str | None], visibility: str) -> tuple[list[Verdict], list[str]]:
-    """Verdicts and feedback for a batch; attempts with no code get a format_error without running."""
+def judge_batch(problem: Problem, sandbox: "Sandbox", codes: list[str | None], visibility: str,
+                truncated_at: list[int | None] | None = None) -> tuple[list[Verdict], list[str]]:
+    """Verdicts and feedback for a batch; attempts with no code get a format_error without running.
+    truncated_at[i]: the token limit attempt i was cut at (None: it ended by itself); its feedback says so."""
     runnable = [i for i, c in enumerate(codes) if c is not None]
     judged = sandbox.judge_many(problem, [codes[i] for i in runnable]) if runnable else []
     verdicts: list[Verdict] = [Verdict.format_error(len(problem.tests)) for _ in codes]
     for i, v in zip(runnable, judged):
         verdicts[i] = v
-    feedback = ["" if v.passed else render_feedback(problem, v, visibility=visibility) for v in verdicts]
+    cuts = truncated_at or [None] * len(codes)
+    feedback = ["" if v.passed else render_feedback(problem, v, visibility=visibility, truncated_at=t) for v, t in zip(verdicts, cuts)]
     return verdicts, feedback
 
 
@@ -126,6 +151,7 @@ def run_discovery(
     batch_size = cfg.resolved_batch_size(policy.device.type == "cuda")
 
     step, used, best = 0, 0, 0.0
+    passes = PassTally()
     split = {"sample": 0.0, "judge": 0.0, "update": 0.0}
     wall_before = 0.0
     if resume:
@@ -135,6 +161,7 @@ def run_discovery(
             strategy.load(run.checkpoint_path, run.read_attempts())
             step, used, best = state["step"] + 1, state["attempts_used"], state["best_score"]
             split, wall_before = state["time_split_s"], state["wall_time_s"]
+            passes = PassTally.from_records(run.read_attempts())
             rep.message(f"resuming after step {state['step']} ({used} attempts used)")
         else:
             run.truncate_after_step(-1)
@@ -142,11 +169,12 @@ def run_discovery(
     t_start = time.perf_counter()
     rep.start(cfg.budget, used)
 
-    def summary(status: str, discovery: int | None) -> Summary:
+    def summary(status: str, stop_reason: str) -> Summary:
         return Summary(
-            status=status, solved=discovery is not None, problem_id=problem.id, strategy=cfg.strategy, seed=cfg.seed,
-            budget=cfg.budget, attempts_used=used, discovery_attempt=discovery, steps=step, best_score=best,
+            status=status, solved=passes.first is not None, problem_id=problem.id, strategy=cfg.strategy, seed=cfg.seed,
+            budget=cfg.budget, attempts_used=used, discovery_attempt=passes.first, steps=step, best_score=best,
             wall_time_s=wall_before + time.perf_counter() - t_start, time_split_s=dict(split),
+            attempts_passed=passes.count, stop_reason=stop_reason,
         )
 
     warned_zero = False
@@ -160,7 +188,8 @@ def run_discovery(
             )
             t1 = time.perf_counter()
             codes = [extract_code(c.text) for c in completions]
-            verdicts, feedback = judge_batch(problem, sandbox, codes, cfg.feedback_visibility)
+            cut_at = [cfg.max_new_tokens if c.finish_reason == "length" else None for c in completions]
+            verdicts, feedback = judge_batch(problem, sandbox, codes, cfg.feedback_visibility, cut_at)
             t2 = time.perf_counter()
             times = {"sample": t1 - t0, "judge": t2 - t1}
             split["sample"] += times["sample"]
@@ -175,16 +204,19 @@ def run_discovery(
             best = max([best] + [v.score for v in verdicts])
             rep.attempts(attempts, used, best)
             winner = next((a for a in attempts if a.verdict.passed), None)
+            if winner is not None and passes.first is None:
+                run.write_solution(winner.code or "")  # the first passing program, kept whether or not the run stops
+            passes.add(attempts)
             if winner is not None and cfg.stop_on_success:
-                run.write_solution(winner.code or "")
-                s = summary("solved", winner.index + 1)
+                s = summary("solved", "success")
                 run.write_summary(asdict(s))
                 return s
             t3 = time.perf_counter()
             metrics = strategy.observe(attempts) if used < cfg.budget else {}
             split["update"] += time.perf_counter() - t3
             if metrics:
-                metrics.update({"step": step, "attempts_used": used, "time/sample_s": times["sample"], "time/judge_s": times["judge"]})
+                metrics.update({"step": step, "attempts_used": used, "time/sample_s": times["sample"], "time/judge_s": times["judge"],
+                                "health/truncated_frac": sum(t is not None for t in cut_at) / max(len(cut_at), 1)})
                 run.append_metrics(metrics)
                 rep.step(step, metrics)
                 if not warned_zero and metrics.get("loss", 1.0) == 0.0 and metrics.get("grad_norm", 1.0) == 0.0:
@@ -197,9 +229,9 @@ def run_discovery(
             run.save_checkpoint(state, strategy.save)
             step += 1
     except KeyboardInterrupt:
-        s = summary("interrupted", None)
+        s = summary("interrupted", "interrupted")
         run.write_summary(asdict(s))
         raise
-    s = summary("budget_exhausted", None)
+    s = summary("budget_exhausted", "attempts")
     run.write_summary(asdict(s))
     return s

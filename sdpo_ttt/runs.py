@@ -6,8 +6,8 @@ Layout:
     attempts.jsonl     one line per attempt, appended and flushed as soon as it is judged
     metrics.jsonl      one line per update step
     checkpoint/        the latest complete step: adapters + optimizer + state.json (replaced atomically)
-    solution.py        the first attempt that passed every test (only on success)
-    summary.json       written at the end (solved / budget_exhausted / interrupted), atomically
+    solution.py        the first attempt that passed every test (as soon as one passes, stopping or not)
+    summary.json       written at the end (solved / budget_exhausted / interrupted, passes, stop reason), atomically
 A run is resumable until its summary says solved or budget_exhausted.
 """
 
