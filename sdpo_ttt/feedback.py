@@ -7,6 +7,10 @@ visibility:
 - "binary": passed or failed, and the score; nothing else.
 The text is capped at `max_chars`; long fields are cut middle-out. Timings never appear (they vary run to
 run), only the limits from the problem.
+An attempt cut at the token limit (`truncated_at` = that limit; the sampler's finish reason "length") is told
+so, as the reference's feedback does: with no program found, the truncation IS the feedback ("cut at N
+tokens", not "no program found"); with a program, a first line says it may be incomplete. "binary" stays
+passed/failed and the score only.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ def _tail_lines(text: str, limit: int) -> str:
     return "..." + text[len(text) - limit + 3:]
 
 
-def _format_error_text(problem: Problem) -> str:
+def _expected_answer(problem: Problem) -> str:
+    """What an answer must contain, for the format-error and truncation feedback."""
     if problem.kind is Kind.function and problem.function is not None:
         what = (f"the complete code defining the function `{problem.function.name}` (a top-level function or "
                 f"a method of `class Solution`)")
@@ -61,8 +66,19 @@ def _format_error_text(problem: Problem) -> str:
         what = f"the complete code defining the function `{problem.script.entry_point}`"
     else:
         what = "the complete program (it reads standard input and writes standard output)"
-    return ("No program was found in your answer. Answer with exactly one ```python fenced code block containing "
-            f"{what}.")
+    return f"exactly one ```python fenced code block containing {what}"
+
+
+def _format_error_text(problem: Problem) -> str:
+    return f"No program was found in your answer. Answer with {_expected_answer(problem)}."
+
+
+def _truncated_text(problem: Problem, limit: int, found_program: bool) -> str:
+    if found_program:
+        return (f"Your answer was cut off at the limit of {limit} tokens, so the program that was judged may be "
+                "incomplete. Write a shorter answer.")
+    return (f"Your answer was cut off at the limit of {limit} tokens before it contained a complete program. Write "
+            f"a shorter answer, with little or no explanation: {_expected_answer(problem)}.")
 
 
 def _outcome_sentence(problem: Problem, t: TestResult) -> str:
@@ -118,8 +134,16 @@ def _counts(tests: list[TestResult]) -> str:
     return ", ".join(f"{n} {w}" for w, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def render_feedback(problem: Problem, verdict: Verdict, visibility: Visibility = "public", max_chars: int = 2000) -> str:
-    """The feedback text for one attempt (see module doc)."""
+def render_feedback(problem: Problem, verdict: Verdict, visibility: Visibility = "public", max_chars: int = 2000,
+                    *, truncated_at: int | None = None) -> str:
+    """The feedback text for one attempt (see module doc). `truncated_at`: the token limit the answer was cut at,
+    None when it ended by itself."""
+    if truncated_at is not None and visibility != "binary" and not verdict.passed:
+        found = verdict.outcome is not Outcome.format_error
+        note = _truncated_text(problem, truncated_at, found)
+        if not found:
+            return cut(note, max_chars)
+        return cut(note + "\n" + render_feedback(problem, verdict, visibility, max(0, max_chars - len(note) - 1)), max_chars)
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
     n = len(verdict.tests) or len(problem.tests)

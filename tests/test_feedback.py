@@ -123,3 +123,34 @@ def test_cut() -> None:
     assert cut("abc", 10) == "abc"
     s = cut("x" * 100 + "y" * 100, 80)
     assert len(s) <= 80 and s.startswith("x") and s.endswith("y")
+
+
+# ---------------------------------------------------------------- truncated answers (issue #16)
+def test_truncated_answer_without_program_says_it_was_cut_not_no_program() -> None:
+    text = render_feedback(function_problem(name="merge"), Verdict.format_error(2), truncated_at=256)
+    assert "cut off at the limit of 256 tokens" in text and "No program was found" not in text
+    assert "`merge`" in text and "shorter" in text
+
+
+def test_truncated_answer_with_a_program_keeps_the_test_feedback() -> None:
+    text = render_feedback(_problem(), _wa_public_and_hidden(), truncated_at=128, max_chars=600)
+    assert text.startswith("Your answer was cut off at the limit of 128 tokens")
+    assert "Test 2 (public): wrong answer" in text and len(text) <= 600
+
+
+def test_truncation_is_not_mentioned_for_binary_visibility_or_a_pass() -> None:
+    assert render_feedback(_problem(), _wa_public_and_hidden(), "binary", truncated_at=64) == \
+        "Result: failed. Score: 0.33 (1/3 tests passed)."
+    v = _verdict(TestResult(index=0, outcome=Outcome.passed), TestResult(index=1, outcome=Outcome.passed))
+    assert render_feedback(stdio_problem(), v, truncated_at=64) == "All 2 tests passed."
+
+
+def test_judge_batch_passes_each_attempts_cut() -> None:
+    from sdpo_ttt.loop import judge_batch
+
+    class NoSandbox:  # no code in either attempt: judge_batch must not call the sandbox
+        def judge_many(self, problem, codes):  # noqa: ANN001, ANN202
+            raise AssertionError("nothing to run")
+
+    _, fbs = judge_batch(stdio_problem(), NoSandbox(), [None, None], "public", [512, None])  # type: ignore[arg-type]
+    assert "cut off at the limit of 512 tokens" in fbs[0] and fbs[1].startswith("No program was found")
