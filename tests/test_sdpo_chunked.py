@@ -154,3 +154,47 @@ def test_chunked_keeps_no_vocab_sized_tensor_for_backward(mode):
     assert _largest_saved_tensor(sdpo_loss, s, tch, w, y, mask, cfg) < cfg.chunk_tokens * V
     # naive: the whole [B*T, V] logits are kept
     assert _largest_saved_tensor(naive_sdpo_loss, s, tch, w, y, mask, cfg) >= 3 * 16 * V
+
+
+@pytest.mark.parametrize("mode", ["logit", "full", "token"])
+def test_bf16_hidden_states_give_float32_logits(mode):
+    """bf16 hidden states and lm_head (the GPU case): each chunk's logits are formed in float32, so the loss
+    equals the float64 loss of the same bf16 values. bf16 logits (rounded to ~3 digits) miss it by far."""
+    g = torch.Generator().manual_seed(0)
+    B, T, H, V = 2, 6, 64, 700
+    s = torch.randn(B, T, H, generator=g).bfloat16()
+    tch = (s.float() + 0.05 * torch.randn(B, T, H, generator=g)).bfloat16()  # a teacher close to the student
+    w = (2.0 * torch.randn(V, H, generator=g)).bfloat16()  # logits of size ~16, where bf16 rounding is ~0.06
+    y = torch.randint(0, V, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    cfg = LossConfig(mode=mode, topk=8, chunk_tokens=5)
+    exact = naive_sdpo_loss(s.double(), tch.double(), w.double(), y, mask, LossConfig(mode=mode, topk=8))
+    sb = s.clone().requires_grad_(True)
+    out = sdpo_loss(sb, tch, w, y, mask, cfg)
+    out.loss.backward()
+    assert out.loss.dtype == torch.float32 and sb.grad.dtype == torch.bfloat16
+    gap = "sdpo/teacher_student_logprob_gap"
+    assert abs(out.loss.item() - exact.loss.item()) <= 1e-3 * abs(exact.loss.item()) + 1e-6
+    assert abs(out.stats[gap] - exact.stats[gap]) <= 1e-3 * abs(exact.stats[gap]) + 1e-5
+    # the float64 gradient of the same bf16 values, rounded to bf16 at the end only
+    sd = s.double().requires_grad_(True)
+    naive_sdpo_loss(sd, tch.double(), w.double(), y, mask, LossConfig(mode=mode, topk=8)).loss.backward()
+    torch.testing.assert_close(sb.grad.double(), sd.grad, rtol=2e-2, atol=1e-4)
+
+
+def test_float32_logits_grad_of_the_lm_head():
+    """The upcast matmul's backward to W (when the lm_head is trained) matches float64 autograd."""
+    from sdpo_ttt.sdpo.chunked import _Float32Logits
+
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(5, 16, generator=g).bfloat16().requires_grad_(True)
+    w = torch.randn(40, 16, generator=g).bfloat16().requires_grad_(True)
+    up = torch.randn(5, 40, generator=g)
+    out = _Float32Logits.apply(h, w, 7)  # slices of 7 rows: 40 is not a multiple
+    (out * up).sum().backward()
+    hd, wd = h.detach().double().requires_grad_(True), w.detach().double().requires_grad_(True)
+    ref = hd @ wd.T
+    (ref * up.double()).sum().backward()
+    torch.testing.assert_close(out.double(), ref.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(h.grad.double(), hd.grad, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(w.grad.double(), wd.grad, rtol=1e-2, atol=1e-2)

@@ -6,6 +6,9 @@
         per chunk, under activation checkpointing:  logits = h @ Wᵀ  [n, V]  ─►  per_token_terms  ─►  [n] each
     ─► scatter back to [B, T] ─► combine_terms (the same aggregation as the naive path) ─► LossOutput
 
+Logits are float32 whatever the model dtype: on GPU the hidden states and the lm_head are bf16, and each
+chunk's h @ Wᵀ is computed from them upcast (a slice of W at a time; `_Float32Logits`).
+
 Hidden state [b, t] predicts target_ids[b, t] (the caller shifts). The chunk function is run under
 `torch.utils.checkpoint` (non-reentrant): the forward keeps only the chunk's inputs and its [n] outputs; the
 backward recomputes ONE chunk's logits at a time. Peak extra memory is a few [chunk_tokens, V] float32
@@ -24,8 +27,57 @@ from sdpo_ttt.sdpo.config import LossConfig
 from sdpo_ttt.sdpo.loss import LossOutput, combine_terms, per_token_terms, sdpo_loss_from_logits
 
 
+MIN_VOCAB_SLICE = 4096  # rows of the lm_head upcast at once by `_Float32Logits` (at least)
+
+
+class _Float32Logits(torch.autograd.Function):
+    """logits = h @ Wᵀ as float32 from low-precision (bf16 / fp16) h [n, H] and W [V, H].
+
+    A bf16 matmul rounds every logit to ~3 significant digits (an error of ~0.1 on a logit of 20), more than
+    the teacher-student differences the loss measures. Here W is upcast one vocabulary slice at a time (at
+    most `rows` rows), in the forward and in the backward, so the extra memory is a slice of W, not a float32
+    copy of the whole lm_head; autograd keeps only h and W themselves (no copies).
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, w: Tensor, rows: int) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(h, w)
+        ctx.rows = rows
+        hf = h.float()
+        out = torch.empty(h.shape[0], w.shape[0], dtype=torch.float32, device=h.device)
+        for s in range(0, w.shape[0], rows):
+            out[:, s : s + rows] = hf @ w[s : s + rows].float().T
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+        h, w = ctx.saved_tensors
+        rows = ctx.rows
+        gh = gw = None
+        if ctx.needs_input_grad[0]:
+            acc = torch.zeros(h.shape, dtype=torch.float32, device=h.device)
+            for s in range(0, w.shape[0], rows):
+                acc += g[:, s : s + rows] @ w[s : s + rows].float()
+            gh = acc.to(h.dtype)
+        if ctx.needs_input_grad[1]:
+            hf = h.float()
+            gw = torch.empty_like(w)
+            for s in range(0, w.shape[0], rows):
+                gw[s : s + rows] = (g[:, s : s + rows].T @ hf).to(w.dtype)
+        return gh, gw, None
+
+
 def _logits(h: Tensor | None, w: Tensor) -> Tensor | None:
-    return None if h is None else h.to(w.dtype) @ w.T
+    """[n, V] logits of hidden states h [n, H]: float32 at least (float64 stays float64, for the tests)."""
+    if h is None:
+        return None
+    if w.dtype in (torch.float32, torch.float64) and h.dtype == w.dtype:
+        return h @ w.T
+    if w.dtype == torch.float64 or h.dtype == torch.float64:
+        return h.double() @ w.double().T
+    v, d = w.shape
+    rows = min(v, max(MIN_VOCAB_SLICE, h.shape[0] * v // max(d, 1)))  # a slice of W no bigger than the logits
+    return _Float32Logits.apply(h, w, rows)
 
 
 def _chunk_terms(
