@@ -20,6 +20,7 @@ from sdpo_ttt.sdpo.loss import (
     log_mixture,
     masked_seq_mean,
     sdpo_loss_from_logits,
+    sequence_advantage,
     token_surrogate,
     topk_divergence,
     trust_region_teacher_logprobs,
@@ -113,7 +114,7 @@ def bf_loss(S, Tt, Y, M, cfg: LossConfig, R=None, TR=None, rewards=None):
                     d = max(-cfg.adv_clip, min(cfg.adv_clip, d))
                 per.append(d * ls_y[t])
         else:
-            a = sum(float((lt_y[t] - ls_y[t]).detach()) for t in ts)
+            a = sum(float((lt_y[t] - ls_y[t]).detach()) for t in ts) / len(ts)  # per-token mean (issue #16)
             if cfg.adv_clip is not None:
                 a = max(-cfg.adv_clip, min(cfg.adv_clip, a))
             per = [-a * ls_y[t] for t in ts]
@@ -438,3 +439,17 @@ def test_config_validation():
         sdpo_loss_from_logits(S, Tt, Y, M, LossConfig(grpo_weight=0.5))
     with pytest.raises(ValueError, match="reference"):
         sdpo_loss_from_logits(S, Tt, Y, M, LossConfig(kl_weight=0.5))
+
+
+def test_sequence_advantage_does_not_grow_with_length():
+    """Two attempts with the same per-token log-ratio, one 2 and one 8 tokens long, get the same weight A:
+    the mean log-ratio (a sum would weigh the long one 4x)."""
+    ls = torch.full((2, 8), -2.0)
+    lt = torch.full((2, 8), -1.5)
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[0, :2] = True
+    mask[1, :] = True
+    a = sequence_advantage(ls, lt, mask)
+    torch.testing.assert_close(a, torch.tensor([0.5, 0.5]))
+    assert float(sequence_advantage(ls, lt, torch.zeros_like(mask))[0]) == 0.0
+    torch.testing.assert_close(sequence_advantage(ls, lt, mask, clip=0.2), torch.tensor([0.2, 0.2]))

@@ -12,7 +12,7 @@ Per-token signal by mode (`LossConfig.mode`), each a function of one position's 
             both distributions read at the SAME ids; tail log-prob log(1 − Σ_K p) = log(−expm1(logsumexp_K lp))
   full      D_α over the whole vocabulary (exact)
   token     sg(ls(y_t) − lt(y_t)) · ls(y_t)       gradient = single-sample reverse-KL estimator
-  sequence  −sg(A) · ls(y_t),  A = Σ_t (lt(y_t) − ls(y_t)) per attempt   (REINFORCE with weight A)
+  sequence  −sg(A) · ls(y_t),  A = mean_t (lt(y_t) − ls(y_t)) per attempt   (REINFORCE with weight A)
 with the divergence D_α (`alpha`), as in the public reference (lasgroup/SDPO):
   α = 1     reverse KL  KL(π_s‖π_t) = Σ_v p_s (ls − lt)            (paper Eq. 1; test-time default)
   α = 0     forward KL  KL(π_t‖π_s) = Σ_v p_t (lt − ls)
@@ -153,13 +153,16 @@ def token_surrogate(student_logp_y: Tensor, teacher_logp_y: Tensor, clip: float 
 
 
 def sequence_advantage(student_logp_y: Tensor, teacher_logp_y: Tensor, mask: Tensor, clip: float | None = None) -> Tensor:
-    """'sequence' mode weight per attempt [B]: A = Σ_t mask·(lt(y_t) − ls(y_t)) = log π_t(y)/π_s(y), no grad.
+    """'sequence' mode weight per attempt [B]: A = (1/T_i)·Σ_t mask·(lt(y_t) − ls(y_t)) = log(π_t(y)/π_s(y)) / T_i,
+    no grad (0 for an attempt without tokens).
 
     Positive A: the teacher finds the whole attempt likelier than the student does -> raise its likelihood.
-    Clipped to ±clip if given.
+    Averaged, not summed, over the attempt's T_i tokens: a sum would scale the update with the attempt's
+    length (a 500-token attempt would weigh 50x a 10-token one, and `adv_clip` would mean something else at
+    every length); the mean is a per-token log-ratio, on the scale of 'token' mode. Clipped to ±clip if given.
     """
     d = torch.where(mask, teacher_logp_y - student_logp_y, torch.zeros_like(student_logp_y)).detach()
-    a = d.sum(-1)
+    a = d.sum(-1) / mask.sum(-1).clamp(min=1)
     if clip is not None:
         a = a.clamp(-clip, clip)
     return a
@@ -169,9 +172,9 @@ def reinforce(student_logp_y: Tensor, advantage: Tensor) -> Tensor:
     """Per-token REINFORCE term −sg(A_i)·ls(y_t): [B, T] log-probs, [B] weights -> [B, T].
 
     Averaged per attempt this is −A_i·mean_t ls(y_t): a per-token-normalized REINFORCE step. For
-    'sequence' mode it is (1/T_i) times the unbiased score-function gradient of the sequence-level
-    KL(π_s(y)‖π_t(y)) = E[(Σ_t d_t)(Σ_t ∇ls_t)], i.e. the same scale as 'token' mode (which keeps only the
-    d_t·∇ls_t terms). Used for GRPO too, with A_i the group-normalized reward.
+    'sequence' mode (A_i = −mean_t d_t) it is 1/T_i² times the score-function gradient of the sequence-level
+    KL(π_s(y)‖π_t(y)) = E[(Σ_t d_t)(Σ_t ∇ls_t)]: per-token scale, whatever the attempt's length (see
+    `sequence_advantage`). Used for GRPO too, with A_i the group advantage of the reward.
     """
     return -advantage.detach()[:, None] * student_logp_y
 
