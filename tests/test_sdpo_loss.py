@@ -85,7 +85,7 @@ def bf_loss(S, Tt, Y, M, cfg: LossConfig, R=None, TR=None, rewards=None):
     if rewards is not None:
         mu = sum(rewards) / B
         sd = math.sqrt(sum((r - mu) ** 2 for r in rewards) / B)
-        adv = [(r - mu) / (sd + cfg.grpo_eps) for r in rewards]
+        adv = [(r - mu) / (sd + cfg.grpo_eps) if getattr(cfg, "grpo_scale_std", False) else r - mu for r in rewards]
 
     sdpo_rows, grpo_rows, kl_rows = [], [], []
     for b in range(B):
@@ -391,10 +391,19 @@ def test_group_advantages():
     mu = sum(r.tolist()) / 4
     sd = math.sqrt(sum((v - mu) ** 2 for v in r.tolist()) / 4)
     want = torch.tensor([(v - mu) / (sd + 1e-4) for v in r.tolist()])
-    torch.testing.assert_close(group_advantages(r), want)
+    torch.testing.assert_close(group_advantages(r, scale_by_std=True), want)
     for const in (torch.zeros(5), torch.full((5,), 0.7), torch.tensor([1.0])):
-        a = group_advantages(const)
-        assert torch.isfinite(a).all() and torch.count_nonzero(a) == 0
+        for scale in (False, True):
+            a = group_advantages(const, scale_by_std=scale)
+            assert torch.isfinite(a).all() and torch.count_nonzero(a) == 0
+
+
+def test_group_advantages_are_not_std_scaled_by_default():
+    """The reference's SDPO default (norm_adv_by_std_in_grpo: False): r − mean r. Scaling would turn scores
+    0.50 vs 0.52 into advantages of ±1, as large as a pass against a fail."""
+    r = torch.tensor([0.50, 0.52, 0.50, 0.52])
+    torch.testing.assert_close(group_advantages(r), torch.tensor([-0.01, 0.01, -0.01, 0.01]))
+    assert float(group_advantages(r, scale_by_std=True).abs().min()) > 0.99
 
 
 def test_grpo_with_constant_rewards_is_pure_sdpo():

@@ -179,13 +179,17 @@ def reinforce(student_logp_y: Tensor, advantage: Tensor) -> Tensor:
     return -advantage.detach()[:, None] * student_logp_y
 
 
-def group_advantages(rewards: Tensor, eps: float = 1e-4) -> Tensor:
-    """GRPO advantage (r_i − mean r)/(std r + eps) over one group [B] -> [B].
+def group_advantages(rewards: Tensor, eps: float = 1e-4, scale_by_std: bool = False) -> Tensor:
+    """GRPO advantage over one group [B] -> [B]: r_i − mean r, or (r_i − mean r)/(std r + eps) with `scale_by_std`.
 
+    Not scaled by default, as in the reference's SDPO recipe (lasgroup/SDPO verl/trainer/config/sdpo.yaml:
+    `norm_adv_by_std_in_grpo: False`): with rewards = fraction of tests passed, a group whose scores differ by
+    one test in fifty would otherwise get advantages of ±1, as large as a pass against a fail.
     std is the population std (divide by B), so a group of one, or constant rewards, gives all zeros (no NaN).
     """
     r = rewards.to(_compute_dtype(rewards))
-    return (r - r.mean()) / (r.std(correction=0) + eps)
+    centred = r - r.mean()
+    return centred / (r.std(correction=0) + eps) if scale_by_std else centred
 
 
 def trust_region_teacher_logprobs(ref_logits: Tensor, cur_logits: Tensor, rate: float, temperature: float = 1.0) -> Tensor:
