@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,6 +57,16 @@ class Reporter(Protocol):
     def attempts(self, attempts: list[Attempt], used: int, best_score: float) -> None: ...
     def step(self, step: int, metrics: dict[str, float]) -> None: ...
     def message(self, text: str) -> None: ...
+    # Optional (a reporter without them still works): where the run is written; the phase a step is in
+    # (sampling | judging | update) with its attempt count and token cap; tokens generated since the last call.
+    #   def opened(self, path: Path) -> None
+    #   def phase(self, name: str, step: int, n: int, token_cap: int) -> None
+    #   def tokens(self, n: int) -> None
+
+
+def _hook(rep: Any, name: str) -> Callable[..., None]:
+    """An optional Reporter method, or a no-op when the reporter does not have it."""
+    return getattr(rep, name, None) or (lambda *args, **kwargs: None)
 
 
 class SilentReporter:
@@ -167,6 +178,8 @@ def run_discovery(
             run.truncate_after_step(-1)
             rep.message("no complete step to resume from: starting over")
     t_start = time.perf_counter()
+    phase, tokens = _hook(rep, "phase"), _hook(rep, "tokens")
+    _hook(rep, "opened")(run.path)
     rep.start(cfg.budget, used)
 
     def summary(status: str, stop_reason: str) -> Summary:
@@ -182,11 +195,13 @@ def run_discovery(
         while used < cfg.budget:
             n = min(batch_size, cfg.budget - used)
             t0 = time.perf_counter()
+            phase("sampling", step, n, n * cfg.max_new_tokens)
             completions = policy.sample(
                 strategy.prompts(n), temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                seed=step_seed(cfg.seed, step), adapter=strategy.sample_adapter,
+                seed=step_seed(cfg.seed, step), adapter=strategy.sample_adapter, progress=tokens,
             )
             t1 = time.perf_counter()
+            phase("judging", step, n, 0)
             codes = [extract_code(c.text) for c in completions]
             cut_at = [cfg.max_new_tokens if c.finish_reason == "length" else None for c in completions]
             verdicts, feedback = judge_batch(problem, sandbox, codes, cfg.feedback_visibility, cut_at)
@@ -212,6 +227,8 @@ def run_discovery(
                 run.write_summary(asdict(s))
                 return s
             t3 = time.perf_counter()
+            if used < cfg.budget:
+                phase("update", step, n, 0)
             metrics = strategy.observe(attempts) if used < cfg.budget else {}
             split["update"] += time.perf_counter() - t3
             if metrics:

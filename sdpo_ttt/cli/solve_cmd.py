@@ -4,80 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from sdpo_ttt.cli.display import LiveReporter, PlainReporter, explain_end, interrupted_hint
 from sdpo_ttt.config import field_help as h
-
-
-def verdict_kinds(attempts) -> str:
-    """'passed:1 wrong_answer:3': how a batch of attempts was judged, for one progress line."""
-    counts = Counter(a.verdict.outcome.value for a in attempts)
-    return " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
-
-
-class RichReporter:
-    """Live progress over the budget: attempts, best score, last verdict kinds, last loss."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.progress = Progress(
-            TextColumn("[bold]attempts"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=console, transient=False,
-        )
-        self.task = None
-        self.last_loss = "-"
-
-    def start(self, budget: int, used: int) -> None:
-        self.progress.start()
-        self.task = self.progress.add_task("solve", total=budget, completed=used, status="sampling...")
-
-    def attempts(self, attempts, used: int, best_score: float) -> None:
-        kinds = verdict_kinds(attempts)
-        self.progress.update(self.task, completed=used, status=f"best {best_score:.2f} | {kinds} | loss {self.last_loss}")
-
-    def step(self, step: int, metrics: dict[str, float]) -> None:
-        if "loss" in metrics:
-            self.last_loss = f"{metrics['loss']:.4g}"
-
-    def message(self, text: str) -> None:
-        self.progress.console.print(f"[yellow]{text}[/]")
-
-    def stop(self) -> None:
-        self.progress.stop()
-
-
-class PlainReporter:
-    """No live display (not a terminal, --quiet or --json): one log line per batch on stderr unless quiet."""
-
-    def __init__(self, console: Console, quiet: bool) -> None:
-        self.console, self.quiet = console, quiet
-        self.budget = 0
-
-    def start(self, budget: int, used: int) -> None:
-        self.budget = budget
-
-    def attempts(self, attempts, used: int, best_score: float) -> None:
-        if self.quiet:
-            return
-        kinds = verdict_kinds(attempts)
-        self.console.print(f"attempts {used}/{self.budget}  best score {best_score:.2f}  {kinds}", highlight=False)
-
-    def step(self, step: int, metrics: dict[str, float]) -> None:
-        if not self.quiet and "loss" in metrics:
-            self.console.print(f"  step {step}: loss {metrics['loss']:.4g}  grad norm {metrics.get('grad_norm', 0.0):.3g}", highlight=False)
-
-    def message(self, text: str) -> None:
-        if not self.quiet:
-            self.console.print(text)
-
-    def stop(self) -> None: ...
 
 
 def register(app: typer.Typer) -> None:
@@ -147,10 +82,14 @@ def register(app: typer.Typer) -> None:
                 raise UserError("no problem given", "pass a problem.json (or folder), e.g. `sdpo-ttt solve problems/two-sum/problem.json`")
             cfg = cli_config(config, values)
         live = not (quiet or json_out) and sys.stderr.isatty()
-        reporter = RichReporter(err) if live else PlainReporter(err, quiet or json_out)
+        reporter = LiveReporter(err) if live else PlainReporter(err, quiet or json_out)
         announce = (lambda m: err.print(f"[yellow]{m}[/]")) if not json_out else (lambda m: err.print(m))
         try:
             summary, run = run_solve(problem, cfg, run_dir=run_dir, resume=resume, reporter=reporter, announce=announce)
+        except KeyboardInterrupt:
+            reporter.stop()
+            err.print(interrupted_hint(reporter.run_dir), highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
         finally:
             reporter.stop()
         if json_out:
@@ -165,4 +104,7 @@ def register(app: typer.Typer) -> None:
                 f"[bold red]not solved[/] {summary.problem_id}: {summary.attempts_used} attempts, best score {summary.best_score:.2f} "
                 f"({summary.wall_time_s:.0f} s); run: {run.path}"
             )
+            why = explain_end(asdict(summary), run.read_attempts(), int(run.read_config().get("max_new_tokens", 0)))
+            if why:
+                Console().print(why, highlight=False, soft_wrap=True)
         raise typer.Exit(0 if summary.solved else 1)

@@ -20,6 +20,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
@@ -48,6 +49,34 @@ class Completion:
     text: str  # decoded completion, special tokens skipped
     finish_reason: str  # "eos" | "length"
     logprobs: list[float] | None = None  # log p of each completion token under the sampling distribution (if asked)
+
+
+class TokenCounter:
+    """A `generate` streamer that reports how many tokens each decoding step added (unfinished rows only).
+
+    generate hands it the prompt ids first ([B, L], skipped), then one token per row per step ([B]); a row
+    counts up to and including its first EOS, as the Completion's completion_ids do.
+    """
+
+    def __init__(self, progress: Callable[[int], None], rows: int, eos_ids: list[int]) -> None:
+        self.progress = progress
+        self.done = [False] * rows
+        self.eos = set(eos_ids)
+        self.seen_prompt = False
+
+    def put(self, value: Tensor) -> None:
+        if not self.seen_prompt:
+            self.seen_prompt = True
+            return
+        n = 0
+        for b, t in enumerate(value.reshape(len(self.done), -1)[:, -1].tolist()):
+            if not self.done[b]:
+                n += 1
+                self.done[b] = t in self.eos
+        if n:
+            self.progress(n)
+
+    def end(self) -> None: ...
 
 
 @dataclass
@@ -217,6 +246,7 @@ class Policy:
         adapter: str | None = STUDENT,
         batch_size: int | None = None,
         return_logprobs: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> list[Completion]:
         """One completion per prompt (repeat a prompt B times for B samples).
 
@@ -224,7 +254,9 @@ class Policy:
         seed (the global RNG state is forked, not consumed). temperature 0 = greedy. batch_size splits the
         prompts into chunks (chunk i uses seed + i). return_logprobs keeps the processed scores of every step
         (memory B·T·V floats: for tests and short runs) and returns log p of each sampled token under the
-        sampling distribution (temperature and top-p applied).
+        sampling distribution (temperature and top-p applied). progress, if given, is called with the number of
+        tokens generated since its last call (summed over the still-unfinished sequences), as decoding goes;
+        every sampler here must call it so that the calls of one `sample` add up to its completion tokens.
         """
         if not prompts:
             return []
@@ -233,12 +265,16 @@ class Policy:
         if self.cfg.backend == "vllm":
             if return_logprobs:
                 raise ValueError("return_logprobs is only supported by the hf backend")
-            return self._vllm_sampler().sample(prompts, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                               seed=seed, adapter=adapter)
+            sampled = self._vllm_sampler().sample(prompts, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                                  seed=seed, adapter=adapter)
+            if progress is not None:  # vLLM decodes the batch in one call: one report at the end
+                progress(sum(len(s.completion_ids) for s in sampled))
+            return sampled
         step = batch_size or len(prompts)
         out: list[Completion] = []
         for i in range(0, len(prompts), step):
-            out.extend(self._sample_chunk(prompts[i:i + step], temperature, top_p, max_new_tokens, seed + i // step, adapter, return_logprobs))
+            out.extend(self._sample_chunk(prompts[i:i + step], temperature, top_p, max_new_tokens, seed + i // step, adapter, return_logprobs,
+                                          progress))
         return out
 
     def _vllm_sampler(self) -> Any:
@@ -251,7 +287,7 @@ class Policy:
         return self._vllm
 
     def _sample_chunk(self, prompts: list[list[int]], temperature: float, top_p: float, max_new_tokens: int, seed: int,
-                      adapter: str | None, return_logprobs: bool) -> list[Completion]:
+                      adapter: str | None, return_logprobs: bool, progress: Callable[[int], None] | None = None) -> list[Completion]:
         from transformers import GenerationConfig
 
         ids, mask = self._left_pad(prompts)
@@ -273,7 +309,8 @@ class Policy:
         try:
             with self._adapter(adapter), torch.random.fork_rng(devices=_rng_devices(self.device)):
                 torch.manual_seed(seed)
-                res = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg)
+                streamer = TokenCounter(progress, len(prompts), self.eos_ids) if progress is not None else None
+                res = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg, streamer=streamer)
         finally:
             self.model.train(was_training)
         new = res.sequences[:, ids.shape[1]:].tolist()
