@@ -1,156 +1,117 @@
-"""One SDPO update on a batch of judged attempts: teacher pass, student pass, loss, optimiser step, EMA.
+"""One SDPO update on a batch of judged attempts, top to bottom (arXiv 2601.20802, §3).
 
-Read top to bottom against the paper (arXiv 2601.20802, §3):
-  x   = the question prompt, y = an attempt's own tokens (exactly as sampled), f = its feedback
-  student  π_θ(· | x, y<t)                        -> hidden states with grad (adapter "student")
-  teacher  π_θ'(· | x, [demo], f, y<t), no_grad   -> the same tokens y re-scored, never regenerated
-  loss     Σ_t D_α(π_θ(·|x,y<t) ‖ π_θ'(·|x,f,y<t)), per-sequence mean, batch mean  (sdpo/chunked.py)
-  θ  ← AdamW(θ, ∇loss), clipped to `grad_clip`
-  θ' ← (1 − rate)·θ' + rate·θ     on the effective LoRA update (teacher="ema")
-Micro-batching: gradients accumulate over micro-batches of `micro_batch_size` attempts, each scaled by
-its share of non-empty attempts, so the step equals one pass over the whole batch.
+  x = the question prompt, y = an attempt's own tokens (exactly as sampled), f = its feedback,
+  d = a passing sibling from the same batch (a demonstration), if any
+  1. contexts  student x;  teacher (x, [d], f)                                    reprompt.Contexts
+  2. teacher   π_θ'(· | x, [d], f, y<t), no grad, the same tokens y re-scored     sdpo/teacher.py (every mode)
+  3. student   π_θ(· | x, y<t), with grad (LoRA adapter "student")
+  4. loss      L = (1−λ)·L_sdpo + λ·L_grpo + β·L_kl                               sdpo/loss.py, in chunks: sdpo/chunked.py
+               L_sdpo = mean_i mean_t D_α(π_θ(·|x,y<t) ‖ π_θ'(·|x,[d],f,y<t))
+               L_grpo = mean_i mean_t −A_i·log π_θ(y_t|x,y<t),  A = GRPO advantage of the verifier score
+               L_kl   = mean_i mean_t KL(π_θ(·|x,y<t) ‖ π_base(·|x,y<t))
+  5. step      θ ← AdamW(θ, ∇L clipped to `grad_clip`), `steps_per_batch` times
+  6. teacher   θ' ← (1−ρ)·θ' + ρ·θ (ema mode; the other modes keep no state)
+Gradient accumulation: each micro-batch's loss is weighted by its share of the attempts, so a step equals one
+pass over the whole batch; statistics are summed and divided once (sdpo/stats.py). Neither the update nor
+what it logs depends on `micro_batch_size`.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from torch import Tensor
 
 from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.policy.model import STUDENT
+from sdpo_ttt.reprompt import Contexts
 from sdpo_ttt.sdpo.chunked import sdpo_loss
-from sdpo_ttt.sdpo.config import LossConfig
 from sdpo_ttt.sdpo.loss import group_advantages
+from sdpo_ttt.sdpo.microbatch import MicroBatch, UpdateBatch, micro_batches
+from sdpo_ttt.sdpo.stats import UpdateStats
+from sdpo_ttt.sdpo.teacher import BASE_MODEL, Teacher
 
 if TYPE_CHECKING:
     from sdpo_ttt.policy.model import Policy
+    from sdpo_ttt.strategies import Attempt
+
+__all__ = ["SDPOUpdater", "UpdateBatch", "build_contexts"]
 
 
-@dataclass
-class UpdateBatch:
-    """What one update learns from: per attempt, the two contexts, the attempt's tokens and its reward."""
-
-    student_prompts: list[list[int]]
-    teacher_prompts: list[list[int]]
-    completions: list[list[int]]
-    rewards: list[float]  # verifier score (fraction of tests passed), for the optional GRPO hybrid
-    has_feedback: list[bool]
-    has_demo: list[bool]
-
-
-def loss_config(cfg: SolveConfig) -> LossConfig:
-    return LossConfig(
-        mode=cfg.loss,
-        alpha=cfg.alpha,
-        topk=cfg.topk,
-        temperature=1.0,
-        grpo_weight=cfg.grpo_weight,
-        kl_weight=cfg.kl_weight,
-        adv_clip=cfg.adv_clip,
-        trust_region_rate=cfg.teacher_rate,
-        chunk_tokens=cfg.chunk_tokens,
+def build_contexts(attempts: list["Attempt"], contexts: Contexts) -> UpdateBatch:
+    """1. The student context x of each attempt (as sampled) and its teacher context (x, [d], f)."""
+    passing = [a for a in attempts if a.verdict.passed and a.code]
+    demos = [next((p.code for p in passing if p.index != a.index), None) for a in attempts]  # never the attempt itself
+    return UpdateBatch(
+        student_prompts=[a.completion.prompt_ids for a in attempts],
+        teacher_prompts=[contexts.teacher(a.feedback, d) for a, d in zip(attempts, demos, strict=True)],
+        completions=[a.completion.completion_ids for a in attempts],
+        rewards=[a.verdict.score for a in attempts],
+        has_feedback=[bool(a.feedback) for a in attempts],
+        has_demo=[d is not None for d in demos],
     )
 
 
 class SDPOUpdater:
-    """Holds the optimiser; `step(batch)` runs `steps_per_batch` SDPO updates and returns metrics."""
+    """Holds the optimiser and the teacher; `step(attempts)` learns from one judged batch and returns its metrics."""
 
-    def __init__(self, policy: "Policy", cfg: SolveConfig) -> None:
+    def __init__(self, policy: "Policy", cfg: SolveConfig, contexts: Contexts) -> None:
         self.policy = policy
-        self.cfg = cfg
-        self.loss_cfg = loss_config(cfg)
+        self.contexts = contexts
+        self.loss_cfg = cfg.sdpo  # its temperature is the sampling temperature (derived by SolveConfig)
+        self.optim = cfg.optim
+        self.teacher = Teacher(policy, cfg.sdpo.teacher, cfg.sdpo.teacher_rate)
         self.params = list(policy.trainable_parameters())
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if cfg.teacher == "ema":
-            policy.sync_teacher()  # θ' starts at θ
+        self.optimizer = torch.optim.AdamW(self.params, lr=self.optim.lr, weight_decay=self.optim.weight_decay)
 
-    # --- the three forward passes of one micro-batch
-    def _teacher_hidden(self, b: UpdateBatch, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        prompts = [b.teacher_prompts[i] for i in idx]
-        comps = [b.completions[i] for i in idx]
-        adapter = {"ema": "teacher", "live": "student", "trust-region": "student", "frozen": None}[self.cfg.teacher]
-        with torch.no_grad():
-            hidden, _ = self.policy.hidden_states(prompts, comps, adapter=adapter)
-            ref = None
-            if self.cfg.teacher == "trust-region":  # (1−a)·log q_ref + a·log q_θ, mixed in the loss
-                ref, _ = self.policy.hidden_states(prompts, comps, adapter=None)
-        return hidden, ref
+    def step(self, attempts: list["Attempt"]) -> dict[str, float]:
+        return self.update(build_contexts(attempts, self.contexts))
 
-    def _ref_hidden(self, b: UpdateBatch, idx: list[int]) -> torch.Tensor | None:
-        if self.cfg.kl_weight <= 0:
-            return None
-        with torch.no_grad():
-            hidden, _ = self.policy.hidden_states([b.student_prompts[i] for i in idx], [b.completions[i] for i in idx], adapter=None)
-        return hidden
-
-    def step(self, b: UpdateBatch) -> dict[str, float]:
-        n = len(b.completions)
-        nonempty = [i for i in range(n) if len(b.completions[i]) > 0]
-        advantages = group_advantages(torch.tensor(b.rewards, dtype=torch.float32))  # GRPO: (r − mean)/(std + eps)
-        metrics: dict[str, float] = {
-            "health/frac_with_feedback": sum(b.has_feedback) / max(n, 1),
-            "health/frac_with_demo": sum(b.has_demo) / max(n, 1),
-            "health/empty_targets": float(n - len(nonempty)),
-        }
-        t_teacher = t_student = 0.0
-        losses: list[float] = []
-        stat_sums: dict[str, float] = {}
-        grad_norm = 0.0
-        for _ in range(self.cfg.steps_per_batch):
+    def update(self, batch: UpdateBatch) -> dict[str, float]:
+        """Steps 2-6 on a batch whose contexts are built."""
+        advantages = self.advantages(batch)
+        stats = UpdateStats(batch, advantages)
+        for _ in range(self.optim.steps_per_batch):
             self.optimizer.zero_grad(set_to_none=True)
-            total = 0.0
-            mbs = self.cfg.micro_batch_size
-            for start in range(0, len(nonempty), mbs):
-                idx = nonempty[start : start + mbs]
-                share = len(idx) / len(nonempty)
-                t0 = time.perf_counter()
-                teacher_hidden, teacher_ref = self._teacher_hidden(b, idx)
-                ref_hidden = self._ref_hidden(b, idx)
-                t1 = time.perf_counter()
-                student_hidden, mask = self.policy.hidden_states(
-                    [b.student_prompts[i] for i in idx], [b.completions[i] for i in idx], adapter="student"
-                )
-                targets = torch.zeros(mask.shape, dtype=torch.long, device=mask.device)
-                for row, i in enumerate(idx):
-                    targets[row, : len(b.completions[i])] = torch.tensor(b.completions[i], device=mask.device)
-                out = sdpo_loss(
-                    student_hidden,
-                    teacher_hidden,
-                    self.policy.lm_head_weight,
-                    targets,
-                    mask,
-                    self.loss_cfg,
-                    ref_hidden=ref_hidden,
-                    teacher_ref_hidden=teacher_ref,
-                    advantages=advantages[idx].to(student_hidden.device) if self.cfg.grpo_weight > 0 else None,
-                )
-                (out.loss * share).backward()
-                t2 = time.perf_counter()
-                t_teacher += t1 - t0
-                t_student += t2 - t1
-                total += float(out.loss.detach()) * share
-                for k, v in out.stats.items():
-                    stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * share
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip))
+            for mb in micro_batches(batch, self.optim.micro_batch_size):
+                with stats.time("teacher"):
+                    teacher = self.teacher.score(mb.teacher_prompts, mb.completions)  # 2. π_θ'(·|x,[d],f,y<t)
+                    reference = self.base_on_student_prompt(mb)  # π_base(·|x,y<t), for β·L_kl only
+                with stats.time("student"):
+                    student, mask = self.policy.hidden_states(mb.student_prompts, mb.completions, adapter=STUDENT)  # 3.
+                    out = sdpo_loss(  # 4. L and its terms, logits formed chunk by chunk from the hidden states
+                        student,
+                        teacher.hidden,
+                        self.policy.lm_head_weight,
+                        mb.target_ids(mask),
+                        mask,
+                        self.loss_cfg,
+                        ref_hidden=reference,
+                        teacher_ref_hidden=teacher.base_hidden,
+                        advantages=None if advantages is None else advantages[mb.rows],
+                    )
+                    (out.loss * mb.share).backward()  # Σ_mb share·L_mb = L over the batch
+                stats.add(out.stats, mb, out.loss)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.optim.grad_clip)  # 5.
             self.optimizer.step()
-            losses.append(total)
-        if self.cfg.teacher == "ema":  # θ' ← (1 − rate)·θ' + rate·θ on the effective update
-            metrics["teacher/ema_truncation_error"] = float(self.policy.ema_update_teacher(self.cfg.teacher_rate))
-        steps = self.cfg.steps_per_batch
-        metrics.update({k: v / steps for k, v in stat_sums.items()})
-        metrics.update(
-            {
-                "loss": losses[-1] if losses else 0.0,
-                "loss_first": losses[0] if losses else 0.0,
-                "grad_norm": grad_norm,
-                "lr": self.cfg.lr,
-                "time/teacher_s": t_teacher,
-                "time/student_fwd_bwd_s": t_student,
-            }
-        )
-        return metrics
+            stats.end_step(grad_norm)
+        stats.record(self.teacher.after_update())  # 6.
+        return stats.metrics(lr=self.optim.lr)
+
+    def advantages(self, batch: UpdateBatch) -> Tensor | None:
+        """GRPO advantages of the verifier scores over the WHOLE batch (micro-batches index into them)."""
+        if self.loss_cfg.grpo_weight <= 0:
+            return None
+        rewards = torch.tensor(batch.rewards, dtype=torch.float32, device=self.policy.device)
+        return group_advantages(rewards, self.loss_cfg.grpo_eps)
+
+    @torch.no_grad()
+    def base_on_student_prompt(self, mb: MicroBatch) -> Tensor | None:
+        if self.loss_cfg.kl_weight <= 0:
+            return None
+        hidden, _ = self.policy.hidden_states(mb.student_prompts, mb.completions, adapter=BASE_MODEL)
+        return hidden
 
     def state_dict(self) -> dict:
         return self.optimizer.state_dict()

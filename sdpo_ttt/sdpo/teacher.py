@@ -1,0 +1,79 @@
+"""The SDPO teacher π_θ'(· | x, [d], f, y<t): every teacher mode, in one place.
+
+The teacher re-scores the attempt's own tokens y under the feedback context (x, [d], f), without gradient.
+What θ' is, per `--teacher` mode (ρ = a = `--teacher-rate`):
+
+  mode          teacher log-probs on y                                          after each update
+  ema           the "teacher" LoRA adapter θ' (starts equal to the student θ)   θ' ← (1−ρ)·θ' + ρ·θ on the
+                                                                                effective update ΔW = s·B·A
+                                                                                (policy/adapters.py: ema_update)
+  trust-region  log_softmax((1−a)·log q_base + a·log q_θ), q_base the base      nothing (no state)
+                model (adapters off) and q_θ the student, both on (x, [d], f);
+                mixed per token inside the chunked loss, where the logits exist
+                (sdpo/loss.py: trust_region_teacher_logprobs)
+  frozen        the base model (adapters off)                                    nothing
+  live          the student θ itself (no regularisation; paper's ablation)       nothing
+
+The update asks `score()` for the teacher's hidden states (the loss turns them into log-probs chunk by chunk,
+so [B, T, V] logits never exist) and calls `after_update()` once per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from sdpo_ttt.policy.model import STUDENT, TEACHER
+
+if TYPE_CHECKING:
+    from sdpo_ttt.policy.model import Policy
+
+TEACHER_MODES: tuple[str, ...] = ("ema", "trust-region", "frozen", "live")
+BASE_MODEL = None  # adapters off
+
+# which weights score the teacher prompt, per mode
+SCORING_ADAPTER: dict[str, str | None] = {
+    "ema": TEACHER,
+    "trust-region": STUDENT,  # q_θ of the mix
+    "frozen": BASE_MODEL,
+    "live": STUDENT,
+}
+
+
+@dataclass
+class TeacherScores:
+    """The teacher's final hidden states at the attempt tokens, [B, T, H], no grad."""
+
+    hidden: Tensor
+    base_hidden: Tensor | None = None  # trust-region only: q_base on the same prompt, mixed in the loss at rate a
+
+
+class Teacher:
+    def __init__(self, policy: "Policy", mode: str, rate: float) -> None:
+        if mode not in TEACHER_MODES:
+            raise ValueError(f"teacher mode must be one of {TEACHER_MODES}, got {mode!r}")
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"teacher rate must be in [0, 1], got {rate}")
+        self.policy = policy
+        self.mode = mode
+        self.rate = rate
+        if mode == "ema":
+            policy.sync_teacher()  # θ' starts at θ
+
+    @torch.no_grad()
+    def score(self, prompts: list[list[int]], completions: list[list[int]]) -> TeacherScores:
+        """Hidden states of the teacher on (x, [d], f) at the tokens y."""
+        hidden, _ = self.policy.hidden_states(prompts, completions, adapter=SCORING_ADAPTER[self.mode])
+        base = None
+        if self.mode == "trust-region":
+            base, _ = self.policy.hidden_states(prompts, completions, adapter=BASE_MODEL)
+        return TeacherScores(hidden, base)
+
+    def after_update(self) -> dict[str, float]:
+        """Move θ' after the student's update (ema mode); returns what to log."""
+        if self.mode != "ema":
+            return {}
+        return {"teacher/ema_truncation_error": float(self.policy.ema_update_teacher(self.rate))}

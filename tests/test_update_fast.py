@@ -1,0 +1,130 @@
+"""One SDPO update on the tiny random model (seconds, no download): what changes, what must not, and that
+micro-batching changes neither the update nor what it logs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from fast_helpers import base_state, load_policy, lora_state, tiny_config
+from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
+from sdpo_ttt.reprompt import Contexts
+from sdpo_ttt.sdpo.microbatch import UpdateBatch
+from sdpo_ttt.sdpo.teacher import TEACHER_MODES
+from sdpo_ttt.sdpo.update import SDPOUpdater
+
+QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Print the sum of two integers."}]
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_dir: Path):
+    return load_policy(tiny_config(tiny_model_dir))
+
+
+@pytest.fixture()
+def fresh(policy, tmp_path: Path):
+    """The policy as loaded (student ΔW = 0, teacher = student) before and after each test."""
+    policy.save_adapter("student", tmp_path / "s")
+    policy.save_adapter("teacher", tmp_path / "t")
+
+    def restore() -> None:
+        policy.load_adapter("student", tmp_path / "s")
+        policy.load_adapter("teacher", tmp_path / "t")
+
+    yield restore
+    restore()
+
+
+def _batch(policy, contexts: Contexts) -> UpdateBatch:
+    """Five attempts of different lengths (one empty: nothing to learn from), each with its own feedback."""
+    g = torch.Generator().manual_seed(0)
+    vocab = policy.lm_head_weight.shape[0]
+    lengths = [7, 3, 0, 11, 5]
+    completions = [torch.randint(0, vocab, (n,), generator=g).tolist() for n in lengths]
+    feedbacks = [f"Test {i + 1} (public): wrong answer.\nExpected output:\n{i}\nYour output:\n{i + 7}" for i in range(len(lengths))]
+    return UpdateBatch(
+        student_prompts=[contexts.student() for _ in lengths],
+        teacher_prompts=[contexts.teacher(fb) for fb in feedbacks],
+        completions=completions,
+        rewards=[0.0, 0.5, 0.25, 0.75, 0.0],
+        has_feedback=[True] * len(lengths),
+        has_demo=[False] * len(lengths),
+    )
+
+
+def _updater(policy, model_dir: Path, **overrides) -> SDPOUpdater:
+    cfg = tiny_config(model_dir, **overrides)
+    return SDPOUpdater(policy, cfg, Contexts(policy.chat_ids, QUESTION, cfg.sampling.max_prompt_tokens))
+
+
+@pytest.mark.parametrize("teacher", TEACHER_MODES)
+def test_one_update_changes_the_student_and_not_the_base(policy, fresh, tiny_model_dir: Path, teacher: str) -> None:
+    updater = _updater(policy, tiny_model_dir, teacher=teacher, teacher_rate=0.25)
+    base0, student0, teacher0 = base_state(policy), lora_state(policy, "student"), lora_state(policy, "teacher")
+    metrics = updater.update(_batch(policy, updater.contexts))
+
+    assert math.isfinite(metrics["loss"]) and metrics["loss"] > 0 and metrics["grad_norm"] > 0
+    base1, student1 = base_state(policy), lora_state(policy, "student")
+    assert base1.keys() == base0.keys() and all(torch.equal(base1[k], base0[k]) for k in base0)
+    assert any(not torch.equal(student1[k], student0[k]) for k in student0)
+    layers = lora_layers(policy.model)
+    assert any(dense_update(get_factors(m, "student")).abs().max() > 0 for _, m in layers)  # ΔW_S moved off 0
+    if teacher == "ema":  # θ' ← (1−ρ)·θ' + ρ·θ with θ' = 0 before: exactly ρ·ΔW_S
+        assert "teacher/ema_truncation_error" in metrics
+        for _, m in layers:
+            torch.testing.assert_close(dense_update(get_factors(m, "teacher")), 0.25 * dense_update(get_factors(m, "student")))
+    else:  # the other modes keep no teacher state
+        teacher1 = lora_state(policy, "teacher")
+        assert all(torch.equal(teacher1[k], teacher0[k]) for k in teacher0)
+        assert "teacher/ema_truncation_error" not in metrics
+
+
+CASES = [
+    {},  # the defaults: ema teacher, 'logit' loss
+    {"teacher": "trust-region", "loss": "full", "alpha": 0.5, "grpo_weight": 0.3, "kl_weight": 0.1, "steps_per_batch": 2},
+    {"teacher": "live", "loss": "sequence", "adv_clip": 2.0, "temperature": 0.7},
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults")
+def test_micro_batching_gives_the_same_update_and_stats(policy, fresh, tiny_model_dir: Path, case: dict) -> None:
+    results = []
+    for size in (8, 1, 3):  # one pass; one attempt at a time; an uneven split (3 + 1 of the 4 non-empty attempts)
+        fresh()
+        updater = _updater(policy, tiny_model_dir, micro_batch_size=size, **case)
+        metrics = updater.update(_batch(policy, updater.contexts))
+        grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
+        results.append((metrics, grads, lora_state(policy, "student"), lora_state(policy, "teacher")))
+
+    (m_ref, g_ref, s_ref, t_ref) = results[0]
+    assert m_ref["sdpo/tokens"] == 26 and m_ref["sdpo/sequences"] == 4 and m_ref["sdpo/empty_targets"] == 1
+    for metrics, grads, student, teacher in results[1:]:
+        assert metrics.keys() == m_ref.keys()
+        for key, ref in m_ref.items():
+            if not key.startswith("time/"):
+                assert metrics[key] == pytest.approx(ref, rel=1e-4, abs=1e-6), key
+        assert grads.keys() == g_ref.keys() and grads
+        for name, ref in g_ref.items():
+            torch.testing.assert_close(grads[name], ref, rtol=1e-3, atol=1e-6, msg=name)
+        for name, ref in s_ref.items():
+            torch.testing.assert_close(student[name], ref, rtol=1e-4, atol=1e-5, msg=name)
+        for name, ref in t_ref.items():
+            torch.testing.assert_close(teacher[name], ref, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_several_steps_per_batch_log_first_and_last_loss(policy, fresh, tiny_model_dir: Path) -> None:
+    updater = _updater(policy, tiny_model_dir, steps_per_batch=3, lr=5e-2)
+    metrics = updater.update(_batch(policy, updater.contexts))
+    assert metrics["loss"] < metrics["loss_first"]  # three steps on the same batch descend
+
+
+def test_a_batch_without_tokens_takes_no_step(policy, fresh, tiny_model_dir: Path) -> None:
+    updater = _updater(policy, tiny_model_dir)
+    student0 = lora_state(policy, "student")
+    prompt = updater.contexts.student()
+    metrics = updater.update(UpdateBatch([prompt] * 2, [prompt] * 2, [[], []], [0.0, 0.0], [True, True], [False, False]))
+    assert metrics["loss"] == 0.0 and metrics["grad_norm"] == 0.0 and metrics["sdpo/empty_targets"] == 2
+    assert all(torch.equal(p, student0[n]) for n, p in lora_state(policy, "student").items())
