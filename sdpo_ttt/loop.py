@@ -24,6 +24,7 @@ from sdpo_ttt.feedback import render_feedback
 from sdpo_ttt.policy.extract import extract_code
 from sdpo_ttt.problem import Problem
 from sdpo_ttt.runs import RunDir
+from sdpo_ttt.signal_check import WINDOW as SIGNAL_WINDOW, no_signal_warning
 from sdpo_ttt.strategies import Attempt, make_strategy
 from sdpo_ttt.verdict import Verdict
 
@@ -191,6 +192,7 @@ def run_discovery(
         )
 
     warned_zero = False
+    signal_steps = run.read_metrics() if resume else []  # update steps so far: the no-signal check reads the first ones
     try:
         while used < cfg.budget:
             n = min(batch_size, cfg.budget - used)
@@ -234,8 +236,13 @@ def run_discovery(
             if metrics:
                 metrics.update({"step": step, "attempts_used": used, "time/sample_s": times["sample"], "time/judge_s": times["judge"],
                                 "health/truncated_frac": sum(t is not None for t in cut_at) / max(len(cut_at), 1)})
-                run.append_metrics(metrics)
+                signal_steps.append(metrics)
+                signal = (no_signal_warning(signal_steps, max_new_tokens=cfg.max_new_tokens, visibility=cfg.feedback_visibility)
+                          if len(signal_steps) == SIGNAL_WINDOW else None)  # decided once, on the first steps
+                run.append_metrics(metrics if signal is None else {**metrics, "warning": ",".join(signal.reasons), "warning_message": signal.message})
                 rep.step(step, metrics)
+                if signal is not None:
+                    rep.message(signal.message)
                 if not warned_zero and metrics.get("loss", 1.0) == 0.0 and metrics.get("grad_norm", 1.0) == 0.0:
                     warned_zero = True
                     rep.message("warning: the SDPO loss is identically zero (teacher equals student): check that feedback reaches the teacher")

@@ -1,0 +1,89 @@
+"""`solve` warns once when the feedback gives the teacher nothing to teach (issue #16): the loop's wiring of
+sdpo_ttt/signal_check.py, with scripted policy, sandbox and strategy (the decision itself: test_signal_check.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import sdpo_ttt.loop as loop
+from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.problem import load_problem
+from sdpo_ttt.runs import RunDir
+from tests.fakes import FakePolicy, FakeSandbox, program
+
+PROBLEM = Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json"
+
+
+class GapStrategy:
+    """Stands in for SDPO: learns nothing, reports a fixed teacher-student log-prob gap per update."""
+
+    name = "sdpo"
+    sample_adapter = "student"
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self.seen: list[list[str]] = []
+
+    def prompts(self, n: int) -> list[list[int]]:
+        return [[1, 2, 3] for _ in range(n)]
+
+    def observe(self, attempts) -> dict[str, float]:  # noqa: ANN001
+        self.seen.append([a.feedback for a in attempts])
+        return {"loss": 0.1, "grad_norm": 0.1, "sdpo/teacher_student_logprob_gap": self.gap, "sdpo/divergence_mean": 0.05,
+                "health/frac_with_feedback": sum(bool(a.feedback) for a in attempts) / len(attempts)}
+
+    def save(self, directory: Path) -> None: ...
+    def load(self, directory: Path, history: list[dict]) -> None: ...
+
+
+class Messages:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def start(self, budget: int, used: int) -> None: ...
+    def attempts(self, attempts, used: int, best_score: float) -> None: ...  # noqa: ANN001
+    def step(self, step: int, metrics: dict[str, float]) -> None: ...
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: float, length_cut: set[int] | None = None):
+    strategy = GapStrategy(gap)
+    monkeypatch.setattr(loop, "make_strategy", lambda cfg, policy, messages: strategy)
+    problem = load_problem(PROBLEM)
+    cfg = SolveConfig.model_validate({"strategy": "sdpo", "budget": 12, "batch_size": 2, "max_new_tokens": 64,
+                                      "stop_on_success": False})
+    run = RunDir.create(tmp_path / "run", cfg.model_dump(mode="json"), problem.to_json())
+    rep = Messages()
+    script = [program(c, score=0.25) for c in "abcdefghijkl"]
+    loop.run_discovery(problem, cfg, run, FakePolicy(script, length_cut=length_cut), FakeSandbox(), rep)
+    return run, rep, strategy
+
+
+def test_warns_once_and_logs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run, rep, _ = _run(tmp_path, monkeypatch, gap=-0.2)
+    warnings = [m for m in rep.messages if "little to teach" in m]
+    assert len(warnings) == 1 and "--feedback-visibility all" in warnings[0]
+    logged = [(i, r) for i, r in enumerate(run.read_metrics()) if "warning" in r]
+    assert len(logged) == 1 and logged[0][0] == 2  # on the third update step, once
+    assert logged[0][1]["warning"] == "teacher_not_better" and logged[0][1]["warning_message"] == warnings[0]
+
+
+def test_no_warning_when_the_teacher_gains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run, rep, _ = _run(tmp_path, monkeypatch, gap=0.3)
+    assert not [m for m in rep.messages if "little to teach" in m]
+    assert not [r for r in run.read_metrics() if "warning" in r]
+
+
+def test_truncated_attempts_reach_feedback_and_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attempts cut at max_new_tokens (finish reason "length") are told so, counted per step, and most feedback
+    being cut off triggers the warning with the --max-new-tokens advice."""
+    run, rep, strategy = _run(tmp_path, monkeypatch, gap=0.3, length_cut=set(range(12)) - {1, 3})
+    first, second = strategy.seen[0]  # attempt 0 was cut, attempt 1 ended by itself
+    assert "cut off at the limit of 64 tokens" in first and "cut off" not in second
+    fracs = [r["health/truncated_frac"] for r in run.read_metrics()]
+    assert fracs[:3] == [0.5, 0.5, 1.0]
+    warning = next(m for m in rep.messages if "little to teach" in m)
+    assert "a longer --max-new-tokens (now 64" in warning
