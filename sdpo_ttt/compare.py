@@ -185,7 +185,9 @@ class SharedPolicy:
 
     def release(self) -> None:
         if self.policy is not None:
-            self.policy, self.key = None, None
+            policy, self.policy, self.key = self.policy, None, None
+            policy.close()  # shut its vLLM engine down now: the next cell's engine needs the GPU memory
+            del policy
             _release_memory()
 
 

@@ -63,13 +63,18 @@ def solve(
         if target.exists() and any(target.iterdir()):
             raise UserError(f"{target} already holds files", f"resume it with `--resume {target}`, or pick another `--run-dir`")
     with open_sandbox(cfg.sandbox, workers=cfg.sandbox_workers, announce=announce) as sandbox:
+        owned = policy is None  # a policy loaded here is closed here (its vLLM engine, if any, shut down)
         if policy is None:
             from sdpo_ttt.policy.model import Policy
 
             policy = Policy.load(policy_config(cfg), seed=cfg.seed)
-        if resume is None:
-            run = RunDir.create(target, cfg.model_dump(mode="json"), problem.to_json())
-        summary = run_discovery(problem, cfg, run, policy, sandbox, reporter=reporter, resume=resume is not None)
+        try:
+            if resume is None:
+                run = RunDir.create(target, cfg.model_dump(mode="json"), problem.to_json())
+            summary = run_discovery(problem, cfg, run, policy, sandbox, reporter=reporter, resume=resume is not None)
+        finally:
+            if owned:
+                policy.close()
     return summary, run
 
 

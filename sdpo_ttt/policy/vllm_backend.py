@@ -1,29 +1,123 @@
 """Optional vLLM sampling backend (GPU only; `pip install sdpo-ttt[vllm]`), colocated with the training model.
 
-vLLM runs in the same process with LoRA enabled and a capped GPU memory share. The trained adapter
-reaches it by hot-swap, never by merging weights or restarting: after each update the adapter is saved
-(safetensors, peft format) into a fresh versioned folder and served under a NEW LoRA request id, so
-vLLM cannot reuse the stale cached weights of an older id. Whether the adapter changed is decided by
-a cheap fingerprint of its parameters, so sampling twice without an update does not reload it.
+vLLM serves the policy's base weights from the model folder on the same GPU with LoRA enabled and a capped
+share of GPU memory. Once CUDA is initialised (the training model is already on the GPU) vLLM 0.33 runs its
+engine core in a *spawned* child process, so the engine is a separate process that inherits this one's
+environment at start: that is how it is pointed at the training GPU (CUDA_VISIBLE_DEVICES) and how its logs
+are kept off stdout (VLLM_LOGGING_STREAM, and its stdout descriptor pointed at stderr), so that
+`solve --json` still prints one JSON object. `close()` shuts the engine down explicitly; nothing waits for
+the garbage collector to free its GPU memory.
 
-Only `VLLMSampler.__init__/sample` touch vLLM; the bookkeeping (versions, fingerprints, turning vLLM
-outputs into our Completions) is plain code tested without it. benchmarks/gpu_smoke.sh checks the rest
-on a GPU machine.
+The trained adapter reaches vLLM by hot-swap, never by merging weights or restarting: after each update the
+adapter is saved (safetensors, peft format) into a fresh versioned folder and served under a NEW LoRA
+request id, so vLLM cannot reuse the stale cached weights of an older id. Whether the adapter changed is
+decided by a cheap fingerprint of its parameters, so sampling twice without an update does not reload it.
+
+This module never imports the Policy (model.py imports it lazily): the sampler holds no reference to the
+policy, and the policy is passed to `sample` as the source of the adapter. Only `VLLMSampler` touches vLLM;
+the rest (rank, dtype, device, versions, fingerprints, output conversion) is plain code tested without it.
+benchmarks/gpu_smoke.sh checks the rest on a GPU machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Iterator, NamedTuple, Protocol
 
 import torch
 
-from sdpo_ttt.errors import ModelUnavailable
+from sdpo_ttt.errors import ConfigError, ModelUnavailable
 
-if TYPE_CHECKING:
-    from sdpo_ttt.policy.model import Completion, Policy
+# vllm/config/lora.py: `MaxLoRARanks = Literal[1, 8, 16, 32, 64, 128, 256, 320, 512]`
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+_VLLM_DTYPES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
+
+
+def vllm_max_lora_rank(r: int) -> int:
+    """The smallest max_lora_rank vLLM accepts that serves a rank-r adapter (only the student's r is served)."""
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= r:
+            return allowed
+    raise ConfigError(
+        f"--lora-rank {r} is above {VLLM_LORA_RANKS[-1]}, the largest LoRA rank vLLM can serve",
+        f"pass --lora-rank {VLLM_LORA_RANKS[-1]} or less, or sample with --backend hf",
+    )
+
+
+def vllm_dtype(dtype: torch.dtype) -> str:
+    """vLLM's name for the training dtype: the sampler runs the weights in the dtype the policy trains in."""
+    try:
+        return _VLLM_DTYPES[dtype]
+    except KeyError:
+        raise ModelUnavailable(f"vLLM cannot run dtype {dtype}", "use --dtype bfloat16 (or float16/float32)") from None
+
+
+def engine_visible_devices(device: torch.device, visible: str | None) -> str:
+    """CUDA_VISIBLE_DEVICES for the spawned engine so that its GPU 0 is the policy's `device`.
+
+    vLLM places a single-GPU engine on its first visible GPU and ignores a device index, so `cuda:N` is
+    honoured by showing the engine only GPU N, counted in this process's own visible list when one is set.
+    """
+    index = device.index if device.index is not None else (torch.cuda.current_device() if torch.cuda.is_initialized() else 0)
+    ids = [x.strip() for x in visible.split(",") if x.strip()] if visible else None
+    if ids is None:
+        return str(index)
+    if index >= len(ids):
+        raise ModelUnavailable(f"device cuda:{index}: CUDA_VISIBLE_DEVICES={visible!r} shows only {len(ids)} GPU(s)", "pick a lower index")
+    return ids[index]
+
+
+def check_model_folder(path: str) -> None:
+    """vLLM reads config.json from the folder it serves (a .gguf's folder has none: serve the converted one)."""
+    p = Path(path)
+    if p.exists() and not (p / "config.json").is_file():
+        raise ModelUnavailable(
+            f"{p} has no config.json, so vLLM cannot serve it",
+            "pass a Hugging Face model folder, an HF id or a built-in name (a .gguf is converted to a folder for --backend vllm)",
+        )
+
+
+@contextlib.contextmanager
+def engine_environment(device: torch.device) -> Iterator[None]:
+    """While the engine starts: it sees only the training GPU, logs to stderr, and its stdout is our stderr.
+
+    The spawned engine process inherits the environment and file descriptors of this moment; both are
+    restored afterwards, so nothing else in this process changes.
+    """
+    saved = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "VLLM_LOGGING_STREAM")}
+    os.environ["CUDA_VISIBLE_DEVICES"] = engine_visible_devices(device, saved["CUDA_VISIBLE_DEVICES"])
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    sys.stdout.flush()
+    stdout_copy = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Python-level prints too, whatever sys.stdout is
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(stdout_copy, 1)
+        os.close(stdout_copy)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class AdapterSource(Protocol):
+    """What the publisher needs from a policy: its parameters and a way to save one adapter."""
+
+    @property
+    def model(self) -> Any: ...
+
+    def save_adapter(self, name: str, directory: Path) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -51,15 +145,15 @@ class AdapterPublisher:
     _last: dict[str, tuple[tuple[float, ...], LoraRef]] = field(default_factory=dict)
     _published: list[LoraRef] = field(default_factory=list)
 
-    def publish(self, policy: "Policy", adapter: str) -> LoraRef:
-        params = [p for n, p in policy.model.named_parameters() if ".lora_" in n and f".{adapter}." in n]
+    def publish(self, source: AdapterSource, adapter: str) -> LoraRef:
+        params = [p for n, p in source.model.named_parameters() if ".lora_" in n and f".{adapter}." in n]
         fp = fingerprint(params)
         last = self._last.get(adapter)
         if last is not None and last[0] == fp:
             return last[1]
         ref = LoraRef(name=f"{adapter}-v{self._next_id}", id=self._next_id, path=Path(self.root) / f"{adapter}-v{self._next_id:05d}")
         self._next_id += 1
-        policy.save_adapter(adapter, ref.path)
+        source.save_adapter(adapter, ref.path)
         self._last[adapter] = (fp, ref)
         self._published.append(ref)
         self._prune()
@@ -76,50 +170,87 @@ class AdapterPublisher:
                 break
 
 
-def to_completion(prompt: list[int], token_ids: list[int], finish_reason: str | None, stop_reason: Any,
-                  eos_ids: list[int], text: str) -> "Completion":
-    """A vLLM CompletionOutput as our Completion: ids exactly as sampled, EOS kept when it ended the attempt."""
-    from sdpo_ttt.policy.model import Completion
+class Sampled(NamedTuple):
+    """One vLLM attempt in the fields of the policy's Completion (model.py builds the Completion)."""
 
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    text: str
+    finish_reason: str  # "eos" | "length"
+
+
+def to_sampled(prompt: list[int], token_ids: list[int], finish_reason: str | None, stop_reason: Any,
+               eos_ids: list[int], text: str) -> Sampled:
+    """A vLLM CompletionOutput as our attempt: ids exactly as sampled, EOS kept when it ended the attempt."""
     ids = list(token_ids)
     if finish_reason == "stop":
         if not ids or ids[-1] not in eos_ids:
             ids.append(stop_reason if isinstance(stop_reason, int) else eos_ids[0])
-        return Completion(list(prompt), ids, text, "eos")
-    return Completion(list(prompt), ids, text, "length")
+        return Sampled(list(prompt), ids, text, "eos")
+    return Sampled(list(prompt), ids, text, "length")
 
 
 class VLLMSampler:
     """A vLLM engine over the policy's base weights, sampling with the policy's current LoRA adapters."""
 
-    def __init__(self, policy: "Policy", work_dir: Path, *, gpu_memory: float = 0.4, max_model_len: int | None = None) -> None:
-        if policy.device.type != "cuda":
+    def __init__(self, model_path: str, *, device: torch.device, dtype: torch.dtype, lora_rank: int, eos_ids: list[int],
+                 work_dir: Path, gpu_memory: float = 0.4, max_model_len: int | None = None, seed: int = 0) -> None:
+        if device.type != "cuda":
             raise ModelUnavailable("the vLLM backend needs a CUDA GPU", "use --backend hf on this machine")
+        max_rank = vllm_max_lora_rank(lora_rank)  # errors before anything starts
+        dtype_name = vllm_dtype(dtype)
+        check_model_folder(model_path)
+        if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0" and engine_visible_devices(device, None) != "0":
+            raise ModelUnavailable(f"vLLM in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0) cannot use {device}",
+                                   "unset VLLM_ENABLE_V1_MULTIPROCESSING, or start with CUDA_VISIBLE_DEVICES=<gpu> --device cuda")
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # read when vllm is first imported
         try:
             from vllm import LLM
         except ImportError:
             raise ModelUnavailable("vLLM is not installed", "pip install 'sdpo-ttt[vllm]' (GPU machines only)") from None
-        self.policy = policy
+        if dtype == torch.float32:
+            print("[vllm] sampling in float32 like the training model (--dtype float32): slower than bfloat16", file=sys.stderr)
+        self.eos_ids = list(eos_ids)
         self.publisher = AdapterPublisher(Path(work_dir))
-        rank = max(policy.cfg.lora_rank, policy.cfg.effective_teacher_rank)
-        self.llm = LLM(
-            model=policy.info.path, tokenizer=policy.info.path, dtype="bfloat16" if policy.dtype == torch.bfloat16 else "auto",
-            enable_lora=True, max_lora_rank=rank, max_loras=2, gpu_memory_utilization=gpu_memory,
-            max_model_len=max_model_len, enable_prefix_caching=True, seed=0,
-        )
+        self.work_dir = Path(work_dir)
+        with engine_environment(device):
+            self.llm: Any = LLM(
+                model=model_path, tokenizer=model_path, dtype=dtype_name,
+                enable_lora=True, max_lora_rank=max_rank, max_loras=2, gpu_memory_utilization=gpu_memory,
+                max_model_len=max_model_len, enable_prefix_caching=True, seed=seed,
+            )
 
-    def sample(self, prompts: list[list[int]], *, temperature: float, top_p: float, max_new_tokens: int, seed: int,
-               adapter: str | None) -> list["Completion"]:
+    def sample(self, source: AdapterSource, prompts: list[list[int]], *, temperature: float, top_p: float, max_new_tokens: int,
+               seed: int, adapter: str | None) -> list[Sampled]:
+        """One attempt per prompt with adapter `adapter` of `source` (published when it changed); None = base weights."""
+        if self.llm is None:
+            raise RuntimeError("this vLLM sampler was closed")
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         from vllm.lora.request import LoRARequest
 
         lora = None
         if adapter is not None:
-            ref = self.publisher.publish(self.policy, adapter)
+            ref = self.publisher.publish(source, adapter)
             lora = LoRARequest(ref.name, ref.id, str(ref.path))
         params = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed * 100_003 + i,
-                                 stop_token_ids=list(self.policy.eos_ids), skip_special_tokens=True) for i in range(len(prompts))]
+                                 stop_token_ids=list(self.eos_ids), skip_special_tokens=True) for i in range(len(prompts))]
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, lora_request=lora, use_tqdm=False)
-        return [to_completion(p, o.outputs[0].token_ids, o.outputs[0].finish_reason, o.outputs[0].stop_reason,
-                              self.policy.eos_ids, o.outputs[0].text) for p, o in zip(prompts, outs)]
+        return [to_sampled(p, o.outputs[0].token_ids, o.outputs[0].finish_reason, o.outputs[0].stop_reason,
+                           self.eos_ids, o.outputs[0].text) for p, o in zip(prompts, outs)]
+
+    def close(self) -> None:
+        """Shut the engine process down and free its GPU memory now (idempotent)."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is None:
+            return
+        shutdown = getattr(llm, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        else:
+            llm.llm_engine.engine_core.shutdown()
+        del llm
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        shutil.rmtree(self.work_dir, ignore_errors=True)
