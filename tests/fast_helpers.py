@@ -84,3 +84,20 @@ class ScriptedSandbox:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+
+def attempt(index: int, *, step: int = 0, chain: int | None = None, feedback: str = "", passed: bool = False,
+            code: str | None = "print(0)\n", prompt_ids: list[int] | None = None, completion_ids: list[int] | None = None):
+    """A judged attempt as the loop hands it to a strategy (no model needed)."""
+    from sdpo_ttt.policy.model import Completion
+    from sdpo_ttt.strategies import Attempt
+
+    comp = Completion(prompt_ids=prompt_ids or [1, 2, 3], completion_ids=completion_ids or [4, 5], text=code or "", finish_reason="eos")
+    v = Verdict(passed=passed, score=1.0 if passed else 0.0, outcome=Outcome.passed if passed else Outcome.wrong_answer)
+    return Attempt(step=step, index=index, chain=index if chain is None else chain, completion=comp, code=code, verdict=v,
+                   feedback="" if passed else feedback)
+
+
+def char_ids(messages: list[dict[str, str]]) -> list[int]:
+    """A stand-in chat template: one token per character of every turn."""
+    return [ord(ch) for m in messages for ch in m["content"]]
