@@ -45,14 +45,13 @@ def main() -> None:
     from sdpo_ttt.sandbox import open_sandbox
     from sdpo_ttt.sdpo.chunked import sdpo_loss
     from sdpo_ttt.sdpo.config import LossConfig
-    from sdpo_ttt.solve import policy_config
     from sdpo_ttt.strategies import SDPO, Attempt
 
     seed_everything(args.seed)
     cfg = SolveConfig(model=args.model, lr=args.lr, max_new_tokens=args.max_new_tokens, sandbox=args.sandbox, seed=args.seed)
     problem = load_problem(args.problem)
     t0 = time.perf_counter()
-    policy = Policy.load(policy_config(cfg), seed=args.seed)
+    policy = Policy.load(cfg.policy, seed=args.seed)
     messages = policy.problem_messages(problem)
     strategy = SDPO(policy, messages, cfg)
     gap_cfg = LossConfig(mode="full", alpha=1.0)
@@ -76,7 +75,7 @@ def main() -> None:
                 for a in attempts:
                     if a.verdict.passed or not a.completion.completion_ids:
                         continue
-                    tp = strategy.teacher_prompt(a.feedback, demo)
+                    tp = strategy.contexts.teacher(a.feedback, demo)
                     t_h, _ = policy.hidden_states([tp], [a.completion.completion_ids], adapter=None)
                     s_h, mask = policy.hidden_states([a.completion.prompt_ids], [a.completion.completion_ids], adapter="student")
                     ids = torch.tensor([a.completion.completion_ids], device=mask.device)

@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from sdpo_ttt.compare import Cell, SharedPolicy, cell_state, plan_grid, run_cell
-from sdpo_ttt.config import SolveConfig, build_config
+from sdpo_ttt.config import FLAT, SolveConfig
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.problem import find_problem_files, load_problem
 from sdpo_ttt.runs import write_atomic
 
 STATES = ("pending", "running", "done", "failed", "interrupted")
-RESERVED_KEYS = {"strategy": "--strategy", "seed": "--seeds / --seed-start"}
+RESERVED_KEYS = {"strategy": "--strategy", "seed": "--seeds / --seed-start", "stop_on_success": "--best-of-k-fixed-n/--best-of-k-stop"}
 MANIFEST, SUMMARY_JSON, SUMMARY_MD, LOCK = "jobs.jsonl", "batch-summary.json", "batch-summary.md", ".batch.lock"
 
 
@@ -71,7 +71,7 @@ class Plan:
 
 
 def parse_value(text: str) -> Any:
-    """A --set/--grid value: JSON when it parses (numbers, true/false, null, lists), else the plain string."""
+    """A --grid value: JSON when it parses (numbers, true/false, null, lists), else the plain string."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -82,20 +82,9 @@ def _key(raw: str, flag: str) -> str:
     key = raw.strip().replace("-", "_")
     if key in RESERVED_KEYS:
         raise UserError(f"{flag} {raw}: the {key} is set by {RESERVED_KEYS[key]}", f"drop it from {flag} and use {RESERVED_KEYS[key]}")
-    if key not in SolveConfig.model_fields:
-        raise UserError(f"{flag}: unknown option {raw!r}", "use a field of `sdpo-ttt solve --help` (dashes or underscores), e.g. --set lr=3e-4")
+    if key not in FLAT:
+        raise UserError(f"{flag}: unknown option {raw!r}", "use an option of `sdpo-ttt solve --help` (dashes or underscores), e.g. --grid lr=1e-4,3e-4")
     return key
-
-
-def parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    """--set key=value ... -> {key: value}."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"--set {item!r}: expected key=value", "e.g. --set lr=3e-4 --set temperature=0.7")
-        k, v = item.split("=", 1)
-        out[_key(k, "--set")] = parse_value(v.strip())
-    return out
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
@@ -155,7 +144,7 @@ def plan_batch(problems: Sequence[Path], strategies: Sequence[str], seeds: Seque
     jobs: list[Job] = []
     for point in points:
         tag = point_tag(point)
-        cfg = build_config(base.model_dump(), point, f"--grid {tag}") if point else base
+        cfg = base.with_values(point, f"--grid {tag}") if point else base
         if good:
             for cell in plan_grid(good, strategies, seeds, out / tag if tag else out, cfg, best_of_k_fixed_n=best_of_k_fixed_n):
                 jobs.append(Job(cell.path.relative_to(out).as_posix(), cell, point))

@@ -63,7 +63,7 @@ def run_ray(todo, record, *, address: str | None = None, cpus_per_job: float = 1
     refs: dict[Any, Any] = {}
     task = ray.remote(max_retries=0)(_task)  # a crashed job is recorded as failed, not silently run twice
     for job, state, used in todo:
-        use_gpu = gpus >= 1 and job.cell.config.device != "cpu"
+        use_gpu = gpus >= 1 and job.cell.config.policy.device != "cpu"
         opts = {"num_gpus": 1, "num_cpus": cpus_per_job} if use_gpu else {"num_cpus": cpus_per_job}
         ref = task.options(**opts).remote(job.cell, state, used, None if use_gpu else max(1, int(cpus_per_job)))
         refs[ref] = job

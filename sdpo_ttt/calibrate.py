@@ -3,7 +3,7 @@ base model (no adapter), judge them, and record the pass rate with a 95% Wilson 
 length and the verdict kinds; then optionally copy the problems whose pass rate lies in a range (the rarely
 solved ones are where test-time discovery matters) into a new folder.
 
-    report = calibrate([Path("problems/humaneval")], SolveConfig(model="smollm2-135m"), n=32, out=Path("cal.json"))
+    report = calibrate([Path("problems/humaneval")], SolveConfig(model="smollm2-135m", strategy="best-of-k"), n=32, out=Path("cal.json"))
     chosen = select(report, 0.0, 0.1, into=Path("problems/humaneval-hard"))
 
 calibration.json is rewritten atomically after every problem (a killed run leaves a valid, shorter file).
@@ -87,12 +87,10 @@ def calibrate(
     problems = [(f, load_problem(f)) for f in files]
     if policy is None:
         from sdpo_ttt.policy.model import Policy
-        from sdpo_ttt.solve import policy_config
-
-        policy = Policy.load(policy_config(cfg), seed=cfg.seed)
+        policy = Policy.load(cfg.policy, seed=cfg.seed)
     report: dict[str, Any] = {
-        "model": cfg.model, "n": n, "temperature": cfg.temperature, "top_p": cfg.top_p,
-        "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "sandbox": None,
+        "model": cfg.policy.model, "n": n, "temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p,
+        "max_new_tokens": cfg.sampling.max_new_tokens, "seed": cfg.seed, "sandbox": None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "problems": [],
     }
     batch = cfg.batch_size or 8
@@ -101,8 +99,8 @@ def calibrate(
         for path, problem in problems:
             t0 = time.monotonic()
             prompt = policy.chat_ids(policy.problem_messages(problem))
-            comps = policy.sample([prompt] * n, temperature=cfg.temperature, top_p=cfg.top_p,
-                                  max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, adapter=None, batch_size=batch)
+            comps = policy.sample([prompt] * n, temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
+                                  max_new_tokens=cfg.sampling.max_new_tokens, seed=cfg.seed, adapter=None, batch_size=batch)
             verdicts, _ = judge_batch(problem, sb, [extract_code(c.text) for c in comps], "binary")
             k = sum(v.passed for v in verdicts)
             kinds: dict[str, int] = {}

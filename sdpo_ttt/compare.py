@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.config import SolveConfig, build_config
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.loop import Summary
 from sdpo_ttt.problem import find_problem_files, load_problem
 from sdpo_ttt.runs import RunDir, clear_interrupted_creation
+from sdpo_ttt.strategies import STRATEGIES
 
-STRATEGIES = ("sdpo", "best-of-k", "multi-turn")
-BASE_MODEL_STRATEGIES = ("best-of-k", "multi-turn")  # sample with adapter=None, never update: a Policy can be shared
 IGNORED_FOR_MATCH = ("sandbox", "sandbox_workers", "device")  # where a run executes, not what it measures
 
 
@@ -103,7 +102,7 @@ def parse_strategies(text: str) -> list[str]:
 def cell_config(base: SolveConfig, strategy: str, seed: int, *, best_of_k_fixed_n: bool = True) -> SolveConfig:
     """The configuration of one grid cell: the shared options with this strategy and seed."""
     stop = not (strategy == "best-of-k" and best_of_k_fixed_n)
-    return SolveConfig.model_validate({**base.model_dump(), "strategy": strategy, "seed": seed, "stop_on_success": stop})
+    return base.with_values({"strategy": strategy, "seed": seed, "stop_on_success": stop}, "the grid")
 
 
 def plan_grid(problems: Sequence[Path], strategies: Sequence[str], seeds: Sequence[int], out: Path, base: SolveConfig,
@@ -117,7 +116,7 @@ def plan_grid(problems: Sequence[Path], strategies: Sequence[str], seeds: Sequen
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise UserError(f"problem id {dup[0]} appears more than once", "pass each problem once (ids name the run folders)")
-    order = sorted(strategies, key=lambda s: s not in BASE_MODEL_STRATEGIES)  # stable: keeps the given order otherwise
+    order = sorted(strategies, key=lambda s: STRATEGIES[s].learns)  # stable: keeps the given order otherwise
     return [
         Cell(f, p.id, p.title, s, seed, Path(out) / p.id / s / f"seed{seed}", cell_config(base, s, seed, best_of_k_fixed_n=best_of_k_fixed_n))
         for s in order for f, p in loaded for seed in seeds
@@ -136,8 +135,8 @@ def cell_state(cell: Cell) -> tuple[str, int]:
         shutil.rmtree(path)
         return "new", 0
     run = RunDir.open_existing(path)
-    have = run.read_config()
-    want = cell.config.model_dump(mode="json")
+    have = build_config([(str(run.config_path), run.read_config())]).flat()  # options added since then: their defaults
+    want = cell.config.flat()
     diff = [k for k in sorted(set(have) | set(want)) if k not in IGNORED_FOR_MATCH and have.get(k) != want.get(k)]
     if diff:
         k = diff[0]
@@ -172,12 +171,10 @@ class SharedPolicy:
         self.policy, self.key = None, None
 
     def for_cell(self, cell: Cell):
-        if cell.strategy not in BASE_MODEL_STRATEGIES:
+        if STRATEGIES[cell.strategy].learns:
             self.release()
             return None
-        from sdpo_ttt.solve import policy_config
-
-        key = repr(policy_config(cell.config))
+        key = repr(cell.config.policy)
         if self.policy is None or key != self.key:
             self.release()
             self.policy, self.key = _load_policy(cell.config), key
@@ -216,9 +213,8 @@ def run_cell(cell: Cell, state: str, used: int, *, models: SharedPolicy | None =
 
 def _load_policy(cfg: SolveConfig):
     from sdpo_ttt.policy.model import Policy
-    from sdpo_ttt.solve import policy_config
 
-    return Policy.load(policy_config(cfg), seed=cfg.seed)
+    return Policy.load(cfg.policy, seed=cfg.seed)
 
 
 def _release_memory() -> None:

@@ -1,95 +1,213 @@
-"""The configuration of one run (`solve` and every strategy): one typed model, every field with its help.
+"""The configuration of one run (`solve`, and every run of `compare`/`batch`): one typed tree, validated once.
 
-Values come from defaults < a config file (TOML or YAML, `--config`) < options given on the command line.
+    SolveConfig                      strategy, budget, batch_size, seed, stop_on_success
+      .sampling  SamplingConfig      temperature, top_p, max_new_tokens, max_prompt_tokens
+      .policy    PolicyConfig        model, device, dtype, backend, LoRA ...      (sdpo_ttt/policy/config.py)
+      .optim     OptimConfig         lr, weight_decay, grad_clip, steps_per_batch, micro_batch_size
+      .sdpo      LossConfig          loss, alpha, topk, teacher, teacher_rate ...  (sdpo_ttt/sdpo/config.py)
+                                     (its temperature is derived: the sampling temperature)
+      .judge     JudgeConfig         feedback_visibility, sandbox, sandbox_workers
+
+Every leaf has one flat name (its field name unless declared otherwise, e.g. sdpo.mode is `loss`). The flat form
+is what users write and what a run directory keeps: config files (TOML/YAML/JSON), `--set`/`--grid` keys,
+config.json, and the CLI flags (`batch_size` -> `--batch-size`), which are generated from this tree.
+Values come from defaults < a command's own defaults < a config file (`--config`) < options on the command line.
+
+Adding an option: add a field (with `option(...)`: default, help, range, paper reference) to the section it
+belongs to, and a test; it appears in the CLI of solve/compare/batch, config files and config.json by itself.
 """
 
 from __future__ import annotations
 
 import json
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sdpo_ttt.config_fields import Section, config_error, field_extra, flat_name, is_derived, option
 from sdpo_ttt.errors import ConfigError
+from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.sdpo.config import LossConfig
+from sdpo_ttt.strategies import StrategyName, strategy_help
 
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
-DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (pyproject declares tomli there)
+    import tomli as tomllib
+
+
+class SamplingConfig(Section):
+    temperature: float = option(1.0, "Sampling temperature (paper: 1.0); 0 = greedy.", ge=0)
+    top_p: float = option(1.0, "Nucleus sampling mass.", gt=0, le=1)
+    max_new_tokens: int = option(512, "Longest attempt, in tokens.", ge=8)
+    max_prompt_tokens: int = option(
+        4096, "Longest prompt: multi-turn drops the oldest feedback first to fit, the teacher's feedback is cut to fit.", ge=128)
+
+
+class OptimConfig(Section):
+    lr: float = option(1e-4, "AdamW learning rate on the LoRA weights (paper: 1e-6 for full fine-tuning; LoRA needs more).", gt=0)
+    weight_decay: float = option(0.0, "AdamW weight decay.", ge=0)
+    grad_clip: float = option(1.0, "Clip the global gradient norm at this value (paper: 1.0).", gt=0)
+    steps_per_batch: int = option(1, "Optimiser steps on each batch of attempts (paper: 1).", ge=1)
+    micro_batch_size: int = option(1, "Attempts per forward/backward pass; gradients accumulate over the batch.", ge=1)
+
+
+class JudgeConfig(Section):
+    feedback_visibility: Literal["public", "all", "binary"] = option(
+        "public", "What feedback the model sees: details of public tests only, of all tests, or passed/failed alone.")
+    sandbox: Literal["auto", "docker", "local"] = option(
+        "auto", "Where attempts run: docker when a daemon answers (auto), else a local process sandbox (weaker isolation).")
+    sandbox_workers: int = option(2, "Containers (or processes) judging attempts in parallel.", ge=1)
 
 
 class SolveConfig(BaseModel):
-    """Everything that decides what a run does. Field descriptions double as `--help` text."""
+    """Everything that decides what a run does. Build it from flat names (`SolveConfig(budget=8, lr=3e-4)`,
+    `SolveConfig.model_validate(config_json)`) or from sections; `flat()` gives the flat form back."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_default=True)
 
-    # --- the search
-    strategy: Literal["sdpo", "best-of-k", "multi-turn"] = Field("sdpo", description="sdpo: learn from feedback with LoRA; best-of-k: i.i.d. samples from the base model; multi-turn: each chain re-prompted with its own earlier feedback.")
-    budget: int = Field(256, ge=1, description="Total number of attempts (every sampled attempt counts).")
-    batch_size: int | None = Field(None, ge=1, description="Attempts per step, B (default: 8 on CPU, 16 on GPU).")
-    seed: int = Field(0, description="Seed of sampling and initialisation; a run is deterministic for a seed on CPU.")
-    stop_on_success: bool = Field(True, description="Stop at the first attempt that passes every test.")
+    strategy: StrategyName = option("sdpo", "How the next batch is drawn and what is learned from it. " + strategy_help() + ".")
+    budget: int = option(256, "Total number of attempts (every sampled attempt counts).", ge=1)
+    batch_size: int | None = option(None, "Attempts per step, B.", ge=1, default_help="8 on CPU, 16 on GPU")
+    seed: int = option(0, "Seed of sampling and initialisation; a run is deterministic for a seed on CPU.", ge=0)
+    stop_on_success: bool = option(True, "Stop at the first attempt that passes every test.")
 
-    # --- sampling
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature (paper: 1.0).")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
-    max_new_tokens: int = Field(512, ge=8, description="Longest attempt, in tokens.")
-    max_prompt_tokens: int = Field(4096, ge=128, description="Longest prompt (multi-turn drops the oldest feedback first to fit; teacher feedback is cut to fit).")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    sdpo: LossConfig = Field(default_factory=LossConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
-    # --- model
-    model: str = Field(DEFAULT_MODEL, description="Built-in name (see `sdpo-ttt models`), Hugging Face id, local folder or .gguf file.")
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16.")
-    system_prompt: str | None = Field(None, description="Override the system prompt.")
-    user_template: str | None = Field(None, description="Override the user turn template ({statement} and {instructions} are filled in).")
-    backend: Literal["hf", "vllm"] = Field("hf", description="Sampling backend: hf (CPU and GPU) or vllm (GPU only; pip install sdpo-ttt[vllm]).")
-    vllm_gpu_memory: float = Field(0.4, gt=0, lt=1, description="Share of GPU memory vLLM may take when colocated with training.")
-    gradient_checkpointing: bool | None = Field(None, description="Recompute activations in the student backward (default: on for GPU).")
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise config_error(e, SolveConfig) from None
 
-    # --- LoRA and optimiser
-    lora_rank: int = Field(16, ge=1, description="LoRA rank r.")
-    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (0 keeps runs deterministic).")
-    lora_targets: list[str] = Field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), description="Module names that get LoRA adapters.")
-    lr: float = Field(1e-4, gt=0, description="AdamW learning rate on the LoRA weights (paper: 1e-6 for full fine-tuning; LoRA needs more).")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    grad_clip: float = Field(1.0, gt=0, description="Clip the global gradient norm (paper: 1.0).")
-    steps_per_batch: int = Field(1, ge=1, description="Optimiser steps on each batch of attempts (paper: 1).")
-    micro_batch_size: int = Field(1, ge=1, description="Attempts per forward/backward pass (gradients accumulate over the batch).")
-
-    # --- SDPO loss
-    loss: Literal["logit", "full", "token", "sequence"] = Field("logit", description="logit: student top-K + tail bucket; full: exact over the vocabulary; token: sampled-token surrogate; sequence: one REINFORCE weight per attempt.")
-    alpha: float = Field(1.0, ge=0, le=1, description="Divergence: 1 = reverse KL (paper Eq. 1), 0 = forward KL, in between = generalized JSD.")
-    topk: int = Field(20, ge=1, description="K of the logit loss (paper: 20 at test time).")
-    teacher: Literal["ema", "trust-region", "frozen", "live"] = Field("ema", description="Teacher regularisation: EMA of the LoRA update, logit mix of base and current model, base model, or current model.")
-    teacher_rate: float = Field(0.01, gt=0, le=1, description="EMA rate of the teacher (ema) or mix weight of the current model (trust-region).")
-    grpo_weight: float = Field(0.0, ge=0, le=1, description="λ: weight of a GRPO advantage from the verifier score (fraction of tests passed); 0 = pure SDPO.")
-    kl_weight: float = Field(0.0, ge=0, description="β: weight of KL(student ‖ base model).")
-    adv_clip: float | None = Field(None, gt=0, description="Clip per-token advantages at ±c (token/sequence losses).")
-    chunk_tokens: int = Field(256, ge=1, description="Tokens per chunk of the logit computation (bounds memory).")
-
-    # --- feedback and sandbox
-    feedback_visibility: Literal["public", "all", "binary"] = Field("public", description="What feedback the model sees: details of public tests only, of all tests, or passed/failed alone.")
-    sandbox: Literal["auto", "docker", "local"] = Field("auto", description="Where attempts run: Docker when a daemon answers, else a local process sandbox (weaker isolation).")
-    sandbox_workers: int = Field(2, ge=1, description="Containers (or processes) judging attempts in parallel.")
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_names(cls, data: Any) -> Any:
+        """Accept flat names (`lr`, `loss`, `lora-rank`) next to sections; unknown names stay, to be refused."""
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            k = str(key).replace("-", "_")
+            if k in SECTIONS:
+                section = out.setdefault(k, {})
+                section.update(value.model_dump() if isinstance(value, BaseModel) else dict(value))
+            elif k in FLAT and FLAT[k][0] is not None:
+                out.setdefault(FLAT[k][0], {})[FLAT[k][1]] = value
+            else:
+                out[k] = value
+        return out
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SolveConfig":
-        if self.adv_clip is not None and self.loss not in ("token", "sequence"):
-            raise ValueError(f"adv_clip applies to the token and sequence losses only (loss is {self.loss!r}, whose gradient is exact)")
+    def _derive(self) -> "SolveConfig":
+        """Values one section takes from another: the loss distils at the sampling temperature."""
+        tau = self.sampling.temperature
+        if tau == 0 and self.strategy == "sdpo":
+            raise ValueError("--temperature 0 (greedy) with --strategy sdpo: SDPO distils at the sampling temperature, "
+                             "and B greedy attempts are all the same; use a temperature > 0 (paper: 1.0)")
+        if tau > 0 and self.sdpo.temperature != tau:
+            self.sdpo = self.sdpo.model_copy(update={"temperature": tau})
         return self
+
+    def flat(self) -> dict[str, Any]:
+        """Flat name -> JSON value of every option: what config.json holds."""
+        dumped = self.model_dump(mode="json")
+        return {name: (dumped[sec][field] if sec else dumped[field]) for name, (sec, field) in FLAT.items()}
+
+    def with_values(self, values: dict[str, Any], source: str = "options") -> "SolveConfig":
+        """A copy with some flat values replaced, validated."""
+        return build_config([("this run", self.flat()), (source, values)])
 
     def resolved_batch_size(self, on_gpu: bool) -> int:
         return self.batch_size or (16 if on_gpu else 8)
 
 
+SECTIONS: dict[str, type[Section]] = {
+    name: f.annotation for name, f in SolveConfig.model_fields.items()
+    if isinstance(f.annotation, type) and issubclass(f.annotation, Section)
+}
+
+
+def _flat_index() -> dict[str, tuple[str | None, str]]:
+    index: dict[str, tuple[str | None, str]] = {}
+    for name in SolveConfig.model_fields:
+        if name not in SECTIONS:
+            index[name] = (None, name)
+    for sec, cls in SECTIONS.items():
+        for name in cls.model_fields:
+            if is_derived(cls, name):
+                continue
+            key = flat_name(cls, name)
+            if key in index or key in SECTIONS:
+                raise RuntimeError(f"config: flat name {key!r} of {sec}.{name} is not unique")
+            index[key] = (sec, name)
+    return index
+
+
+FLAT: dict[str, tuple[str | None, str]] = _flat_index()  # flat name -> (section or None for the root, field)
+
+
+def field_info(name: str):
+    """The pydantic FieldInfo of a flat name."""
+    sec, field = FLAT[name]
+    owner = SECTIONS[sec] if sec else SolveConfig
+    return owner.model_fields[field]
+
+
+def field_default(name: str) -> Any:
+    return field_info(name).get_default(call_default_factory=True)
+
+
 def field_help(name: str) -> str:
-    """The description of a config field, for `--help`."""
-    return SolveConfig.model_fields[name].description or ""
+    """The help text of a flat name (its description and paper reference)."""
+    sec, field = FLAT[name]
+    extra = field_extra(SECTIONS[sec] if sec else SolveConfig, field)
+    text = field_info(name).description or ""
+    return text + (f" (paper: {extra['paper']})" if "paper" in extra else "")
+
+
+def field_default_help(name: str) -> str:
+    """How --help shows a flat name's default."""
+    sec, field = FLAT[name]
+    extra = field_extra(SECTIONS[sec] if sec else SolveConfig, field)
+    if "default_help" in extra:
+        return str(extra["default_help"])
+    d = field_default(name)
+    if isinstance(d, bool):
+        return "on" if d else "off"
+    if isinstance(d, list):
+        return ",".join(map(str, d))
+    return "none" if d is None else str(d)
+
+
+def normalize_keys(values: dict[str, Any]) -> dict[str, Any]:
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
+
+
+def build_config(layers: list[tuple[str, dict[str, Any]]]) -> SolveConfig:
+    """Merge flat values, lowest priority first, as (source, values) pairs (values that are None were not given),
+    and validate once. A bad value raises ConfigError naming the flag and, for a file, the file."""
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, values in layers:
+        for k, v in normalize_keys(values).items():
+            if v is not None:
+                merged[k] = v
+                sources[k] = source
+    try:
+        return SolveConfig.model_validate(merged)
+    except ValidationError as e:
+        raise config_error(e, SolveConfig, sources) from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML or YAML config file into a dict (keys are SolveConfig field names; '-' may replace '_')."""
+    """Read a TOML, YAML or JSON config file into flat values (keys are flat names; '-' may replace '_')."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such config file", "check the path given to --config")
@@ -111,20 +229,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot parse ({e})", "fix the syntax of the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table/mapping of options at the top level", "write `key = value` lines (TOML) or `key: value` (YAML)")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    return normalize_keys(data)
 
 
-def build_config(file_values: dict[str, Any], cli_values: dict[str, Any], source: str = "config") -> SolveConfig:
-    """Defaults < file < CLI (CLI values that are None were not given and do not override)."""
-    merged = dict(file_values)
-    merged.update({k: v for k, v in cli_values.items() if v is not None})
-    try:
-        return SolveConfig.model_validate(merged)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        if not loc:
-            raise ConfigError(f"{source}: {err['msg'].removeprefix('Value error, ')}", "see `sdpo-ttt solve --help`") from None
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"{source}: unknown option {loc!r}", "see `sdpo-ttt solve --help` for the option names") from None
-        raise ConfigError(f"{source}: option {loc!r}: {err['msg']}", "see `sdpo-ttt solve --help`") from None
+def resolve_config(config_file: Path | None, cli_values: dict[str, Any], command_defaults: dict[str, Any] | None = None) -> SolveConfig:
+    """The one way a command builds its config: defaults < the command's defaults < --config file < flags."""
+    layers: list[tuple[str, dict[str, Any]]] = [("defaults", dict(command_defaults or {}))]
+    if config_file is not None:
+        layers.append((str(config_file), read_config_file(config_file)))
+    layers.append(("the command line", cli_values))
+    return build_config(layers)

@@ -29,5 +29,5 @@ class ModelUnavailable(UserError):
     """The requested model cannot be loaded (not installed, wrong path, no GPU...)."""
 
 
-class ConfigError(UserError):
-    """A bad option or config file value."""
+class ConfigError(UserError, ValueError):
+    """A bad option or config file value (also a ValueError: it is one)."""

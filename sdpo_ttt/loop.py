@@ -197,16 +197,16 @@ def run_discovery(
         while used < cfg.budget:
             n = min(batch_size, cfg.budget - used)
             t0 = time.perf_counter()
-            phase("sampling", step, n, n * cfg.max_new_tokens)
+            phase("sampling", step, n, n * cfg.sampling.max_new_tokens)
             completions = policy.sample(
-                strategy.prompts(n), temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                strategy.prompts(n), temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, max_new_tokens=cfg.sampling.max_new_tokens,
                 seed=step_seed(cfg.seed, step), adapter=strategy.sample_adapter, progress=tokens,
             )
             t1 = time.perf_counter()
             phase("judging", step, n, 0)
             codes = [extract_code(c.text) for c in completions]
-            cut_at = [cfg.max_new_tokens if c.finish_reason == "length" else None for c in completions]
-            verdicts, feedback = judge_batch(problem, sandbox, codes, cfg.feedback_visibility, cut_at)
+            cut_at = [cfg.sampling.max_new_tokens if c.finish_reason == "length" else None for c in completions]
+            verdicts, feedback = judge_batch(problem, sandbox, codes, cfg.judge.feedback_visibility, cut_at)
             t2 = time.perf_counter()
             times = {"sample": t1 - t0, "judge": t2 - t1}
             split["sample"] += times["sample"]
@@ -237,7 +237,7 @@ def run_discovery(
                 metrics.update({"step": step, "attempts_used": used, "time/sample_s": times["sample"], "time/judge_s": times["judge"],
                                 "health/truncated_frac": sum(t is not None for t in cut_at) / max(len(cut_at), 1)})
                 signal_steps.append(metrics)
-                signal = (no_signal_warning(signal_steps, max_new_tokens=cfg.max_new_tokens, visibility=cfg.feedback_visibility)
+                signal = (no_signal_warning(signal_steps, max_new_tokens=cfg.sampling.max_new_tokens, visibility=cfg.judge.feedback_visibility)
                           if len(signal_steps) == SIGNAL_WINDOW else None)  # decided once, on the first steps
                 run.append_metrics(metrics if signal is None else {**metrics, "warning": ",".join(signal.reasons), "warning_message": signal.message})
                 rep.step(step, metrics)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.strategies import BASELINE, STRATEGIES
 from sdpo_ttt.metrics import (
     Band,
     Interval,
@@ -39,11 +40,10 @@ from sdpo_ttt.metrics import (
     restricted_mean,
 )
 
-BASELINE = "best-of-k"
-STRATEGY_ORDER = ("sdpo", "multi-turn", "best-of-k")
-COLORS = {"sdpo": "#1f77b4", "multi-turn": "#2ca02c", "best-of-k": "#d62728"}
-# distinct dashes too, so that lines lying on top of each other (e.g. several strategies flat at 0) stay visible
-LINESTYLES = {"sdpo": "-", "multi-turn": (0, (5, 2)), "best-of-k": (0, (1.5, 2))}
+# names, order, colours and dashes: the one registry of strategies (strategies.STRATEGIES)
+STRATEGY_ORDER = tuple(STRATEGIES)
+COLORS = {s.name: s.color for s in STRATEGIES.values()}
+LINESTYLES = {s.name: s.linestyle for s in STRATEGIES.values()}
 ALL = "all"  # problem id of the mean over problems
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
-
 from sdpo_ttt.config import SolveConfig, build_config
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.loop import Reporter, Summary, run_discovery
@@ -16,21 +14,6 @@ from sdpo_ttt.runs import RunDir
 
 def default_run_dir(problem: Problem, cfg: SolveConfig) -> Path:
     return Path("runs") / f"{problem.id}-{cfg.strategy}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def policy_config(cfg: SolveConfig):
-    from sdpo_ttt.policy.config import PolicyConfig
-    from sdpo_ttt.policy.device import resolve_device
-
-    checkpointing = cfg.gradient_checkpointing
-    if checkpointing is None:  # default: on for GPU (long attempts), off on CPU (short ones, speed)
-        checkpointing = resolve_device(cfg.device).type == "cuda"
-    return PolicyConfig(
-        model=cfg.model, device=cfg.device, dtype=cfg.dtype, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
-        lora_targets=list(cfg.lora_targets), gradient_checkpointing=checkpointing,
-        system_prompt=cfg.system_prompt, user_template=cfg.user_template, lora_dropout=cfg.lora_dropout,
-        backend=cfg.backend, vllm_gpu_memory=cfg.vllm_gpu_memory,
-    )
 
 
 def solve(
@@ -55,31 +38,24 @@ def solve(
         if run.is_finished():
             raise UserError(f"{resume} already finished ({run.read_summary()['status']})", "start a new run instead of resuming")
         problem = parse_problem(json.loads((run.path / "problem.json").read_text(encoding="utf-8")), str(run.path / "problem.json"))
-        cfg = build_config(run.read_config(), {}, str(run.config_path))
+        cfg = build_config([(str(run.config_path), run.read_config())])
     else:
         assert problem_path is not None and cfg is not None
         problem = load_problem(problem_path)
         target = Path(run_dir) if run_dir else default_run_dir(problem, cfg)
         if target.exists() and any(target.iterdir()):
             raise UserError(f"{target} already holds files", f"resume it with `--resume {target}`, or pick another `--run-dir`")
-    with open_sandbox(cfg.sandbox, workers=cfg.sandbox_workers, announce=announce) as sandbox:
+    with open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers, announce=announce) as sandbox:
         owned = policy is None  # a policy loaded here is closed here (its vLLM engine, if any, shut down)
         if policy is None:
             from sdpo_ttt.policy.model import Policy
 
-            policy = Policy.load(policy_config(cfg), seed=cfg.seed)
+            policy = Policy.load(cfg.policy, seed=cfg.seed)
         try:
             if resume is None:
-                run = RunDir.create(target, cfg.model_dump(mode="json"), problem.to_json())
+                run = RunDir.create(target, cfg.flat(), problem.to_json())
             summary = run_discovery(problem, cfg, run, policy, sandbox, reporter=reporter, resume=resume is not None)
         finally:
             if owned:
                 policy.close()
     return summary, run
-
-
-def cli_config(config_file: Path | None, cli_values: dict[str, Any]) -> SolveConfig:
-    from sdpo_ttt.config import read_config_file
-
-    file_values = read_config_file(config_file) if config_file else {}
-    return build_config(file_values, cli_values, str(config_file) if config_file else "options")

@@ -1,21 +1,22 @@
-"""How the next batch is drawn and what is learned from it: sdpo, best-of-k, multi-turn.
+"""How the next batch is drawn and what is learned from it: sdpo, best-of-k, multi-turn, and the one registry
+of strategies (`STRATEGIES`: name, class, plot style) that the config, the CLI, compare, batch and report use.
 
 Everything else (sampling, judging, logging, stopping, budget) is shared in loop.py.
+Adding a strategy: a class with the `Strategy` protocol and its `StrategySpec` in STRATEGIES.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import torch
-
-from sdpo_ttt.config import SolveConfig
-from sdpo_ttt.reprompt import multi_turn_user_turn, teacher_user_turn
+from sdpo_ttt.reprompt import Contexts
 from sdpo_ttt.verdict import Verdict
 
 if TYPE_CHECKING:
+    from sdpo_ttt.config import SolveConfig
     from sdpo_ttt.policy.model import Completion, Policy
 
 
@@ -42,36 +43,13 @@ class Strategy(Protocol):
     def load(self, directory: Path, history: list[dict]) -> None: ...
 
 
-def _user_turn(messages: list[dict[str, str]]) -> str:
-    return next(m["content"] for m in reversed(messages) if m["role"] == "user")
-
-
-def _with_user_turn(messages: list[dict[str, str]], text: str) -> list[dict[str, str]]:
-    out = [dict(m) for m in messages]
-    for m in reversed(out):
-        if m["role"] == "user":
-            m["content"] = text
-            break
-    return out
-
-
-def _fit_feedback(policy: "Policy", messages: list[dict[str, str]], build, feedback: str, limit: int) -> list[int]:
-    """Prompt ids of build(feedback), halving the feedback (middle-out) until the prompt fits in `limit` tokens."""
-    while True:
-        ids = policy.chat_ids(_with_user_turn(messages, build(feedback)))
-        if len(ids) <= limit or len(feedback) < 64:
-            return ids
-        keep = len(feedback) // 4
-        feedback = feedback[:keep] + "\n...\n" + feedback[-keep:]
-
-
 class BestOfK:
     """i.i.d. samples from the base model; nothing is learned."""
 
     name = "best-of-k"
     sample_adapter = None
 
-    def __init__(self, policy: "Policy", messages: list[dict[str, str]]) -> None:
+    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig") -> None:
         self.prompt = policy.chat_ids(messages)
 
     def prompts(self, n: int) -> list[list[int]]:
@@ -93,23 +71,12 @@ class MultiTurn:
     name = "multi-turn"
     sample_adapter = None
 
-    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: SolveConfig) -> None:
-        self.policy = policy
-        self.messages = messages
-        self.question = _user_turn(messages)
-        self.limit = cfg.max_prompt_tokens
-        self.feedbacks: dict[int, list[str]] = {}
-
-    def _prompt(self, chain: int) -> list[int]:
-        fbs = list(self.feedbacks.get(chain, []))
-        while True:  # drop the oldest feedback first until the prompt fits
-            ids = self.policy.chat_ids(_with_user_turn(self.messages, multi_turn_user_turn(self.question, fbs)))
-            if len(ids) <= self.limit or not fbs:
-                return ids
-            fbs.pop(0)
+    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig") -> None:
+        self.contexts = Contexts(policy.chat_ids, messages, cfg.sampling.max_prompt_tokens)
+        self.feedbacks: dict[int, list[str]] = {}  # chain -> its attempts' feedback, oldest first
 
     def prompts(self, n: int) -> list[list[int]]:
-        return [self._prompt(c) for c in range(n)]
+        return [self.contexts.multi_turn(self.feedbacks.get(c, [])) for c in range(n)]
 
     def observe(self, attempts: list[Attempt]) -> dict[str, float]:
         for a in attempts:
@@ -132,58 +99,67 @@ class SDPO:
     name = "sdpo"
     sample_adapter = "student"
 
-    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: SolveConfig) -> None:
+    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig") -> None:
         from sdpo_ttt.sdpo.update import SDPOUpdater
 
         self.policy = policy
-        self.cfg = cfg
-        self.messages = messages
-        self.question = _user_turn(messages)
-        self.prompt = policy.chat_ids(messages)
-        self.updater = SDPOUpdater(policy, cfg)
+        self.contexts = Contexts(policy.chat_ids, messages, cfg.sampling.max_prompt_tokens)
+        self.prompt = self.contexts.student()
+        self.updater = SDPOUpdater(policy, cfg, self.contexts)
 
     def prompts(self, n: int) -> list[list[int]]:
         return [list(self.prompt) for _ in range(n)]
 
-    def teacher_prompt(self, feedback: str, demo: str | None) -> list[int]:
-        return _fit_feedback(
-            self.policy, self.messages, lambda fb: teacher_user_turn(self.question, fb or None, demo), feedback, self.cfg.max_prompt_tokens
-        )
-
     def observe(self, attempts: list[Attempt]) -> dict[str, float]:
-        from sdpo_ttt.sdpo.update import UpdateBatch
-
-        passing = [a for a in attempts if a.verdict.passed and a.code]
-        teacher_prompts, has_demo = [], []
-        for a in attempts:
-            # demonstration: a passing sibling from the same batch (never the attempt itself)
-            demo = next((p.code for p in passing if p.index != a.index), None)
-            teacher_prompts.append(self.teacher_prompt(a.feedback, demo))
-            has_demo.append(demo is not None)
-        batch = UpdateBatch(
-            student_prompts=[a.completion.prompt_ids for a in attempts],
-            teacher_prompts=teacher_prompts,
-            completions=[a.completion.completion_ids for a in attempts],
-            rewards=[a.verdict.score for a in attempts],
-            has_feedback=[bool(a.feedback) for a in attempts],
-            has_demo=has_demo,
-        )
-        return self.updater.step(batch)
+        return self.updater.step(attempts)
 
     def save(self, directory: Path) -> None:
         self.policy.save_adapter("student", directory / "student")
         self.policy.save_adapter("teacher", directory / "teacher")
+        import torch
+
         torch.save(self.updater.state_dict(), directory / "optimizer.pt")
 
     def load(self, directory: Path, history: list[dict]) -> None:
         self.policy.load_adapter("student", directory / "student")
         self.policy.load_adapter("teacher", directory / "teacher")
+        import torch
+
         self.updater.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
 
 
-def make_strategy(cfg: SolveConfig, policy: "Policy", messages: list[dict[str, str]]) -> Strategy:
-    if cfg.strategy == "sdpo":
-        return SDPO(policy, messages, cfg)
-    if cfg.strategy == "best-of-k":
-        return BestOfK(policy, messages)
-    return MultiTurn(policy, messages, cfg)
+@dataclass(frozen=True)
+class StrategySpec:
+    """One strategy as the rest of the program sees it."""
+
+    name: str
+    make: Callable[["Policy", list[dict[str, str]], "SolveConfig"], Strategy]
+    summary: str  # one line for --help
+    learns: bool  # False: samples from the base model and never updates it, so one loaded model can serve many runs
+    color: str  # report plots
+    linestyle: Any  # matplotlib dash style; distinct so that overlapping curves stay visible
+    baseline: bool = False  # the strategy others are measured against (x best-of-k)
+
+
+# In report order.
+STRATEGIES: dict[str, StrategySpec] = {
+    s.name: s
+    for s in (
+        StrategySpec("sdpo", SDPO, "learn from feedback with LoRA (self-distillation from the feedback-conditioned teacher)",
+                     learns=True, color="#1f77b4", linestyle="-"),
+        StrategySpec("multi-turn", MultiTurn, "each chain re-prompted with its own earlier feedback",
+                     learns=False, color="#2ca02c", linestyle=(0, (5, 2))),
+        StrategySpec("best-of-k", BestOfK, "i.i.d. samples from the base model",
+                     learns=False, color="#d62728", linestyle=(0, (1.5, 2)), baseline=True),
+    )
+}
+StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]  # the config's choices, from the registry
+BASELINE = next(s.name for s in STRATEGIES.values() if s.baseline)
+
+
+def strategy_help() -> str:
+    return "; ".join(f"{s.name}: {s.summary}" for s in STRATEGIES.values())
+
+
+def make_strategy(cfg: "SolveConfig", policy: "Policy", messages: list[dict[str, str]]) -> Strategy:
+    return STRATEGIES[cfg.strategy].make(policy, messages, cfg)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.batch import (Manifest, grid_points, parse_grid, parse_sets, plan_batch, point_tag, run_batch)
+from sdpo_ttt.batch import Manifest, grid_points, parse_grid, plan_batch, point_tag, run_batch
 from sdpo_ttt.config import SolveConfig
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.loop import Summary
@@ -41,20 +41,21 @@ def _problems(tmp: Path, names=("sum-two-ints", "fizzbuzz"), broken: bool = True
 
 
 # ---------------------------------------------------------------- pure: expansion and manifest
-def test_sets_grid_and_points() -> None:
-    assert parse_sets(["lr=3e-4", "loss=full", "stop-on-success=false", "lora_targets=[\"q_proj\"]"]) == {
-        "lr": 3e-4, "loss": "full", "stop_on_success": False, "lora_targets": ["q_proj"]}
-    g = parse_grid(["lr=1e-4,3e-4", "temperature=0.7,1.0,0.7"])
-    assert g == {"lr": [1e-4, 3e-4], "temperature": [0.7, 1.0]}
-    pts = grid_points(g)
+def test_grid_and_points() -> None:
+    g = parse_grid(["lr=1e-4,3e-4", "temperature=0.7,1.0,0.7", "max-new-tokens=64"])
+    assert g == {"lr": [1e-4, 3e-4], "temperature": [0.7, 1.0], "max_new_tokens": [64]}
+    pts = grid_points({k: g[k] for k in ("lr", "temperature")})
     assert len(pts) == 4 and pts[0] == {"lr": 1e-4, "temperature": 0.7} and grid_points({}) == [{}]
     assert point_tag(pts[1]) == "lr=0.0001,temperature=1.0" and point_tag({}) == ""
     assert point_tag({"model": "Qwen/Qwen3-8B"}) == "model=Qwen--Qwen3-8B"
-    for bad, match in ((["seed=3"], "--seeds"), (["strategy=sdpo"], "--strategy"), (["nope=1"], "unknown option"), (["lr"], "key=value")):
+    for bad, match in ((["seed=3"], "--seeds"), (["strategy=sdpo"], "--strategy"), (["nope=1"], "unknown option 'nope'"),
+                       (["lr"], "key=v1,v2"), (["stop-on-success=true"], "--best-of-k-fixed-n")):
         with pytest.raises(UserError, match=match):
-            parse_sets(bad)
+            parse_grid(bad)
     with pytest.raises(UserError, match="no values"):
         parse_grid(["lr="])
+    with pytest.raises(UserError, match="lr given twice"):
+        parse_grid(["lr=1", "lr=2"])
 
 
 def test_plan_batch_expands_problem_seed_point_and_skips_broken_files(tmp_path: Path) -> None:
@@ -65,12 +66,12 @@ def test_plan_batch_expands_problem_seed_point_and_skips_broken_files(tmp_path: 
     assert [b["path"] for b in plan.broken] == [str(root / "zz-broken" / "problem.json")] and "not valid JSON" in plan.broken[0]["error"]
     j = plan.jobs[0]
     assert j.id == "temperature=0.7/fizzbuzz/best-of-k/seed0" and j.cell.path == out.resolve() / j.id
-    assert {x.cell.config.temperature for x in plan.jobs} == {0.7, 1.0} and all(x.cell.config.budget == 4 for x in plan.jobs)
+    assert {x.cell.config.sampling.temperature for x in plan.jobs} == {0.7, 1.0} and all(x.cell.config.budget == 4 for x in plan.jobs)
     assert len({x.id for x in plan.jobs}) == len(plan.jobs)
     # no grid: compare's layout exactly
     plain = plan_batch([root / "fizzbuzz"], ["sdpo"], [0], out, _base())
     assert [x.id for x in plain.jobs] == ["fizzbuzz/sdpo/seed0"] and plain.broken == []
-    with pytest.raises(UserError, match="temperature"):
+    with pytest.raises(UserError, match=r"^--temperature -1.0 \(set in --grid temperature=-1.0\): input should be greater than or equal to 0"):
         plan_batch([root], ["sdpo"], [0], out, _base(), {"temperature": [-1.0]})
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no problem files"):
@@ -111,7 +112,7 @@ class FakeSolve:
         else:
             problem = load_problem(problem_path)
             pid = problem.id
-            run = RunDir.create(run_dir, cfg.model_dump(mode="json"), problem.to_json())
+            run = RunDir.create(run_dir, cfg.flat(), problem.to_json())
         self.calls.append(("resume" if resume else "new", run.path))
         if self.crash and pid == "fizzbuzz" and cfg.seed == 1:
             raise RuntimeError("CUDA out of memory (pretend)")

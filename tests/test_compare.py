@@ -81,7 +81,7 @@ class FakeSolve:
         else:
             problem = load_problem(problem_path)
             problem_id = problem.id
-            run = RunDir.create(run_dir, cfg.model_dump(mode="json"), problem.to_json())
+            run = RunDir.create(run_dir, cfg.flat(), problem.to_json())
         self.calls.append(("resume" if resume else "new", run.path, policy))
         at = self.solve_at.get(cfg.strategy)
         done = len(run.read_attempts())

@@ -1,4 +1,4 @@
-"""Config resolution (defaults < file < CLI), re-prompt text, and the run directory writer."""
+"""Re-prompt text and the run directory writer (the config itself: tests/test_config.py)."""
 
 from __future__ import annotations
 
@@ -7,49 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.config import SolveConfig, build_config, read_config_file
-from sdpo_ttt.errors import ConfigError, UserError
+from sdpo_ttt.errors import UserError
 from sdpo_ttt.reprompt import multi_turn_user_turn, teacher_user_turn
 from sdpo_ttt.runs import RunDir
-
-
-def test_cli_overrides_file_and_none_does_not(tmp_path: Path) -> None:
-    f = tmp_path / "c.toml"
-    f.write_text('budget = 32\nloss = "full"\nlora-rank = 4\n')
-    cfg = build_config(read_config_file(f), {"budget": 8, "loss": None})
-    assert (cfg.budget, cfg.loss, cfg.lora_rank) == (8, "full", 4)
-
-
-def test_yaml_config(tmp_path: Path) -> None:
-    f = tmp_path / "c.yaml"
-    f.write_text("teacher: frozen\nalpha: 0.5\n")
-    cfg = build_config(read_config_file(f), {})
-    assert cfg.teacher == "frozen" and cfg.alpha == 0.5
-
-
-@pytest.mark.parametrize(
-    "values, needle",
-    [({"bugdet": 3}, "unknown option 'bugdet'"), ({"alpha": 2}, "'alpha'"), ({"loss": "kl"}, "'loss'")],
-)
-def test_bad_config_names_the_option(values: dict, needle: str) -> None:
-    with pytest.raises(ConfigError) as e:
-        build_config(values, {})
-    assert needle in str(e.value)
-
-
-def test_bad_config_file(tmp_path: Path) -> None:
-    f = tmp_path / "c.toml"
-    f.write_text("budget = = 3")
-    with pytest.raises(ConfigError, match="cannot parse"):
-        read_config_file(f)
-    with pytest.raises(ConfigError, match="no such config file"):
-        read_config_file(tmp_path / "missing.toml")
-
-
-def test_batch_size_default_depends_on_device() -> None:
-    assert SolveConfig().resolved_batch_size(on_gpu=False) == 8
-    assert SolveConfig().resolved_batch_size(on_gpu=True) == 16
-    assert SolveConfig(batch_size=3).resolved_batch_size(on_gpu=True) == 3
 
 
 def test_teacher_reprompt_layout() -> None:
@@ -105,9 +65,3 @@ def test_run_dir_finished_only_with_final_status(tmp_path: Path) -> None:
     run.write_summary({"status": "solved"})
     assert run.is_finished()
     assert json.loads(run.summary_path.read_text())["status"] == "solved"
-
-
-def test_adv_clip_only_with_token_or_sequence_loss() -> None:
-    with pytest.raises(ConfigError, match="adv_clip applies to the token and sequence losses"):
-        build_config({"adv_clip": 1.0}, {})
-    assert build_config({"adv_clip": 1.0, "loss": "sequence"}, {}).adv_clip == 1.0

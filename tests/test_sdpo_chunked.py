@@ -42,7 +42,7 @@ CFGS = [
     dict(mode="token", adv_clip=0.5),
     dict(mode="sequence"),
     dict(mode="full", alpha=1.0, grpo_weight=0.3, kl_weight=0.1, temperature=0.8),
-    dict(mode="logit", alpha=1.0, topk=4, trust_region_rate=0.2),
+    dict(mode="logit", alpha=1.0, topk=4, teacher_rate=0.2),
 ]
 
 
@@ -54,7 +54,7 @@ def test_chunked_equals_naive(kw, chunk):
     extra = {}
     if cfg.kl_weight:
         extra["ref_hidden"] = ref
-    if "trust_region_rate" in kw:
+    if "teacher_rate" in kw:
         extra["teacher_ref_hidden"] = tref
     if cfg.grpo_weight:
         extra["rewards"] = torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)

@@ -78,7 +78,7 @@ def bf_loss(S, Tt, Y, M, cfg: LossConfig, R=None, TR=None, rewards=None):
             return [x.detach() for x in bf_log_softmax(rows(Tt, b, t), tau)]
         lr = bf_log_softmax(rows(TR, b, t), tau)
         lc = bf_log_softmax(rows(Tt, b, t), tau)
-        mixed = [(1 - cfg.trust_region_rate) * a + cfg.trust_region_rate * c for a, c in zip(lr, lc)]
+        mixed = [(1 - cfg.teacher_rate) * a + cfg.teacher_rate * c for a, c in zip(lr, lc)]
         return [x.detach() for x in bf_log_softmax(mixed)]
 
     adv = None
@@ -293,7 +293,7 @@ def test_loss_matches_bruteforce(kw, dtype):
         dict(mode="full", alpha=1.0, grpo_weight=0.4, kl_weight=0.1),
         dict(mode="logit", alpha=0.3, topk=3, grpo_weight=0.5),
         dict(mode="token", kl_weight=0.2),
-        dict(mode="logit", alpha=1.0, topk=5, trust_region_rate=0.25),
+        dict(mode="logit", alpha=1.0, topk=5, teacher_rate=0.25),
     ],
 )
 def test_hybrid_kl_and_trust_region_match_bruteforce(kw):
@@ -301,7 +301,7 @@ def test_hybrid_kl_and_trust_region_match_bruteforce(kw):
     S, Tt, Y, M = make_batch(seed=3)
     g = torch.Generator().manual_seed(9)
     R = torch.randn(S.shape, generator=g, dtype=torch.float64)
-    TR = torch.randn(S.shape, generator=g, dtype=torch.float64) if "trust_region_rate" in kw else None
+    TR = torch.randn(S.shape, generator=g, dtype=torch.float64) if "teacher_rate" in kw else None
     rewards = [0.0, 0.5, 1.0]
     rv, rg = grad_of(lambda x: bf_loss(x, Tt, Y, M, cfg, R=R, TR=TR, rewards=rewards), S)
     out_holder = {}

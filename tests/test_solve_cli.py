@@ -19,13 +19,14 @@ def test_unknown_option_in_config_file(tmp_path: Path) -> None:
     cfg.write_text("budget = 8\nlearning_rate = 0.1\n")
     r = _solve(str(PROBLEM), "--config", str(cfg), "--run-dir", str(tmp_path / "run"))
     assert r.returncode == 2
-    assert "unknown option 'learning_rate'" in r.stderr and "Traceback" not in r.stderr
+    assert "error: unknown option --learning-rate (set in " in r.stderr and "run.toml" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_out_of_range_option_names_it(tmp_path: Path) -> None:
     r = _solve(str(PROBLEM), "--alpha", "1.5", "--run-dir", str(tmp_path / "run"))
-    assert r.returncode == 2 and "'alpha'" in r.stderr
+    assert r.returncode == 2 and "error: --alpha 1.5: input should be less than or equal to 1" in r.stderr
+    assert "fix: give --alpha a value >= 0 and <= 1" in r.stderr
     assert not (tmp_path / "run").exists()
 
 

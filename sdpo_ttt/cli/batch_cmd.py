@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sdpo_ttt.config import field_help as h
+from sdpo_ttt.cli.compare_cmd import GRID_SETS
+from sdpo_ttt.cli.config_options import config_options
+from sdpo_ttt.strategies import strategy_help
 
 
 class EventPrinter:
@@ -55,55 +57,45 @@ def print_summary(console: Console, data: dict[str, Any]) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @config_options(exclude=GRID_SETS)
     def batch(
         problems: list[Path] = typer.Argument(..., help="Problem folders or problem.json files (searched recursively); broken files are reported and skipped."),
         out: Path = typer.Option(..., "--out", help="Folder of the batch: [<grid point>/]<problem>/<strategy>/seed<k>/ run dirs, jobs.jsonl, batch-summary.{json,md}, report/. Re-running continues it."),
-        strategy: str = typer.Option("sdpo", "--strategy", help="Strategy, or a comma-separated list (sdpo, best-of-k, multi-turn)."),
-        seeds: int = typer.Option(1, help="Independent runs (seeds) per problem, strategy and grid point."),
-        seed_start: int = typer.Option(0, help="First seed; runs use seed_start .. seed_start+seeds-1."),
-        set_: list[str] = typer.Option([], "--set", help="key=value: any `solve` option for every job, e.g. --set lr=3e-4 --set loss=full (repeatable)."),
-        grid: list[str] = typer.Option([], "--grid", help="key=v1,v2: one grid axis; jobs run at every combination of the axes (repeatable)."),
-        executor: str = typer.Option("local", help="local: this machine (one job at a time, or --workers processes on CPU); ray: one Ray task per job."),
-        workers: int = typer.Option(1, help="local executor: parallel worker processes (CPU only; a GPU runs one job at a time)."),
+        strategy: str = typer.Option("sdpo", "--strategy", help="Strategy, or a comma-separated list: " + strategy_help() + "."),
+        seeds: int = typer.Option(1, min=1, help="Independent runs (seeds) per problem, strategy and grid point."),
+        seed_start: int = typer.Option(0, min=0, help="First seed; runs use seed_start .. seed_start+seeds-1."),
+        grid: list[str] = typer.Option([], "--grid", help="key=v1,v2: one grid axis over an option (key as the option's name, e.g. lr or temperature); jobs run at every combination of the axes (repeatable)."),
+        executor: str = typer.Option("local", metavar="local|ray", help="local: this machine (one job at a time, or --workers processes on CPU); ray: one Ray task per job."),
+        workers: int = typer.Option(1, min=1, help="local executor: parallel worker processes (CPU only; a GPU runs one job at a time)."),
         address: Optional[str] = typer.Option(None, help="ray executor: cluster to join (auto, or ray://HEAD:10001); default: start Ray on this machine, on 127.0.0.1."),
         cpus_per_job: float = typer.Option(1.0, help="ray executor: CPU cores per job (a job gets one GPU when the cluster has GPUs)."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Run jobs again whose last attempt failed (they are skipped otherwise)."),
-        budget: Optional[int] = typer.Option(None, help=h("budget")),
-        model: Optional[str] = typer.Option(None, help=h("model")),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help=h("batch_size")),
-        max_new_tokens: Optional[int] = typer.Option(None, help=h("max_new_tokens")),
-        device: Optional[str] = typer.Option(None, help=h("device")),
-        sandbox: Optional[str] = typer.Option(None, help=h("sandbox")),
-        sandbox_workers: Optional[int] = typer.Option(None, help=h("sandbox_workers")),
-        config: Optional[Path] = typer.Option(None, "--config", help="TOML or YAML file of solve options for every job (below --set and the options above)."),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of solve options for every job (below the options given here)."),
         best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="As in compare: draw best-of-k's whole budget (exact pass@k), or stop it at the first success."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report/ (as `sdpo-ttt report OUT`) at the end."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates of the report."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only finished jobs and the summary."),
+        *,
+        options: dict[str, Any],
     ) -> None:
         """Run problem x strategy x seed x grid point as jobs, each its own run directory under --out.
 
         OUT/jobs.jsonl records every job's state. Re-running the same command skips finished jobs and resumes
         interrupted ones; failed ones are kept (with their error) unless --retry-failed. Ctrl-C stops cleanly.
-        Options not listed here: --set key=value (any `sdpo-ttt solve` option).
         """
-        from sdpo_ttt.batch import parse_grid, parse_sets, plan_batch, run_batch
+        from sdpo_ttt.batch import parse_grid, plan_batch, run_batch
         from sdpo_ttt.compare import parse_strategies
+        from sdpo_ttt.config import resolve_config
         from sdpo_ttt.errors import UserError
-        from sdpo_ttt.solve import cli_config
 
         from sdpo_ttt.cli.compare_cmd import _once
 
-        if seeds < 1 or workers < 1:
-            raise UserError("--seeds and --workers must be at least 1", "e.g. --seeds 3 --workers 2")
         if executor not in ("local", "ray"):
             raise UserError(f"unknown executor {executor!r}", "use --executor local or --executor ray")
-        values = dict(budget=budget, model=model, batch_size=batch_size, max_new_tokens=max_new_tokens, device=device,
-                      sandbox=sandbox, sandbox_workers=sandbox_workers)
-        base = cli_config(config, {**values, **parse_sets(set_)})
+        base = resolve_config(config, options)
         plan = plan_batch(problems, parse_strategies(strategy), list(range(seed_start, seed_start + seeds)), out, base,
                           parse_grid(grid), best_of_k_fixed_n=best_of_k_fixed_n)
-        if executor == "local" and workers > 1 and any(_on_gpu(j.cell.config.device) for j in plan.jobs[:1]):
+        if executor == "local" and workers > 1 and any(_on_gpu(j.cell.config.policy.device) for j in plan.jobs[:1]):
             raise UserError("--workers > 1 on a GPU: one GPU runs one job at a time",
                             "drop --workers (jobs then run one after another), or use --executor ray on several GPUs")
         err = Console(stderr=True)

@@ -9,9 +9,9 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from sdpo_ttt.config import field_help as h
+from sdpo_ttt.cli.config_options import config_options
+from sdpo_ttt.strategies import STRATEGIES, strategy_help
 
 
 class RichGridProgress:
@@ -98,26 +98,9 @@ def _run_line(cell, action: str, summary: dict[str, Any]) -> str:
 
 
 def print_table(console: Console, analysis) -> None:
-    from sdpo_ttt.report import table
+    from sdpo_ttt.report import print_terminal
 
-    headers, rows = table(analysis, compact=True)
-    t = Table(title="discovery: " + ", ".join(analysis.problems.values()), show_lines=False, header_style="bold")
-    for hdr in headers:
-        t.add_column(hdr, overflow="fold")
-    for r in rows:
-        t.add_row(*[f"[italic red]{c}[/]" if "not reached" in c else c for c in r])
-    console.print(t)
-    m = analysis.meta
-    console.print(
-        f"model {', '.join(m['models'])} · budget {', '.join(map(str, m['budgets']))} · {len(m['seeds'])} seed(s) · "
-        f"{_pct(analysis.level)} bootstrap intervals · k = attempts to reach that discovery probability · "
-        "x best-of-k < 1: fewer attempts than best-of-k · >= : censored runs make the mean a lower bound",
-        style="dim", highlight=False,
-    )
-
-
-def _pct(p: float) -> str:
-    return f"{100 * p:g}%"
+    print_terminal(console, analysis)
 
 
 def _once(console: Console):
@@ -132,46 +115,37 @@ def _once(console: Console):
     return say
 
 
+GRID_DEFAULTS = {"budget": 64}  # a grid runs many runs: a smaller budget per run than solve's
+GRID_SETS = ("strategy", "seed", "stop_on_success")  # set per cell by the grid, not options
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
+    @config_options(exclude=GRID_SETS, defaults=GRID_DEFAULTS)
     def compare(
         problems: list[Path] = typer.Argument(..., help="problem.json files or folders (searched recursively)."),
         out: Path = typer.Option(..., "--out", help="Folder of the grid: OUT/<problem>/<strategy>/seed<k>/ and OUT/report/. Re-running continues it."),
-        budget: int = typer.Option(64, help="Attempts per run (every strategy, every seed)."),
-        seeds: int = typer.Option(5, help="Independent runs (seeds) per problem and strategy."),
-        seed_start: int = typer.Option(0, help="First seed; runs use seed_start .. seed_start+seeds-1."),
-        strategies: str = typer.Option("sdpo,best-of-k,multi-turn", help="Comma-separated strategies to compare."),
+        seeds: int = typer.Option(5, min=1, help="Independent runs (seeds) per problem and strategy."),
+        seed_start: int = typer.Option(0, min=0, help="First seed; runs use seed_start .. seed_start+seeds-1."),
+        strategies: str = typer.Option(",".join(STRATEGIES), help="Comma-separated strategies to compare: " + strategy_help() + "."),
         best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="Draw best-of-k's whole budget without stopping (exact pass@k from all samples), or stop it at the first success like the others."),
-        model: Optional[str] = typer.Option(None, help=h("model")),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help=h("batch_size")),
-        max_new_tokens: Optional[int] = typer.Option(None, help=h("max_new_tokens")),
-        max_prompt_tokens: Optional[int] = typer.Option(None, help=h("max_prompt_tokens")),
-        temperature: Optional[float] = typer.Option(None, help=h("temperature")),
-        lr: Optional[float] = typer.Option(None, help=h("lr")),
-        device: Optional[str] = typer.Option(None, help=h("device")),
-        sandbox: Optional[str] = typer.Option(None, help=h("sandbox")),
-        sandbox_workers: Optional[int] = typer.Option(None, help=h("sandbox_workers")),
-        config: Optional[Path] = typer.Option(None, "--config", help="TOML or YAML file of solve options shared by every run (strategy and seed are set by the grid)."),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of solve options shared by every run (strategy and seed are set by the grid)."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates for the bands and intervals."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display: only the table at the end."),
+        *,
+        options: dict[str, Any],
     ) -> None:
         """Run every (problem, strategy, seed) into its own run directory under --out, then write OUT/report/.
 
         Finished runs are skipped and interrupted ones resumed, so re-running the same command continues a grid.
         """
         from sdpo_ttt.compare import parse_strategies, plan_grid, run_grid
-        from sdpo_ttt.errors import UserError
+        from sdpo_ttt.config import resolve_config
         from sdpo_ttt.report import build_report
-        from sdpo_ttt.solve import cli_config
 
-        if seeds < 1 or budget < 1:
-            raise UserError("--seeds and --budget must be at least 1", "e.g. --budget 64 --seeds 5")
         err = Console(stderr=True)
         names = parse_strategies(strategies)
-        values = dict(budget=budget, model=model, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                      max_prompt_tokens=max_prompt_tokens, temperature=temperature, lr=lr, device=device, sandbox=sandbox,
-                      sandbox_workers=sandbox_workers)
-        base = cli_config(config, values)
+        base = resolve_config(config, options, GRID_DEFAULTS)
         cells = plan_grid(problems, names, list(range(seed_start, seed_start + seeds)), out, base, best_of_k_fixed_n=best_of_k_fixed_n)
         live = not quiet and err.is_terminal
         progress = RichGridProgress(err) if live else PlainGridProgress(err, quiet)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from sdpo_ttt.config import SolveConfig
-from sdpo_ttt.config import field_help as h
+from sdpo_ttt.cli.config_options import config_options
 
 if TYPE_CHECKING:
     from sdpo_ttt.validate import SolutionCheck
@@ -270,34 +269,34 @@ def import_mbpp_cmd(
     _render_suite(result, "MBPP", out_dir, as_json)
 
 
+# samples the base model (so a temperature of 0, greedy, is allowed); --batch-size: sequences per generate call
+CALIBRATE_DEFAULTS = {"strategy": "best-of-k", "batch_size": 8}
+
+
 @problem_app.command("calibrate")
+@config_options(include=("model", "device", "dtype", "seed", "temperature", "top_p", "max_new_tokens", "batch_size",
+                         "sandbox", "sandbox_workers"), defaults=CALIBRATE_DEFAULTS)
 def calibrate_cmd(
     folder: Path = typer.Argument(..., help="a folder of problem folders (searched recursively) or one problem"),
-    model: str = typer.Option(SolveConfig.model_fields["model"].default, "--model", help=h("model")),
     n: int = typer.Option(32, "-n", min=1, help="attempts sampled per problem"),
-    max_new_tokens: int = typer.Option(512, min=8, help=h("max_new_tokens")),
-    temperature: float = typer.Option(1.0, min=0.0, help=h("temperature")),
-    seed: int = typer.Option(0, help=h("seed")),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="sequences per generate call (default 8)"),
-    device: str = typer.Option("auto", help=h("device")),
     out: Optional[Path] = typer.Option(None, help="where calibration.json goes (default: FOLDER/calibration.json)"),
     select: Optional[str] = typer.Option(None, help="pass-rate range LOW-HIGH (inclusive), e.g. 0.0-0.1"),
     into: Optional[Path] = typer.Option(None, help="copy the --select'ed problem folders here"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace folders that already exist in --into"),
-    sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where attempts are judged"),
-    workers: int = typer.Option(2, min=1, help="sandbox workers"),
+    *,
+    options: dict[str, Any],
 ) -> None:
     """Sample n attempts per problem from the base model, judge them, write calibration.json (pass rate with a 95%
     Wilson interval, mean completion tokens, verdict kinds); with --select/--into copy the problems in a pass-rate
-    range. Exit 0 done, 2 bad arguments."""
+    range. --batch-size: sequences per generate call. Exit 0 done, 2 bad arguments."""
     from sdpo_ttt.calibrate import calibrate, parse_range, select as select_range
+    from sdpo_ttt.config import resolve_config
     from sdpo_ttt.errors import UserError
 
     if (select is None) != (into is None):
         raise UserError("--select and --into go together", "e.g. --select 0.0-0.1 --into problems/hard")
     rng = parse_range(select) if select else None
-    cfg = SolveConfig(model=model, max_new_tokens=max_new_tokens, temperature=max(temperature, 1e-6), seed=seed,
-                      batch_size=batch_size, device=device)
+    cfg = resolve_config(None, options, CALIBRATE_DEFAULTS)
     out_path = out or ((folder if folder.is_dir() else folder.parent) / "calibration.json")
     console = Console()
     err = Console(stderr=True)
@@ -307,7 +306,7 @@ def calibrate_cmd(
         console.print(f"{_esc(row['id'])}: {row['passed']}/{row['n']} passed ({row['pass_rate']:.2f}, 95% CI {lo:.2f}-{hi:.2f}), "
                       f"{row['mean_completion_tokens']:.0f} tokens, {row['wall_s']:.0f} s", highlight=False)
 
-    report = calibrate([folder], cfg, n=n, out=out_path, sandbox=sandbox.value, workers=workers, on_problem=show,
+    report = calibrate([folder], cfg, n=n, out=out_path, sandbox=cfg.judge.sandbox, workers=cfg.judge.sandbox_workers, on_problem=show,
                        announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False))
     console.print(f"wrote {_esc(str(out_path))} ({len(report['problems'])} problems)", highlight=False)
     if rng is not None:

@@ -4,38 +4,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+
+from sdpo_ttt.cli.config_options import config_options
+
+SAMPLE_OPTIONS = ("model", "device", "dtype", "backend", "system_prompt", "user_template", "seed", "temperature", "top_p",
+                  "max_new_tokens", "feedback_visibility", "sandbox", "sandbox_workers")
+SAMPLE_DEFAULTS = {"strategy": "best-of-k"}  # samples without learning (so a temperature of 0, greedy, is allowed)
 
 
 def register(app: typer.Typer) -> None:
     """Add the `sample` command to the app."""
 
     @app.command("sample")
+    @config_options(include=SAMPLE_OPTIONS, defaults=SAMPLE_DEFAULTS)
     def sample(
         problem: Path = typer.Argument(..., help="problem.json or a problem folder"),
         n: int = typer.Option(8, "-n", "--num", min=1, help="number of attempts"),
         judge: bool = typer.Option(False, "--judge", help="run each attempt in the sandbox and show its verdict and feedback"),
-        model: str = typer.Option("qwen2.5-coder-0.5b", "--model", help="built-in name, HF id, local folder or .gguf file"),
-        seed: int = typer.Option(0, "--seed"),
-        temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="0 = greedy"),
-        top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0),
-        max_new_tokens: int = typer.Option(512, "--max-new-tokens", min=1),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="prompts per generate call (default: all n)"),
-        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N"),
-        dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16"),
         adapter: Optional[Path] = typer.Option(None, "--adapter", help="a saved student adapter directory to sample with"),
-        sandbox: str = typer.Option("auto", "--sandbox", help="auto, docker or local (with --judge)"),
-        visibility: str = typer.Option("public", "--feedback-visibility", help="which tests feedback may show (with --judge)"),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of options (as for solve; the ones below apply)."),
         as_json: bool = typer.Option(False, "--json", help="one JSON object per attempt on stdout"),
+        *,
+        options: dict[str, Any],
     ) -> None:
         """Sample attempts at a problem and print them (with --judge: verdicts and feedback too)."""
         from rich.console import Console
         from rich.panel import Panel
         from rich.syntax import Syntax
 
-        from sdpo_ttt.policy.config import PolicyConfig
+        from sdpo_ttt.config import resolve_config
         from sdpo_ttt.policy.model import Policy
         from sdpo_ttt.policy.sampling import sample_attempts
         from sdpo_ttt.problem import load_problem
@@ -43,22 +44,25 @@ def register(app: typer.Typer) -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        cfg = resolve_config(config, options, SAMPLE_DEFAULTS)
+        model, seed, sampling = cfg.policy.model, cfg.seed, cfg.sampling
         prob = load_problem(problem)
         err = Console(stderr=True)
         with err.status(f"loading {model}..."):
-            policy = Policy.load(PolicyConfig(model=model, device=device, dtype=dtype), seed=seed)
+            policy = Policy.load(cfg.policy, seed=seed)
         if adapter is not None:
             policy.load_adapter("student", adapter)
         with err.status(f"sampling {n} attempt(s) at {prob.id} on {policy.device.type}..."):
-            attempts = sample_attempts(policy, prob, n, seed=seed, temperature=temperature, top_p=top_p,
-                                       max_new_tokens=max_new_tokens, batch_size=batch_size)
+            attempts = sample_attempts(policy, prob, n, seed=seed, temperature=sampling.temperature, top_p=sampling.top_p,
+                                       max_new_tokens=sampling.max_new_tokens, batch_size=batch_size)
         verdicts, feedback = [None] * n, [""] * n
         if judge:
             from sdpo_ttt.loop import judge_batch
             from sdpo_ttt.sandbox import open_sandbox
 
-            with err.status("judging..."), open_sandbox(sandbox, announce=lambda m: err.print(m, style="yellow")) as sb:
-                verdicts, feedback = judge_batch(prob, sb, [a.code for a in attempts], visibility)
+            with err.status("judging..."), open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers,
+                                                          announce=lambda m: err.print(m, style="yellow")) as sb:
+                verdicts, feedback = judge_batch(prob, sb, [a.code for a in attempts], cfg.judge.feedback_visibility)
         out = Console()
         for i, (a, v, fb) in enumerate(zip(attempts, verdicts, feedback)):
             c = a.completion

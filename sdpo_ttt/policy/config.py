@@ -1,56 +1,52 @@
-"""PolicyConfig: which model, where it runs, and the LoRA that is trained on it."""
+"""PolicyConfig: which model, where it runs, and the LoRA adapters trained on it (the `policy` section of the
+run config, sdpo_ttt/config.py). `Policy.load` takes this section; its defaults are the run's defaults."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Literal
 
-DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+from pydantic import model_validator
+
+from sdpo_ttt.config_fields import Section, option
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-@dataclass
-class PolicyConfig:
-    model: str = field(
-        default="qwen2.5-coder-0.5b",
-        metadata={"help": "built-in name (qwen2.5-coder-0.5b, smollm2-135m), HF model id, local HF folder or .gguf file"},
-    )
-    device: str = field(default="auto", metadata={"help": "auto (cuda if available, else cpu), cpu, cuda, cuda:N"})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16"})
-    lora_rank: int = field(default=16, metadata={"help": "LoRA rank r of the student adapter"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha; the update is (alpha / r) * B @ A"})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (0 keeps student scoring deterministic)"})
-    lora_targets: list[str] = field(
-        default_factory=lambda: list(DEFAULT_LORA_TARGETS),
-        metadata={"help": "module names that get LoRA (attention and MLP projections by default)"},
-    )
-    teacher_rank: int | None = field(
-        default=None,
-        metadata={"help": "rank of the EMA teacher adapter (default 2 * lora_rank): EMA of low-rank updates is "
-                  "re-factored exactly when it fits, else truncated to the best rank-k approximation"},
-    )
-    backend: str = field(default="hf", metadata={"help": "sampling backend: hf (CPU/GPU) or vllm (GPU, optional extra sdpo-ttt[vllm])"})
-    vllm_gpu_memory: float = field(default=0.4, metadata={"help": "fraction of GPU memory the colocated vLLM engine may take"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward (GPU, long sequences)"})
-    system_prompt: str | None = field(default=None, metadata={"help": "system turn; None = prompting.DEFAULT_SYSTEM_PROMPT"})
-    user_template: str | None = field(
-        default=None,
-        metadata={"help": "user turn template with {statement} and {instructions}; None = prompting.DEFAULT_USER_TEMPLATE"},
-    )
+class PolicyConfig(Section):
+    model: str = option(DEFAULT_MODEL, "Built-in name (see `sdpo-ttt models`), Hugging Face id, local model folder or .gguf file.")
+    device: str = option("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N.", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option("auto", "Weights' dtype; auto = bfloat16 on GPU, float32 on CPU.")
+    backend: Literal["hf", "vllm"] = option("hf", "Sampling backend: hf (CPU and GPU) or vllm (GPU only; pip install sdpo-ttt[vllm]).")
+    vllm_gpu_memory: float = option(0.4, "Share of GPU memory the colocated vLLM engine may take (the rest trains).", ge=0.05, le=0.95)
+    gradient_checkpointing: bool | None = option(
+        None, "Recompute activations in the student's backward pass (saves memory on long attempts).",
+        default_help="on for GPU, off on CPU")
+    system_prompt: str | None = option(None, "Override the system turn.", default_help="prompting.DEFAULT_SYSTEM_PROMPT")
+    user_template: str | None = option(
+        None, "Override the user turn template ({statement} and {instructions} are filled in).",
+        default_help="prompting.DEFAULT_USER_TEMPLATE")
+    lora_rank: int = option(16, "LoRA rank r of the student adapter.", ge=1)
+    lora_alpha: int = option(32, "LoRA alpha: the update is (alpha / r)·B·A.", ge=1)
+    lora_dropout: float = option(0.0, "LoRA dropout (0 keeps student scoring, and so runs, deterministic).", ge=0, lt=1)
+    lora_targets: list[str] = option(
+        help="Module names that get LoRA adapters.",
+        default_factory=lambda: list(DEFAULT_LORA_TARGETS), min_length=1,
+        default_help="attention and MLP projections: " + ",".join(DEFAULT_LORA_TARGETS))
+    teacher_rank: int | None = option(
+        None, "Rank of the EMA teacher adapter: an EMA of low-rank updates is re-factored exactly while it fits, "
+        "else truncated to its best rank-k approximation.", ge=1, default_help="2 x --lora-rank")
 
-    def __post_init__(self) -> None:
-        from sdpo_ttt.errors import ConfigError
-
-        if self.lora_rank < 1:
-            raise ConfigError(f"lora_rank must be >= 1, got {self.lora_rank}", "pass --lora-rank 16 or similar")
+    @model_validator(mode="after")
+    def _teacher_fits(self) -> "PolicyConfig":
         if self.teacher_rank is not None and self.teacher_rank < self.lora_rank:
-            raise ConfigError(f"teacher_rank ({self.teacher_rank}) must be >= lora_rank ({self.lora_rank})")
-        if not self.lora_targets:
-            raise ConfigError("lora_targets is empty", "name at least one module, e.g. q_proj,v_proj")
-        if self.backend not in ("hf", "vllm"):
-            raise ConfigError(f"unknown sampling backend {self.backend!r}", "use hf or vllm")
-        if not 0.05 <= self.vllm_gpu_memory <= 0.95:
-            raise ConfigError(f"vllm_gpu_memory must be in [0.05, 0.95], got {self.vllm_gpu_memory}")
-        self.lora_targets = list(self.lora_targets)
+            raise ValueError(f"--teacher-rank ({self.teacher_rank}) must be >= --lora-rank ({self.lora_rank})")
+        return self
 
     @property
     def effective_teacher_rank(self) -> int:
         return self.teacher_rank if self.teacher_rank is not None else 2 * self.lora_rank
+
+    def checkpointing_on(self, on_gpu: bool) -> bool:
+        """Gradient checkpointing as asked, or by default on for GPU (long attempts) and off on CPU (speed)."""
+        return on_gpu if self.gradient_checkpointing is None else self.gradient_checkpointing

@@ -135,7 +135,7 @@ class Policy:
             tok.pad_token = tok.convert_ids_to_tokens(eos[0])
         # A clean generation config: no sampling defaults (top_k, repetition penalty...) inherited from the hub.
         base.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=eos, pad_token_id=tok.pad_token_id)
-        if cfg.gradient_checkpointing:
+        if cfg.checkpointing_on(device.type == "cuda"):
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             base.config.use_cache = False
 

@@ -238,7 +238,7 @@ def per_token_terms(
     tau = cfg.temperature
     ls = log_probs(student_logits, tau)
     if teacher_ref_logits is not None:
-        lt = trust_region_teacher_logprobs(teacher_ref_logits, teacher_logits, cfg.trust_region_rate, tau)
+        lt = trust_region_teacher_logprobs(teacher_ref_logits, teacher_logits, cfg.teacher_rate, tau)
     else:
         lt = log_probs(teacher_logits, tau).detach()
     y = target_ids.long()[:, None]
