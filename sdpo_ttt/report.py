@@ -244,18 +244,22 @@ def _pct(p: float) -> str:
 
 
 def table(analysis: Analysis, *, compact: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of text cells, shared by summary.md, report.html and (compact) the terminal."""
+    """Headers and rows of text cells, shared by summary.md, report.html and (compact) the terminal.
+
+    Each time column has one unit, named in its header (chosen from the column's largest value)."""
     lv = _pct(analysis.level)
+    per_unit, per_div = time_unit([g.wall_per_attempt_s for g in analysis.groups])
+    tot_unit, tot_div = time_unit([g.wall_time_s for g in analysis.groups])
     if compact:
         headers = ["problem", "strategy", "solved", f"disc@budget [{lv}]"]
         for p in analysis.ps:
-            headers += [f"k for {_pct(p)} [{lv}]", "x best-of-k"]
-        headers += ["mean k", "s/attempt"]
+            headers += [f"k for {_pct(p)} [{lv}]", f"x best-of-k ({_pct(p)})"]
+        headers += ["mean k", f"{per_unit}/attempt"]
     else:
         headers = ["problem", "strategy", "estimator", "runs solved", f"discovery@budget [{lv} CI]"]
         for p in analysis.ps:
             headers += [f"attempts to {_pct(p)} [{lv} CI]", f"x {BASELINE} at {_pct(p)}"]
-        headers += ["mean attempts to success", "s / attempt", "total time"]
+        headers += ["mean attempts to success", f"time / attempt ({per_unit})", f"total time ({tot_unit})"]
     rows = []
     for g in analysis.groups:
         est, lo, hi = g.discovery_at_budget
@@ -270,21 +274,137 @@ def table(analysis: Analysis, *, compact: bool = False) -> tuple[list[str], list
         mean = f"{g.mean_attempts:.1f}"
         if g.unsolved_mass > 1e-12:
             mean = f">={mean}" if compact else f">= {mean} (P(unsolved@{g.budget}) = {g.unsolved_mass:.2f}, censored)"
-        row += [mean, _secs(g.wall_per_attempt_s, 2)]
+        row += [mean, _in_unit(g.wall_per_attempt_s, per_div)]
         if not compact:
-            row.append(_secs(g.wall_time_s, 0))
+            row.append(_in_unit(g.wall_time_s, tot_div))
         rows.append(row)
     return headers, rows
 
 
-def _secs(v: float | None, digits: int) -> str:
+def time_unit(values: Sequence[float | None]) -> tuple[str, float]:
+    """One unit for a whole column of seconds, from its largest value: (name, seconds per unit)."""
+    top = max((v for v in values if v is not None), default=0.0)
+    if top >= 3600:
+        return "h", 3600.0
+    if top >= 120:
+        return "min", 60.0
+    return "s", 1.0
+
+
+def _in_unit(v: float | None, div: float) -> str:
+    """A number in the column's unit, with three significant figures at least (no unit: it is in the header)."""
     if v is None:
         return "—"
-    if v >= 3600:
-        return f"{v / 3600:.1f} h"
-    if v >= 120:
-        return f"{v / 60:.1f} min"
-    return f"{v:.{digits}f} s"
+    x = v / div
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# ------------------------------------------------------------------ the conclusion, in words
+def _headline_p(analysis: Analysis, problem_id: str) -> float:
+    """The largest probability of `ps` some strategy reaches on this problem (else the smallest)."""
+    groups = [g for g in analysis.groups if g.problem_id == problem_id]
+    reached = [p for p in analysis.ps if any(g.at_p[p].value is not None for g in groups)]
+    return max(reached) if reached else min(analysis.ps)
+
+
+def ratio_verdict(iv: Interval | None) -> str:
+    """'fewer' if the whole interval is below 1, 'more' if above 1, else 'inconclusive' (None bounds = not reached = +inf)."""
+    if iv is None:
+        return "inconclusive"
+    if iv.high is not None and iv.high < 1.0:
+        return "fewer"
+    if iv.low is None or iv.low > 1.0:
+        return "more"
+    return "inconclusive"
+
+
+def conclusion(analysis: Analysis, problem_id: str) -> str:
+    """One or two sentences: which strategy leads on a problem, and whether its ratio to best-of-k excludes 1."""
+    groups = [g for g in analysis.groups if g.problem_id == problem_id]
+    name = "mean over problems" if problem_id == ALL else problem_id
+    lv = _pct(analysis.level)
+    if not groups or all(g.solved_runs == 0 for g in groups):
+        return f"{name}: no strategy solved it within the budget — inconclusive."
+    p = _headline_p(analysis, problem_id)
+    inf = float("inf")
+    lead = min(groups, key=lambda g: (g.at_p[p].value if g.at_p[p].value is not None else inf, -g.discovery_at_budget[0]))
+    if lead.at_p[p].value is not None:
+        out = f"{name}: {lead.strategy} leads, reaching {_pct(p)} discovery in {plural(int(lead.at_p[p].value), 'attempt')} (point estimate)."
+    else:
+        out = f"{name}: {lead.strategy} leads with discovery@budget {lead.discovery_at_budget[0]:.2f}; no strategy reached {_pct(p)}."
+    base = next((g for g in groups if g.strategy == BASELINE), None)
+    if base is None:
+        return out + f" No {BASELINE} runs to compare with — inconclusive."
+    for g in groups:
+        if g.strategy == BASELINE:
+            continue
+        if g.solved_runs == 0:
+            out += (f" {g.strategy} solved no run: it did not reach {_pct(p)} within {g.budget} attempts, and with no success to"
+                    " resample there is no interval — inconclusive.")
+            continue
+        iv = g.ratio.get(p)
+        verdict = ratio_verdict(iv)
+        shown = format_ratio(iv) if iv is not None else "n/a"
+        if verdict == "fewer":
+            out += f" {g.strategy} needs fewer attempts than {BASELINE} to reach {_pct(p)}: {shown}, the {lv} interval excludes 1."
+        elif verdict == "more":
+            out += f" {g.strategy} needs more attempts than {BASELINE} to reach {_pct(p)}: {shown}, the {lv} interval excludes 1."
+        else:
+            out += f" {g.strategy} vs {BASELINE} at {_pct(p)}: {shown}, the {lv} interval includes 1 — inconclusive."
+    return out
+
+
+def conclusions(analysis: Analysis) -> list[str]:
+    """The conclusion for every problem, and for the mean over problems when there is one."""
+    ids = list(analysis.problems) + ([ALL] if any(g.problem_id == ALL for g in analysis.groups) else [])
+    return [conclusion(analysis, pid) for pid in ids]
+
+
+# ------------------------------------------------------------------ terminal
+def print_terminal(console: Any, analysis: Analysis) -> None:
+    """The compact table when it fits the terminal, else one block per row (never a word broken), then the conclusions."""
+    from rich.table import Table
+
+    headers, rows = table(analysis, compact=True)
+    t = Table(title="discovery: " + ", ".join(analysis.problems.values()), header_style="bold", title_justify="left")
+    for hdr in headers:
+        t.add_column(hdr, no_wrap=True)
+    for r in rows:
+        t.add_row(*[f"[italic red]{c}[/]" if "not reached" in c else c for c in r])
+    if table_width(headers, rows) <= console.width:
+        console.print(t)
+    else:
+        for line in blocks(headers, rows):
+            console.print(line, highlight=False, soft_wrap=True)
+    for line in conclusions(analysis):
+        console.print(line, highlight=False, soft_wrap=False)
+    m = analysis.meta
+    console.print(
+        f"model {', '.join(m['models'])} · budget {', '.join(map(str, m['budgets']))} · {plural(len(m['seeds']), 'seed')} · "
+        f"{_pct(analysis.level)} bootstrap intervals · k = attempts to reach that discovery probability · "
+        "x best-of-k < 1: fewer attempts than best-of-k · >= : censored runs make the mean a lower bound",
+        style="dim", highlight=False,
+    )
+
+
+def table_width(headers: list[str], rows: list[list[str]]) -> int:
+    """Columns a rich box table needs to show every cell on one line: widest cell + 2 padding + 1 rule per column, + 1."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    return sum(w + 3 for w in widths) + 1
+
+
+def blocks(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """The compact table as one block per row: 'problem · strategy' then 'header  value' lines (for narrow terminals)."""
+    width = max(len(h) for h in headers[2:])
+    out: list[str] = []
+    for r in rows:
+        out.append(f"{r[0]} · {r[1]}")
+        out += [f"  {h.ljust(width)}  {c}" for h, c in zip(headers[2:], r[2:])]
+    return out
 
 
 def _interval_json(iv: Interval | None) -> dict[str, Any] | None:
@@ -300,6 +420,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "problems": [{"id": k, "title": v} for k, v in analysis.problems.items()],
         "strategies": analysis.strategies, "level": analysis.level, "ps": list(analysis.ps), "n_boot": analysis.n_boot,
         "meta": analysis.meta,
+        "conclusions": conclusions(analysis),
         "groups": [
             {
                 "problem_id": g.problem_id, "strategy": g.strategy, "estimator": g.estimator, "runs": g.runs,
@@ -354,7 +475,7 @@ def _csv_rows(analysis: Analysis) -> tuple[list[str], list[list[Any]]]:
 # ------------------------------------------------------------------ plots
 def _subtitle(analysis: Analysis) -> str:
     m = analysis.meta
-    parts = [f"model {', '.join(m['models'])}", f"budget {', '.join(map(str, m['budgets']))}", f"{len(m['seeds'])} seed(s)"]
+    parts = [f"model {', '.join(m['models'])}", f"budget {', '.join(map(str, m['budgets']))}", plural(len(m['seeds']), "seed")]
     if m["batch_sizes"]:
         parts.append(f"batch {', '.join(map(str, m['batch_sizes']))}")
     parts.append(f"{_pct(analysis.level)} bootstrap bands")
@@ -382,16 +503,26 @@ def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool 
             transform=ax.get_xaxis_transform())
     if all(g.solved_runs == 0 for g in analysis.groups if g.problem_id == problem_id):
         ax.text(0.5, 0.55, "no success in any run", transform=ax.transAxes, ha="center", color="0.35", fontsize=9)
+    horizon = max(g.horizon for g in analysis.groups if g.problem_id == problem_id)
     ax.set_xscale("log")
-    # plain integer tick labels (attempts), none of matplotlib's "2x10^0" minor labels on short axes
-    ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    # labelled integer ticks 1, 2, 5, 10, ... over the whole axis, the budget and the end of the longest curve included
+    ax.xaxis.set_major_locator(mticker.FixedLocator(x_ticks(budget, horizon)))
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlim(left=1)
+    ax.set_xlim(1, max(horizon, budget) * 1.08)
     ax.grid(True, which="major", alpha=0.3)
-    if legend:
-        ax.legend(loc="upper left", fontsize=8 if small else 9, frameon=True)
+    if legend:  # outside the axes, so it can never cover a band
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8 if small else 9, frameon=False)
+
+
+def x_ticks(budget: int, horizon: int) -> list[int]:
+    """1, 2, 5, 10, 20, 50, ... up to the axis end, plus the budget and the horizon (a tick too close to them is dropped)."""
+    end = max(budget, horizon)
+    ticks = [m * 10**e for e in range(0, len(str(end)) + 1) for m in (1, 2, 5) if m * 10**e <= end]
+    marks = sorted({budget, horizon})
+    kept = [t for t in ticks if all(max(t, m) / min(t, m) >= 1.3 for m in marks)]
+    return sorted(set(kept + marks))
 
 
 def _png(fig) -> bytes:
@@ -400,8 +531,9 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def plot_curves(analysis: Analysis) -> bytes:
-    """discovery@k vs attempts (log-x), one line per strategy with its band: the single problem, or the mean over problems."""
+def curves_figure(analysis: Analysis):
+    """The figure of curves.png: discovery@k vs attempts (log-x), one line per strategy with its band, for the single
+    problem or the mean over problems. The caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -414,6 +546,13 @@ def plot_curves(analysis: Analysis) -> bytes:
     ax.set_xlabel("attempts k (log scale)")
     ax.set_ylabel("discovery@k = P(solved within k attempts)")
     ax.set_title(f"Discovery@k — {which}\n{_subtitle(analysis)}", fontsize=10)
+    return fig
+
+
+def plot_curves(analysis: Analysis) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(analysis)
     data = _png(fig)
     plt.close(fig)
     return data
@@ -477,6 +616,7 @@ def _markdown(analysis: Analysis) -> str:
     lines += [f"- `{pid}`: {title}" for pid, title in analysis.problems.items()]
     lines += ["", "## Summary", "", "| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    lines += ["", "## Conclusion", ""] + [f"- {c}" for c in conclusions(analysis)]
     lines += ["", "![discovery curves](curves.png)", ""]
     if len(analysis.problems) > 1:
         lines += ["![per problem](problems.png)", ""]
@@ -498,6 +638,7 @@ def _html(analysis: Analysis, images: dict[str, bytes]) -> str:
     )
     problems = "".join(f"<li><code>{e(pid)}</code> — {e(title)}</li>" for pid, title in analysis.problems.items())
     notes = "".join(f"<li>{e(n)}</li>" for n in _notes(analysis))
+    concl = "".join(f"<li>{e(c)}</li>" for c in conclusions(analysis))
     per_problem = f"<h2>Per problem</h2>{img('problems.png', 'discovery curves per problem')}" if len(analysis.problems) > 1 else ""
     titles = ", ".join(analysis.problems.values())
     return f"""<!doctype html>
@@ -518,6 +659,7 @@ img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
 <h2>Discovery@k</h2>{img('curves.png', 'discovery curves')}
 {per_problem}
 <h2>Summary</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<h2>Conclusion</h2><ul>{concl}</ul>
 <h2>How to read this</h2><ul class="notes">{notes}</ul>
 </body></html>
 """
