@@ -15,8 +15,9 @@ HumanEval's `check(candidate)` work):
         __sdpo.compare(k, "<op>", *__sdpo_v)            # the child compares (plain values only) and records
 
 `assert not X` / `assert X` / anything else become `__sdpo.truth(k, negate, X)`. The helpers live in the
-runner's HARNESS (sandbox/runner.py): they refuse to compare, or take the truth of, any value whose type is
-not a plain builtin, so an object with an always-true `__eq__` (or a lying `__bool__`) fails the assertion.
+trusted tester process (sdpo_ttt/sandbox/box/tester.py), which runs the whole test program; the attempt's
+function there is a proxy whose return values are rebuilt from plain builtin types, so no object of the
+attempt (an always-true `__eq__`, a lying `__bool__`) ever reaches a comparison.
 Failures do not stop the program ("soft" asserts): every assertion gets its own result, the score is the
 fraction of assertions that held, and the attempt passes iff all held and the program ran to the end.
 """

@@ -83,6 +83,9 @@ class Test(_Strict):
 class Compare(_Strict):
     mode: CompareMode = CompareMode.tokens
     float_tol: float = Field(1e-6, ge=0.0)
+    ints_are_floats: bool = Field(False, description="an integer expected value may be answered with any number "
+                                                     "within float_tol (for real-valued answers written as integers); "
+                                                     "by default an integer needs the same integer")
 
 
 class Limits(_Strict):

@@ -90,13 +90,21 @@ def test_values_first_failure_and_loops(local_sb):
 @pytest.mark.parametrize("code", [
     ALWAYS_EQUAL + "def total(xs):\n    return A()\n",
     ALWAYS_EQUAL + "def total(xs):\n    return [A()]\n",
-    "class I(int):\n    def __eq__(self, o): return True\ndef total(xs):\n    return I(0)\n",
 ])
 def test_lying_objects_fail(local_sb, code):
     v = local_sb.judge(script_problem(), code)
     assert not v.passed and v.score == 0.0
     assert all(t.outcome is Outcome.wrong_answer for t in v.tests)
     assert "only plain values" in v.tests[0].detail
+
+
+def test_a_subclass_of_a_plain_type_is_judged_by_its_plain_value(local_sb):
+    # the proxy sends int.__index__(I(0)) = 0: its lying __eq__ never reaches the test program
+    v = local_sb.judge(script_problem(), "class I(int):\n    def __eq__(self, o): return True\n"
+                                         "def total(xs):\n    return I(0)\n")
+    assert not v.passed and v.tests[0].got == "0"
+    assert [t.outcome.value for t in v.tests] == ["wrong_answer", "passed", "wrong_answer", "wrong_answer", "passed",
+                                                  "wrong_answer"]
 
 
 def test_exceptions_timeouts_and_early_exit(local_sb):

@@ -1,18 +1,18 @@
 """DockerSandbox: a small pool of long-lived hardened containers, one attempt at a time per container.
 
-Each container: no network, read-only root, tmpfs scratch, pids limit, memory == memory+swap, all
-capabilities dropped, no-new-privileges, log driver none, docker's init as pid 1, labelled with the
-owner's pid. Its main process (`sleep infinity`) runs as uid 65534; each attempt's runner is a
-`docker exec` under a SECOND uid dedicated to that container, so an attempt can never signal the
-container's main process or init (the container survives `os.kill(-1, 9)`), RLIMIT_NPROC counts only
-that container's attempt, and the runner sweeps every leftover process of that uid.
-The runner is sent as `python3 -I -S -c <source> --serve` and requests on the exec's stdin: nothing is
-mounted. That exec is a long-lived judge session per container (`_Session`): attempts are sent one after
-another as length-prefixed requests, each answered by nonce-tagged event lines ending with `done`. Per
-attempt nothing changes (fresh process per test, sweeps of the attempt uid, scratch and /dev/shm wiped);
-the session (runner + its fork server, both non-dumpable) is replaced whenever an attempt killed it or
-changed anything about it it could change (rlimits, priority, affinity, scheduler; see runner.py
-`_Server`), and a request that found it gone is re-sent, once, to a fresh one.
+Each container: no network, read-only root, tmpfs /tmp, pids limit, memory == memory+swap, private IPC
+namespace, log driver none, docker's init as pid 1, docker's default seccomp profile, no-new-privileges,
+labelled with the owner's pid. Its processes run as container root with every capability dropped but
+the six the runner needs to drop to the attempt's uid and clean up after it (`RUNNER_CAPS`). The runner
+(`box/runner.py`, one long-lived `docker exec` per container: a judge session fed attempts one after
+another on its stdin) and its fork server stay root; every attempt runs under a uid dedicated to that
+container, with no capabilities (`box/privdrop.py`), and script tests' test program under a second one.
+So an attempt can never signal, ptrace or open /proc/<pid>/fd of the runner, the fork server, init or the
+exec session, and never reaches the host's end of the session. After every attempt the runner removes
+every process, file and IPC object of the attempt uid and reports the container's memory; a session that
+could not clean up (`exiting`) is replaced, a container whose memory did not come back to its baseline
+(`replace_container`) too. A request that found its session gone is re-sent, once, to a fresh one; any
+other failure is a sandbox_error for that one attempt, never an exception out of `judge_many`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ LABEL = "sdpo-ttt.sandbox"
 LABEL_PID = "sdpo-ttt.owner-pid"
 LABEL_START = "sdpo-ttt.owner-start"
 LABEL_HOST = "sdpo-ttt.owner-host"
-MAIN_UID = 65534  # the container's main process
+RUNNER_CAPS = ["SETUID", "SETGID", "KILL", "DAC_OVERRIDE", "FOWNER", "CHOWN"]  # all the runner keeps
 SCRATCH = "/tmp/attempt"
 PYTHON = "python3"
 
@@ -60,8 +60,9 @@ def hardening(mem_limit_mb: int, pids_limit: int, tmpfs_mb: int) -> dict[str, An
         mem_limit=f"{mem_limit_mb}m",
         memswap_limit=f"{mem_limit_mb}m",
         cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        user=f"{MAIN_UID}:{MAIN_UID}",
+        cap_add=list(RUNNER_CAPS),
+        security_opt=["no-new-privileges"],  # and docker's default seccomp profile (never "unconfined")
+        user="0:0",
         log_config={"type": "none", "config": {}},
         init=True,
         ipc_mode="private",
@@ -148,8 +149,9 @@ class _Worker:
 
     def start(self) -> None:
         sb = self.sb
-        # a uid no other container of any sandbox uses: RLIMIT_NPROC is counted per uid machine-wide
-        self.uid = 300_000 + random.randrange(0, 90_000) * 8 + self.index % 8
+        # uids no other container of any sandbox uses (RLIMIT_NPROC is counted per uid machine-wide):
+        # the attempt's, and +1 for the tester's
+        self.uid = 300_000 + random.randrange(0, 90_000) * 16 + 2 * (self.index % 8)
         self.container = sb.client.containers.run(
             sb.image,
             ["sleep", "infinity"],
@@ -182,7 +184,8 @@ class _Worker:
 
     def run_request(self, data: bytes, nonce: str, timeout: float) -> tuple[list[bytes], bytes, bool]:
         """Send one request to this container's judge session (opened, or reopened if it died, first).
-        Returns (the stdout lines of this request, its stderr, whether the session ended meanwhile).
+        Returns (the stdout lines of this request, its stderr, whether the session ended meanwhile); a
+        container the runner asked to replace (memory not back to its baseline) is replaced here.
         Raises TimeoutError, or what docker raises when the exec cannot be started."""
         if self.session is None:
             self.session = _Session(self)
@@ -192,7 +195,9 @@ class _Worker:
         except BaseException:
             self.drop_session()
             raise
-        if ended:
+        if s.replace_container:
+            self.restart()
+        elif ended:
             self.drop_session()
         return lines, err, ended
 
@@ -203,7 +208,7 @@ class _Worker:
 
 
 class _Session:
-    """One long-lived `docker exec` of the runner in `--serve` mode under the worker's attempt uid.
+    """One long-lived `docker exec` of the runner in `--serve` mode, as container root (with RUNNER_CAPS).
 
     Requests go in on its stdin (the runner's framing: a length line, then JSON); its stdout comes back as
     docker's multiplexed frames, demultiplexed here into lines. A request is answered when the `done` or
@@ -213,15 +218,18 @@ class _Session:
 
     def __init__(self, w: _Worker) -> None:
         api = w.sb.client.api
-        ex = api.exec_create(w.container.id, [PYTHON, "-I", "-S", "-c", w.sb.runner_src, "--serve"], stdin=True,
-                             stdout=True, stderr=True, user=f"{w.uid}:{w.uid}", workdir="/tmp")
+        ex = api.exec_create(w.container.id, protocol.runner_command(PYTHON, serve=True), stdin=True,
+                             stdout=True, stderr=True, user="0:0", workdir="/")
         self.sock = api.exec_start(ex["Id"], socket=True)
         self.raw = getattr(self.sock, "_sock", self.sock)
+        self.raw.settimeout(30)
+        self.raw.sendall(protocol.bundle_frame())
         self.buf = bytearray()  # undecoded frame bytes
         self.line = bytearray()  # stdout since the last newline
         self.requests = 0
-        self.pids: tuple[Any, ...] = ()  # the runner's and its fork servers' pids (in the container), as last reported
         self.exiting = False
+        self.replace_container = False
+        self.pids: tuple[Any, ...] = ()  # (runner, fork server) pids in the container, as last reported
 
     def request(self, data: bytes, nonce: str, timeout: float) -> tuple[list[bytes], bytes, bool]:
         prefix = nonce.encode() + b" "
@@ -268,9 +276,11 @@ class _Session:
                         last = _last_event(ln[len(prefix):]) if ln.startswith(prefix) else None
                         if last is not None:
                             finished = True
-                            info = last.get("session") or {}
-                            self.pids = (info.get("pid"), *info.get("fork_servers", ()))
-                            self.exiting = bool(info.get("exiting")) or last.get("event") == "error"
+                            info = last.get("session")
+                            info = info if isinstance(info, dict) else {}
+                            self.replace_container = info.get("replace_container") is True
+                            self.pids = (info.get("pid"), info.get("fork_server"))
+                            self.exiting = info.get("exiting") is True or last.get("event") == "error"
                 if finished:
                     return lines, bytes(err), self.exiting
         except socket.timeout as e:
@@ -307,7 +317,6 @@ class DockerSandbox:
         self.mem_limit_mb = mem_limit_mb
         self.pids_limit = pids_limit
         self.tmpfs_mb = tmpfs_mb
-        self.runner_src = protocol.runner_source()
         self._closed = False
         self._lock = threading.Lock()
         try:
@@ -335,7 +344,8 @@ class DockerSandbox:
 
     @property
     def isolation(self) -> str:
-        return f"{len(self._workers)} hardened container(s) from {self.image} (no network, read-only root, non-root)"
+        return (f"{len(self._workers)} hardened container(s) from {self.image} (no network, read-only root, "
+                "attempts under their own uid without capabilities)")
 
     def __enter__(self) -> "DockerSandbox":
         return self
@@ -368,13 +378,21 @@ class DockerSandbox:
 
     def _judge_one(self, problem: Problem, code: str) -> Verdict:
         w = self._free.get()
+        t0 = time.monotonic()
         try:
             return self._judge_on(w, problem, code)
+        except Exception as e:  # noqa: BLE001 - no exception from judging may end a run: this attempt's error
+            try:
+                w.restart()
+            except Exception:  # noqa: BLE001 - the next attempt on this worker retries with a fresh container
+                pass
+            return protocol.sandbox_error(problem, f"the Docker sandbox failed: {type(e).__name__}: {e}",
+                                          time.monotonic() - t0)
         finally:
             self._free.put(w)
 
     def _judge_on(self, w: _Worker, problem: Problem, code: str, retry: bool = True) -> Verdict:
-        req = protocol.build_request(problem, code, scratch=SCRATCH, python=PYTHON, sweep_own_uid=True,
+        req = protocol.build_request(problem, code, scratch=SCRATCH, child_uid=w.uid, tester_uid=w.uid + 1,
                                      wipe=["/dev/shm", "/tmp"])  # all of the tmpfs: nothing carries over
         budget = len(problem.tests) * (problem.limits.time_s * 2.0 + 1.5) + 30.0
         t0 = time.monotonic()
@@ -390,14 +408,18 @@ class DockerSandbox:
             if retry:
                 return self._judge_on(w, problem, code, retry=False)
             return protocol.sandbox_error(problem, f"docker exec failed: {type(e).__name__}: {e}", time.monotonic() - t0)
-        events = protocol.parse_events(lines, req["nonce"])
-        if not events and retry:
+        prefix = req["nonce"].encode() + b" "
+        if not any(ln.startswith(prefix) for ln in lines) and retry:
             # Nothing of this attempt ran (no `start`): the session was gone before it (it left after the
             # previous attempt, or died between attempts). A fresh session, in a fresh container if need be.
             if not w.alive():
                 w.restart()
             return self._judge_on(w, problem, code, retry=False)
-        return protocol.assemble(problem, events, time.monotonic() - t0, stderr=err.decode("utf-8", "replace"))
+        verdict, broken = protocol.safe_assemble(problem, lines, req["nonce"], time.monotonic() - t0,
+                                                 stderr=err.decode("utf-8", "replace"))
+        if broken:  # the runner broke its protocol: this attempt is a sandbox_error, the container is replaced
+            w.restart()
+        return verdict
 
 
 def docker_fix(image: str = DEFAULT_IMAGE) -> str:

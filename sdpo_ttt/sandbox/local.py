@@ -1,10 +1,21 @@
-"""LocalSandbox: the same runner as a host subprocess. Weaker isolation than Docker, for machines without it.
+"""LocalSandbox: the same runner as a host subprocess, for machines without Docker; announced as weaker.
 
-What it does: every test is a fresh child with rlimits (CPU, address space, processes, file size) in its
-own session, killed as a group; a fresh temp dir per attempt. When we are root, children run under a
-dedicated unprivileged uid per worker (so RLIMIT_NPROC holds, root-only files such as /etc/shadow are
-unreadable, and leftovers are swept by uid). What it cannot do: hide the host's world-readable files,
-cut the network, or (when not root) stop the attempt from signalling your own processes.
+Every test is a fresh process (forked by the runner's fork server) with rlimits (CPU, address space,
+processes, file size), its own session, killed as a group, in a fresh scratch dir; the CPU of every process
+of the attempt is counted. What else holds depends on who runs it:
+
+- as root: the runner runs under a Python every uid can read, and each attempt under a dedicated
+  unprivileged uid per worker with no capabilities (script tests' test program under a second one). The
+  attempt cannot signal, ptrace or open /proc/*/fd of the runner, the fork server, the tester or your
+  session; root-only files are unreadable; after the attempt every process of its uid, every file it owns
+  in /tmp, /var/tmp, /dev/shm, /dev/mqueue, and every SysV IPC object it created are removed.
+- not root: everything runs under YOUR uid. The runner and fork server are non-dumpable (no ptrace, no
+  /proc/<pid>/fd or mem of theirs), but the attempt CAN signal them and every other process of yours (your
+  session included), read and write every file you can, and its files outside the scratch dir survive.
+  Its processes are still swept (descendants of the runner, a child subreaper) and the SysV IPC objects
+  created while it ran are removed. Not a security boundary: for code you would run yourself.
+
+Never isolated here (Docker is): the network, the host's world-readable files, the machine's memory.
 """
 
 from __future__ import annotations
@@ -59,20 +70,20 @@ class LocalSandbox:
 
     def __init__(self, workers: int = 2, *, python: str | None = None) -> None:
         self.workers = max(1, min(int(workers), 32))
-        self.runner_python = sys.executable or "python3"
-        self._src = protocol.runner_source()
         self.drop_privileges = os.geteuid() == 0
-        base = 400_000 + (os.getpid() % 20_000) * 32  # a uid range no real user or other sandbox owns
+        base = 400_000 + (os.getpid() % 20_000) * 64  # a uid range no real user or other sandbox owns
         self._slots: queue.Queue[int] = queue.Queue()
         for i in range(self.workers):
-            self._slots.put(base + i)
+            self._slots.put(base + 2 * i)  # attempt uid; +1 is the tester's
+        preferred = python or sys.executable or "python3"
+        self.python = preferred
         if self.drop_privileges:
-            self.python = _child_python(python or self.runner_python)
-            if self.python is None:  # no Python an unprivileged uid can run: keep root, say so
+            # the attempt is forked from the runner's interpreter: its uid must be able to read that Python
+            reachable = _child_python(preferred)
+            if reachable is None:  # no Python an unprivileged uid can run: keep one uid, say so
                 self.drop_privileges = False
-                self.python = python or self.runner_python
-        else:
-            self.python = python or self.runner_python
+            else:
+                self.python = reachable
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sdpo-local")
         self._closed = False
 
@@ -96,8 +107,17 @@ class LocalSandbox:
         return self.judge_many(problem, [code])[0]
 
     def judge_many(self, problem: Problem, codes: list[str]) -> list[Verdict]:
-        """Judge attempts concurrently over the workers; results in input order."""
-        return list(self._pool.map(lambda c: self._judge_one(problem, c), codes))
+        """Judge attempts concurrently over the workers; results in input order. Never raises for an
+        attempt: whatever goes wrong in the verifier is that attempt's sandbox_error."""
+        return list(self._pool.map(lambda c: self._judge_safely(problem, c), codes))
+
+    def _judge_safely(self, problem: Problem, code: str) -> Verdict:
+        t0 = time.monotonic()
+        try:
+            return self._judge_one(problem, code)
+        except Exception as e:  # noqa: BLE001 - no exception from judging may end a run
+            return protocol.sandbox_error(problem, f"the local sandbox failed: {type(e).__name__}: {e}",
+                                          time.monotonic() - t0)
 
     def _judge_one(self, problem: Problem, code: str) -> Verdict:
         slot = self._slots.get()
@@ -107,22 +127,21 @@ class LocalSandbox:
             extra: dict[str, object] = {}
             if self.drop_privileges:
                 os.chmod(scratch, 0o711)
-                extra["child_uid"] = slot
-            else:
-                extra["nproc_relative"] = True  # RLIMIT_NPROC counts all our processes: allow ours + N
-            req = protocol.build_request(problem, code, scratch=scratch, python=self.python, **extra)
+                extra.update(child_uid=slot, tester_uid=slot + 1)
+            req = protocol.build_request(problem, code, scratch=scratch, **extra)
             n = len(problem.tests)
             budget = n * (problem.limits.time_s * 2.0 + 1.5) + 30.0
             try:
                 proc = subprocess.run(
-                    [self.runner_python, "-I", "-S", "-c", self._src],
-                    input=protocol.encode_request(req), capture_output=True, timeout=budget,
+                    protocol.runner_command(self.python, serve=False),
+                    input=protocol.bundle_frame() + protocol.encode_request(req), capture_output=True, timeout=budget,
                 )
             except subprocess.TimeoutExpired:
                 return protocol.sandbox_error(problem, f"the judge took longer than {budget:.0f}s", time.monotonic() - t0)
-            events = protocol.parse_events(proc.stdout.splitlines(), req["nonce"])
-            return protocol.assemble(problem, events, time.monotonic() - t0,
-                                     stderr=proc.stderr.decode("utf-8", "replace"))
+            verdict, _ = protocol.safe_assemble(problem, proc.stdout.splitlines(), req["nonce"], time.monotonic() - t0,
+                                                stderr=proc.stderr.decode("utf-8", "replace"),
+                                                runner_reachable=not self.drop_privileges)
+            return verdict
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             self._slots.put(slot)

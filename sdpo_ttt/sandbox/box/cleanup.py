@@ -1,0 +1,221 @@
+"""After every test and every attempt: nothing of the attempt survives.
+
+- processes: every process of the attempt uid (and every descendant of the runner but its helpers) is
+  killed, repeatedly until none is left, and reaped; their CPU time is added to the attempt's;
+- files: scratch wiped; in the container all of /tmp and /dev/shm; elsewhere what the attempt uid owns
+  in the world-writable directories;
+- SysV shared memory, message queues, semaphores and POSIX message queues created by the attempt uid:
+  removed by `remove_own_ipc`, run in a process that has become that uid (removing is the creator's right;
+  the runner keeps no CAP_SYS_ADMIN / CAP_IPC_OWNER);
+- memory: `memory_in_use` reads the container's non-reclaimable memory (anon + shmem) so the runner can
+  compare it with its baseline.
+"""
+
+import ctypes
+import os
+import shutil
+import signal
+import time
+
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+_TICK = float(os.sysconf("SC_CLK_TCK"))
+IPC_RMID = 0
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+
+def scan():
+    """[(pid, ppid, state, uid, own cpu seconds, waited-children cpu seconds)] of every visible process."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            uid = _real_uid(d)
+            if uid is None:
+                continue
+            out.append((int(d), int(rest[1]), rest[0], uid, (int(rest[11]) + int(rest[12])) / _TICK,
+                        (int(rest[13]) + int(rest[14])) / _TICK))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def _real_uid(d):
+    with open("/proc/%s/status" % d) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    return None
+
+
+def descendants(procs, root):
+    kids = {}
+    for p in procs:
+        kids.setdefault(p[1], []).append(p)
+    out, todo = [], [root]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c[0])
+    return out
+
+
+def attempt_procs(procs, uid, keep):
+    """The live processes of the attempt: those of its uid (a dedicated one), else our descendants."""
+    me = os.getpid()
+    if uid is not None:
+        return [p for p in procs if p[3] == uid and p[0] not in keep and p[0] != me and p[2] not in "ZX"]
+    # our helpers (fork server, tester) are not the attempt's; the fork server's children are
+    return [p for p in descendants(procs, me) if p[0] not in keep and p[2] not in "ZX"]
+
+
+def reap(exclude):
+    """Reap our exited children except `exclude`; returns the CPU seconds of those reaped (with theirs)."""
+    cpu = 0.0
+    me = os.getpid()
+    for p in scan():
+        if p[1] == me and p[2] in "ZX" and p[0] not in exclude:
+            try:
+                pid, _, ru = os.wait4(p[0], os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if pid:
+                cpu += ru.ru_utime + ru.ru_stime
+    return cpu
+
+
+def kill_attempt(uid, keep, rounds=40):
+    """SIGKILL every process of the attempt until none is left (catches a fork bomb racing the sweep);
+    reaps what is ours. Returns the CPU seconds of the processes reaped here."""
+    cpu = 0.0
+    for _ in range(rounds):
+        victims = attempt_procs(scan(), uid, keep)
+        cpu += reap(keep)
+        if not victims:
+            return cpu
+        for p in victims:
+            try:
+                os.kill(p[0], signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.005)
+    return cpu + reap(keep)
+
+
+def survivors(uid, keep):
+    return attempt_procs(scan(), uid, keep)
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def wipe(path, keep=()):
+    """Remove everything under path (not path itself) but the names in `keep`; chmod first so a
+    read-only dir cannot block it."""
+    if not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        if name in keep:
+            continue
+        _remove(os.path.join(path, name))
+
+
+def _remove(p):
+    try:
+        if os.path.isdir(p) and not os.path.islink(p):
+            for root, dirs, _ in os.walk(p):
+                for d in dirs:
+                    try:
+                        os.chmod(os.path.join(root, d), 0o700)
+                    except OSError:
+                        pass
+            try:
+                os.chmod(p, 0o700)
+            except OSError:
+                pass
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            os.unlink(p)
+    except OSError:
+        pass
+
+
+def remove_uid_files(uid, dirs=WORLD_WRITABLE):
+    """Remove what `uid` owns directly in the world-writable dirs (it can create nothing elsewhere)."""
+    for d in dirs:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            p = os.path.join(d, name)
+            try:
+                if os.lstat(p).st_uid == uid:
+                    _remove(p)
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------------------ IPC
+
+
+def ipc_objects():
+    """{(kind, id): creator uid} of every SysV IPC object (kind: shm, msg, sem) in this IPC namespace."""
+    out = {}
+    for kind in ("shm", "msg", "sem"):
+        try:
+            with open("/proc/sysvipc/%s" % kind) as f:
+                head = f.readline().split()
+                for line in f:
+                    cols = dict(zip(head, line.split()))
+                    ident = cols.get("shmid") or cols.get("msqid") or cols.get("semid")
+                    if ident is not None and "cuid" in cols:
+                        out[(kind, int(ident))] = int(cols["cuid"])
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def remove_own_ipc(only=None):
+    """Run AS the attempt uid: remove every SysV IPC object this uid created (only those listed in `only`,
+    [[kind, id], ...], when given) and every POSIX message queue it owns."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    me = os.getuid()
+    allowed = None if only is None else {(k, int(i)) for k, i in only}
+    for (kind, ident), cuid in ipc_objects().items():
+        if cuid != me or (allowed is not None and (kind, ident) not in allowed):
+            continue
+        if kind == "shm":
+            libc.shmctl(ident, IPC_RMID, None)
+        elif kind == "msg":
+            libc.msgctl(ident, IPC_RMID, None)
+        else:
+            libc.semctl(ident, 0, IPC_RMID)
+    if allowed is None:
+        try:
+            for name in os.listdir("/dev/mqueue"):
+                p = os.path.join("/dev/mqueue", name)
+                if os.lstat(p).st_uid == me:
+                    os.unlink(p)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------------------------------ memory
+
+
+def memory_in_use():
+    """Bytes of non-reclaimable memory (anon + shmem) charged to our cgroup, or None if unreadable."""
+    for path, keys in (("/sys/fs/cgroup/memory.stat", ("anon", "shmem")),
+                       ("/sys/fs/cgroup/memory/memory.stat", ("total_rss", "total_shmem"))):
+        try:
+            with open(path) as f:
+                vals = dict(line.split() for line in f if line.strip())
+            return sum(int(vals[k]) for k in keys)
+        except (OSError, KeyError, ValueError):
+            continue
+    return None

@@ -1,0 +1,137 @@
+"""The fork server: a process forked from the runner before the runner reads any request, so its memory
+(and every child's) holds the bundled code and nothing of any test. For each test the runner sends it the
+child's fds (SCM_RIGHTS over a SOCK_SEQPACKET pair) and a command; it forks, the child sets up its session,
+rlimits and stdio, goes through `privdrop.drop_privileges`, and runs `harness.main` (op "spawn") or removes
+the attempt uid's IPC objects (op "clean"). Forking an initialized interpreter costs ~1 ms instead of the
+~30 ms of starting one; each test still runs in its own fresh process. The server answers
+`{"pid": N}` at once and `{"exit": rc, "cpu": seconds}` when that child has been reaped.
+
+It runs under the runner's uid (root in the container, with the few capabilities the runner keeps) and is
+non-dumpable: an attempt's process (another uid, no capabilities) can neither signal, trace nor open it.
+"""
+
+import io
+import json
+import os
+import resource
+import socket
+import sys
+
+from . import cleanup, harness, privdrop
+
+MAX_FDS = 8
+
+
+def start():
+    """Fork the server; returns (pid, the runner's end of its socket)."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            a.close()
+            _detach_stdio(b.fileno())
+            serve(b)
+            code = 0
+        finally:
+            os._exit(code)
+    b.close()
+    return pid, a
+
+
+def _detach_stdio(keep):
+    """Point fds 0-2 at /dev/null and close every other fd but `keep` (the runner's request stream and
+    event stream must not exist here)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+
+
+def serve(sock):
+    privdrop._prctl(privdrop.PR_SET_DUMPABLE, 0)
+    import site  # the runner runs with -S; attempts get the usual site dirs (numpy) and builtins (exit)
+
+    site.main()
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, MAX_FDS)
+        except OSError:
+            return
+        if not msg:
+            return
+        if msg == b"ping":
+            for fd in fds:
+                os.close(fd)
+            sock.send(b"pong")
+            continue
+        cmd = json.loads(msg)
+        go_r, go_w = os.pipe()  # the child waits until its pid is reported: it cannot race the report
+        pid = os.fork()
+        if pid == 0:
+            os.close(go_w)
+            os.read(go_r, 1)
+            os.close(go_r)
+            _child(cmd, fds, sock)
+        os.close(go_r)
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+        os.write(go_w, b"x")
+        os.close(go_w)
+        try:
+            _, st, ru = os.wait4(pid, 0)
+            rc = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+            cpu = ru.ru_utime + ru.ru_stime
+        except ChildProcessError:
+            rc, cpu = -9, None
+        sock.send(json.dumps({"exit": rc, "cpu": cpu}).encode())
+
+
+def _child(cmd, fds, sock):
+    """In the forked child: never returns."""
+    code = 1
+    try:
+        sock.close()
+        if cmd["op"] == "clean":
+            privdrop.drop_privileges(cmd.get("uid"))
+            cleanup.remove_own_ipc(cmd.get("ids"))
+            code = 0
+        else:
+            code = _attempt(cmd, fds)
+    except BaseException:  # noqa - the child must reach os._exit whatever happened
+        code = 1
+    finally:
+        os._exit(code & 0xFF)
+
+
+def _attempt(cmd, fds):
+    """Set up the attempt's process (run as root until the drop), then run the harness."""
+    os.setsid()
+    # fds: stdin, stdout, stderr, then the call channel (becomes fd 3) and the reply channel (fd 4)
+    for i, fd in enumerate(fds[:5]):
+        if fd != i:
+            os.dup2(fd, i)
+    os.closerange(5, 1 << 16)
+    os.chdir(cmd["cwd"])
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:  # the OOM killer takes the attempt, never the runner
+            f.write("1000")
+    except OSError:
+        pass
+    for name, val in cmd["rlimits"]:
+        resource.setrlimit(getattr(resource, name), (val, val))
+    privdrop.drop_privileges(cmd.get("uid"), dumpable=True)
+    resource.setrlimit(resource.RLIMIT_NPROC, (cmd["nproc"], cmd["nproc"]))
+    os.environ.clear()
+    os.environ.update(cmd["env"])
+    out = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8")
+    err = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
+                           errors="backslashreplace", line_buffering=True)
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+    sys.stdout = sys.__stdout__ = out
+    sys.stderr = sys.__stderr__ = err
+    sys.argv = ["solution.py"]
+    return harness.main(cmd["kind"], cmd["fname"], out, err)
