@@ -85,7 +85,7 @@ def bf_loss(S, Tt, Y, M, cfg: LossConfig, R=None, TR=None, rewards=None):
     if rewards is not None:
         mu = sum(rewards) / B
         sd = math.sqrt(sum((r - mu) ** 2 for r in rewards) / B)
-        adv = [(r - mu) / (sd + cfg.grpo_eps) if getattr(cfg, "grpo_scale_std", False) else r - mu for r in rewards]
+        adv = [(r - mu) / (sd + cfg.grpo_eps) if cfg.grpo_scale_std else r - mu for r in rewards]
 
     sdpo_rows, grpo_rows, kl_rows = [], [], []
     for b in range(B):
@@ -292,6 +292,7 @@ def test_loss_matches_bruteforce(kw, dtype):
     [
         dict(mode="full", alpha=1.0, grpo_weight=0.4, kl_weight=0.1),
         dict(mode="logit", alpha=0.3, topk=3, grpo_weight=0.5),
+        dict(mode="full", alpha=1.0, grpo_weight=0.4, grpo_scale_std=True),
         dict(mode="token", kl_weight=0.2),
         dict(mode="logit", alpha=1.0, topk=5, teacher_rate=0.25),
     ],
@@ -462,3 +463,13 @@ def test_sequence_advantage_does_not_grow_with_length():
     torch.testing.assert_close(a, torch.tensor([0.5, 0.5]))
     assert float(sequence_advantage(ls, lt, torch.zeros_like(mask))[0]) == 0.0
     torch.testing.assert_close(sequence_advantage(ls, lt, mask, clip=0.2), torch.tensor([0.2, 0.2]))
+
+
+def test_grpo_scale_std_option_reaches_the_loss():
+    """--grpo-scale-std changes the hybrid loss (rewards 0.50 / 0.52 / 0.50: std scaling blows ±0.01 up to ±1)."""
+    S, Tt, Y, M = make_batch(dtype=torch.float64)
+    r = torch.tensor([0.50, 0.52, 0.50], dtype=torch.float64)
+    plain = sdpo_loss_from_logits(S, Tt, Y, M, LossConfig(mode="full", grpo_weight=1.0), rewards=r)
+    scaled = sdpo_loss_from_logits(S, Tt, Y, M, LossConfig(mode="full", grpo_weight=1.0, grpo_scale_std=True), rewards=r)
+    assert abs(plain.stats["grpo/advantage_std"]) < 0.02 < 0.9 < scaled.stats["grpo/advantage_std"]
+    assert LossConfig().grpo_scale_std is False

@@ -25,7 +25,7 @@ class LossConfig(Section):
         "Per-token distillation signal. logit: divergence over the student's top-K tokens plus one tail bucket "
         "(paper's test-time default; reference `distillation_topk`). full: exact divergence over the whole "
         "vocabulary (the 'SDPG' variant). token: sampled-token surrogate sg(log π_s(y_t) − log π_t(y_t))·log π_s(y_t). "
-        "sequence: one REINFORCE weight per attempt, A = Σ_t (log π_t(y_t) − log π_s(y_t)).",
+        "sequence: one REINFORCE weight per attempt, A = mean_t (log π_t(y_t) − log π_s(y_t)).",
         flag="loss", paper="§3, Eq. 1",
     )
     alpha: float = option(
@@ -55,11 +55,18 @@ class LossConfig(Section):
     )
     grpo_weight: float = option(
         0.0,
-        "λ of the hybrid loss λ·L_grpo + (1−λ)·L_sdpo, L_grpo = −A_i·mean_t log π_s(y_t) with A_i the group-normalized "
-        "verifier reward (fraction of tests passed) (r_i − mean r)/(std r + eps). 0 = pure SDPO.",
+        "λ of the hybrid loss λ·L_grpo + (1−λ)·L_sdpo, L_grpo = −A_i·mean_t log π_s(y_t) with A_i the group advantage "
+        "of the verifier reward r (fraction of tests passed): r_i − mean r (see --grpo-scale-std). 0 = pure SDPO.",
         paper="λ", ge=0, le=1,
     )
-    grpo_eps: float = option(1e-4, "eps of the GRPO advantage (r − mean)/(std + eps) (TRL's value).", gt=0)
+    grpo_scale_std: bool = option(
+        False,
+        "Divide the GRPO advantage by the group's std: (r_i − mean r)/(std r + eps). Off, as in the reference's SDPO "
+        "recipe (lasgroup/SDPO `norm_adv_by_std_in_grpo: False`): scores 0.50 vs 0.52 would otherwise get advantages "
+        "of ±1, as large as a pass against a fail.",
+        paper="reference norm_adv_by_std_in_grpo",
+    )
+    grpo_eps: float = option(1e-4, "eps of the std-scaled GRPO advantage (r − mean)/(std + eps) (TRL's value).", gt=0)
     kl_weight: float = option(
         0.0,
         "β of the β·KL(π_s‖π_ref) penalty to the base model (adapter disabled) on the student prompt, exact over the "
@@ -68,8 +75,8 @@ class LossConfig(Section):
     )
     adv_clip: float | None = option(
         None,
-        "Clip the advantage at ±c: the per-token log-ratio of the token loss and the per-attempt sum of the sequence "
-        "loss (a REINFORCE weight). Not defined for logit/full (their gradient is exact).",
+        "Clip the advantage at ±c: the per-token log-ratio of the token loss and the per-attempt mean log-ratio of the "
+        "sequence loss (a REINFORCE weight). Not defined for logit/full (their gradient is exact).",
         gt=0, default_help="no clipping",
     )
     teacher: TeacherMode = option(

@@ -320,7 +320,7 @@ def combine_terms(
     if advantages is not None and rewards is not None:
         raise ValueError("pass either per-attempt `advantages` or `rewards`, not both")
     if rewards is not None:
-        advantages = group_advantages(rewards, cfg.grpo_eps)
+        advantages = group_advantages(rewards, cfg.grpo_eps, cfg.grpo_scale_std)
     if cfg.grpo_weight > 0 and advantages is None:
         raise ValueError("grpo_weight > 0 needs per-attempt `rewards` (or precomputed `advantages`)")
     if advantages is not None:

@@ -104,7 +104,7 @@ class SDPOUpdater:
         if self.loss_cfg.grpo_weight <= 0:
             return None
         rewards = torch.tensor(batch.rewards, dtype=torch.float32, device=self.policy.device)
-        return group_advantages(rewards, self.loss_cfg.grpo_eps)
+        return group_advantages(rewards, self.loss_cfg.grpo_eps, self.loss_cfg.grpo_scale_std)
 
     @torch.no_grad()
     def base_on_student_prompt(self, mb: MicroBatch) -> Tensor | None:
