@@ -108,8 +108,7 @@ class Policy:
     @classmethod
     def load(cls, cfg: PolicyConfig, *, seed: int = 0) -> "Policy":
         """Load the base model, add the student LoRA (peft default init: B = 0, so ΔW = 0) and the teacher (= student)."""
-        from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device)
@@ -127,6 +126,19 @@ class Policy:
         except (OSError, ValueError) as e:
             hint = "check the name/path; HF ids need internet the first time" if not where.local_only else "run `sdpo-ttt models prepare` again"
             raise ModelUnavailable(f"cannot load model {cfg.model!r}: {str(e).splitlines()[0]}", hint) from None
+        return cls.from_base(cfg, tok, base, device=device, dtype=dtype, label=where.label, path=where.path, seed=seed, t0=t0)
+
+    @classmethod
+    def from_base(cls, cfg: PolicyConfig, tok: Any, base: Any, *, device: torch.device, dtype: torch.dtype, label: str, path: str,
+                  seed: int = 0, t0: float | None = None) -> "Policy":
+        """The Policy over an already-built transformers model and its tokenizer: Policy.load's second half.
+
+        Also used by random_model.random_policy, which builds a 1.5B-8B shape directly on the GPU (nothing written).
+        """
+        from peft import LoraConfig, get_peft_model
+        from transformers import GenerationConfig
+
+        t0 = time.perf_counter() if t0 is None else t0
         base.to(device)
         base.eval()
         tok.padding_side = "left"
@@ -156,7 +168,7 @@ class Policy:
         model.set_adapter(STUDENT)
         model.eval()
         n_params = sum(p.numel() for p in model.parameters())
-        info = LoadInfo(where.label, where.path, time.perf_counter() - t0, n_params, 0)
+        info = LoadInfo(label, path, time.perf_counter() - t0, n_params, 0)
         policy = cls(cfg, tok, model, device, dtype, info)
         policy._fix_grads()
         policy.sync_teacher()
