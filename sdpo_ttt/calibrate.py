@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from sdpo_ttt.config import SolveConfig
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.files import write_atomic
 from sdpo_ttt.problem import find_problem_files, load_problem
 
 Z95 = 1.959963984540054
@@ -47,20 +48,6 @@ def parse_range(text: str) -> tuple[float, float]:
     if not 0.0 <= lo <= hi <= 1.0:
         raise UserError(f"--select {text!r}: need 0 <= LOW <= HIGH <= 1", "e.g. --select 0.0-0.1") from None
     return lo, hi
-
-
-def _write_json_atomically(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def calibrate(
@@ -117,7 +104,7 @@ def calibrate(
                 "wall_s": round(time.monotonic() - t0, 2),
             }
             report["problems"].append(row)
-            _write_json_atomically(Path(out), report)
+            write_atomic(Path(out), json.dumps(report, indent=2) + "\n")
             if on_problem:
                 on_problem(row)
     return report

@@ -29,7 +29,7 @@ from sdpo_ttt.problem import find_problem_files, load_problem
 from sdpo_ttt.runs import RunDir, clear_interrupted_creation
 from sdpo_ttt.strategies import STRATEGIES
 
-IGNORED_FOR_MATCH = ("sandbox", "sandbox_workers", "device")  # where a run executes, not what it measures
+IGNORED_FOR_MATCH = ("sandbox", "sandbox_workers", "device", "threads")  # where a run executes, not what it measures
 
 
 @dataclass(frozen=True)
@@ -189,8 +189,10 @@ class SharedPolicy:
 
 
 def run_cell(cell: Cell, state: str, used: int, *, models: SharedPolicy | None = None,
-             progress: GridProgress | None = None, announce=None) -> CellOutcome:
-    """Skip (finished), resume or start one cell, given its `cell_state`; the one way a grid runs a cell."""
+             progress: GridProgress | None = None, announce=None, workers: int = 1,
+             threads_hint: int | None = None) -> CellOutcome:
+    """Skip (finished), resume or start one cell, given its `cell_state`; the one way a grid runs a cell.
+    workers / threads_hint: how many cells run in parallel on this machine, a thread count (solve, threads.py)."""
     from sdpo_ttt.solve import solve
 
     progress = progress or _Silent()
@@ -204,7 +206,7 @@ def run_cell(cell: Cell, state: str, used: int, *, models: SharedPolicy | None =
     summary_obj, _ = solve(
         cell.problem_path if state == "new" else None, cell.config if state == "new" else None,
         run_dir=cell.path if state == "new" else None, resume=cell.path if state == "resume" else None,
-        reporter=_CellReporter(cell, progress), announce=announce, policy=policy,
+        reporter=_CellReporter(cell, progress), announce=announce, policy=policy, workers=workers, threads_hint=threads_hint,
     )
     summary = _as_dict(summary_obj)
     progress.run_done(cell, action, summary)

@@ -73,6 +73,10 @@ class SolveConfig(BaseModel):
     batch_size: int | None = option(None, "Attempts per step, B.", ge=1, default_help="8 on CPU, 16 on GPU")
     seed: int = option(0, "Seed of sampling and initialisation; a run is deterministic for a seed on CPU.", ge=0)
     stop_on_success: bool = option(True, "Stop at the first attempt that passes every test.")
+    threads: int = option(
+        0, "torch threads per run; 0 = its share of the free CPUs (CPUs / parallel workers, fewer while other "
+        "processes keep cores busy), re-decided as the load changes (sdpo_ttt/threads.py). SDPO_TTT_THREADS or "
+        "OMP_NUM_THREADS in the environment also fix it.", ge=0, default_help="0: the free CPUs' share")
 
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)

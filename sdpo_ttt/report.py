@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.runs import RunDir
 from sdpo_ttt.strategies import BASELINE, STRATEGIES
 from sdpo_ttt.metrics import (
     Band,
@@ -70,12 +71,10 @@ class RunRecord:
 
 
 def load_run(path: Path) -> RunRecord:
-    """Read one run directory (finished or not)."""
-    path = Path(path)
-    cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    problem = json.loads((path / "problem.json").read_text(encoding="utf-8"))
-    summary = _read_json(path / "summary.json")
-    attempts = _read_jsonl(path / "attempts.jsonl")
+    """Read one run directory (finished or not), through RunDir."""
+    run = RunDir.open_existing(path)
+    path = run.path
+    cfg, problem, summary, attempts = run.read_config(), run.read_problem(), run.read_summary(), run.read_attempts()
     passed = [bool(a.get("passed")) for a in sorted(attempts, key=lambda a: a.get("index", 0))]
     first = next((i + 1 for i, p in enumerate(passed) if p), None)
     if summary and summary.get("discovery_attempt") is not None:
@@ -91,34 +90,11 @@ def load_run(path: Path) -> RunRecord:
     )
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line)) if line.strip() else None
-            except json.JSONDecodeError:
-                break  # a torn last line from a kill
-    return out
-
-
-def find_run_dirs(root: Path) -> list[Path]:
-    """Every run directory below root (a folder with config.json and problem.json), sorted."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"{root}: no such folder", "pass the --out folder of a `compare` (or a folder of `solve` runs)")
-    return sorted(p.parent for p in root.rglob("config.json") if (p.parent / "problem.json").exists())
-
-
 def collect_runs(root: Path) -> list[RunRecord]:
-    dirs = find_run_dirs(root)
-    if not dirs:
+    runs = RunDir.find_all(root)
+    if not runs:
         raise UserError(f"{root} holds no run directories", "pass the --out folder of a `compare` (or a folder of `solve` runs)")
-    return [load_run(d) for d in dirs]
+    return [load_run(r.path) for r in runs]
 
 
 # ------------------------------------------------------------------ analysis

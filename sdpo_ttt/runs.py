@@ -1,4 +1,5 @@
-"""The run directory: the one writer of everything a run leaves behind, and the reader for resume.
+"""The run directory: the one writer and the one reader of everything a run leaves behind (the loop writes through
+it; resume, compare, batch and the report read through it).
 
 Layout:
     config.json        the resolved configuration (written once, at creation)
@@ -22,23 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.files import append_jsonl, read_jsonl, write_atomic
 
 FINISHED_STATUSES = ("solved", "budget_exhausted")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path so that readers see either the old or the new file, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def clear_interrupted_creation(path: Path) -> None:
@@ -51,21 +38,6 @@ def clear_interrupted_creation(path: Path) -> None:
             e.unlink(missing_ok=True)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSONL file, ignoring a last line cut short by a kill."""
-    if not path.exists():
-        return []
-    out: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a torn final line from a kill: everything after it is discarded
-    return out
-
-
 class RunDir:
     """One run's directory. Create with `RunDir.create` (new) or `RunDir.open_existing` (resume, report)."""
 
@@ -76,6 +48,10 @@ class RunDir:
     @property
     def config_path(self) -> Path:
         return self.path / "config.json"
+
+    @property
+    def problem_path(self) -> Path:
+        return self.path / "problem.json"
 
     @property
     def attempts_path(self) -> Path:
@@ -111,7 +87,7 @@ class RunDir:
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         write_atomic(run.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
-        write_atomic(path / "problem.json", problem_json)
+        write_atomic(run.problem_path, problem_json)
         run.attempts_path.touch()
         run.metrics_path.touch()
         return run
@@ -123,27 +99,34 @@ class RunDir:
             raise UserError(f"{path} is not a run directory (no config.json)", "pass the folder a previous `solve` wrote")
         return cls(path)
 
+    @classmethod
+    def find_all(cls, root: Path) -> list["RunDir"]:
+        """Every run directory below root (one with config.json and problem.json), sorted by path."""
+        root = Path(root)
+        if not root.is_dir():
+            raise UserError(f"{root}: no such folder", "pass the --out folder of a `compare` (or a folder of `solve` runs)")
+        return [cls(p.parent) for p in sorted(root.rglob("config.json")) if (p.parent / "problem.json").exists()]
+
     def read_config(self) -> dict[str, Any]:
+        """The run's options, in the flat form (`SolveConfig.flat()`)."""
         return json.loads(self.config_path.read_text(encoding="utf-8"))
 
-    # ---- append-only logs
-    def _append(self, path: Path, record: dict[str, Any]) -> None:
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+    def read_problem(self) -> dict[str, Any]:
+        """problem.json as written at creation (parse with problem.parse_problem)."""
+        return json.loads(self.problem_path.read_text(encoding="utf-8"))
 
+    # ---- append-only logs (a line torn by a kill is skipped by the reader and dropped on resume)
     def append_attempt(self, record: dict[str, Any]) -> None:
-        self._append(self.attempts_path, record)
+        append_jsonl(self.attempts_path, record)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        self._append(self.metrics_path, record)
+        append_jsonl(self.metrics_path, record)
 
     def read_attempts(self) -> list[dict[str, Any]]:
-        return _read_jsonl(self.attempts_path)
+        return read_jsonl(self.attempts_path)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        return _read_jsonl(self.metrics_path)
+        return read_jsonl(self.metrics_path)
 
     def truncate_after_step(self, last_step: int) -> None:
         """Drop log lines of steps after `last_step` (a step the kill cut short), keeping the rest."""

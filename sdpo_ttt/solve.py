@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from sdpo_ttt.config import SolveConfig, build_config
@@ -25,19 +24,23 @@ def solve(
     reporter: Reporter | None = None,
     announce=None,
     policy=None,
+    workers: int = 1,
+    threads_hint: int | None = None,
 ) -> tuple[Summary, RunDir]:
     """Run one problem with one strategy to success or budget exhaustion, or resume a killed run.
 
     Inputs are validated first, then the sandbox and the model are opened, and only then is a new run
-    directory created, so a failure to start leaves nothing behind.
+    directory created, so a failure to start leaves nothing behind. torch threads: the run's --threads, else
+    `threads_hint`, else this process's share of the free CPUs among `workers` parallel runs (threads.py).
     """
+    from sdpo_ttt import threads
     from sdpo_ttt.sandbox import open_sandbox
 
     if resume is not None:
         run = RunDir.open_existing(resume)
         if run.is_finished():
             raise UserError(f"{resume} already finished ({run.read_summary()['status']})", "start a new run instead of resuming")
-        problem = parse_problem(json.loads((run.path / "problem.json").read_text(encoding="utf-8")), str(run.path / "problem.json"))
+        problem = parse_problem(run.read_problem(), str(run.problem_path))
         cfg = build_config([(str(run.config_path), run.read_config())])
     else:
         assert problem_path is not None and cfg is not None
@@ -45,6 +48,7 @@ def solve(
         target = Path(run_dir) if run_dir else default_run_dir(problem, cfg)
         if target.exists() and any(target.iterdir()):
             raise UserError(f"{target} already holds files", f"resume it with `--resume {target}`, or pick another `--run-dir`")
+    threads.configure(workers=workers, requested=cfg.threads or threads_hint)
     with open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers, announce=announce) as sandbox:
         owned = policy is None  # a policy loaded here is closed here (its vLLM engine, if any, shut down)
         if policy is None:

@@ -104,7 +104,8 @@ class FakeSolve:
         self.calls: list[tuple[str, Path]] = []
         self.crash = True
 
-    def __call__(self, problem_path, cfg, *, run_dir=None, resume=None, reporter=None, announce=None, policy=None):
+    def __call__(self, problem_path, cfg, *, run_dir=None, resume=None, reporter=None, announce=None, policy=None,
+                 workers=1, threads_hint=None):
         if resume is not None:
             run = RunDir.open_existing(resume)
             cfg = SolveConfig.model_validate(run.read_config())
@@ -233,7 +234,7 @@ def test_ray_executor_makes_the_same_run_dirs_as_local(tmp_path: Path, monkeypat
     cfg = SolveConfig(model="smollm2-135m", strategy="best-of-k", budget=2, batch_size=2, max_new_tokens=16, sandbox="local",
                       sandbox_workers=1)
     local = plan_batch([root], ["best-of-k"], [0, 1], tmp_path / "local", cfg)
-    run_batch(local, threads=1)
+    run_batch(local)
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     try:
         remote = plan_batch([root], ["best-of-k"], [0, 1], tmp_path / "ray", cfg)
@@ -248,3 +249,38 @@ def test_ray_executor_makes_the_same_run_dirs_as_local(tmp_path: Path, monkeypat
         ra, rb = RunDir(a.cell.path), RunDir(b.cell.path)
         assert rb.is_finished() and ra.read_config() == rb.read_config()
         assert _attempts(a.cell.path) == _attempts(b.cell.path) and len(_attempts(a.cell.path)) == 2
+
+
+# ---------------------------------------------------------------- threads: a job's share of the CPUs
+def test_a_job_runs_with_its_share_of_the_workers(tmp_path: Path, monkeypatch) -> None:
+    from sdpo_ttt.batch.job import execute_job
+
+    seen: list[tuple[int, int | None]] = []
+
+    def fake_solve(problem_path, cfg, *, workers=1, threads_hint=None, **kw):
+        seen.append((workers, threads_hint))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr("sdpo_ttt.solve.solve", fake_solve)
+    plan = plan_batch([PROBLEMS / "sum-two-ints"], ["sdpo"], [0], tmp_path / "out", _base())
+    rec = execute_job(plan.jobs[0].cell, "new", 0, workers=3, threads_hint=2)
+    assert seen == [(3, 2)] and rec["state"] == "failed" and rec["error"] == "RuntimeError: stop here"
+
+
+def test_solve_configures_threads_before_opening_anything(tmp_path: Path, monkeypatch) -> None:
+    from sdpo_ttt import threads
+    from sdpo_ttt.solve import solve
+
+    calls: list[dict] = []
+
+    def configure(**kw):
+        calls.append(kw)
+        raise KeyError("configured")
+
+    monkeypatch.setattr(threads, "configure", configure)
+    with pytest.raises(KeyError, match="configured"):
+        solve(PROBLEMS / "sum-two-ints", _base(threads=3), run_dir=tmp_path / "run", workers=2, threads_hint=5)
+    with pytest.raises(KeyError, match="configured"):
+        solve(PROBLEMS / "sum-two-ints", _base(), run_dir=tmp_path / "run", workers=2, threads_hint=5)
+    assert calls == [{"workers": 2, "requested": 3}, {"workers": 2, "requested": 5}]  # --threads wins over the hint
+    assert not (tmp_path / "run").exists()

@@ -73,7 +73,8 @@ class FakeSolve:
     def __init__(self, solve_at: dict[str, int | None]) -> None:
         self.solve_at, self.calls = solve_at, []
 
-    def __call__(self, problem_path, cfg, *, run_dir=None, resume=None, reporter=None, announce=None, policy=None):
+    def __call__(self, problem_path, cfg, *, run_dir=None, resume=None, reporter=None, announce=None, policy=None,
+                 workers=1, threads_hint=None):
         if resume is not None:
             run = RunDir.open_existing(resume)
             cfg = SolveConfig.model_validate(run.read_config())

@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Any
 
+from sdpo_ttt.batch.job import Record, Todo
 from sdpo_ttt.errors import UserError
 
 CANCEL_GRACE_S = 60.0
@@ -45,17 +46,16 @@ def connect(address: str | None):
     return ray
 
 
-def _task(cell, state: str, used: int, threads: int | None) -> dict[str, Any]:
-    """Runs on a Ray worker: the same job function as the local executor."""
-    from sdpo_ttt.batch import execute_job, set_threads
+def _task(cell, state: str, used: int, cpus: int | None) -> dict[str, Any]:
+    """Runs on a Ray worker: the same job function as the local executor (threads: the task's CPUs)."""
+    from sdpo_ttt.batch.job import execute_job
 
-    set_threads(threads)
-    rec = execute_job(cell, state, used)
+    rec = execute_job(cell, state, used, threads_hint=cpus)
     rec.setdefault("host", socket.gethostname())
     return rec
 
 
-def run_ray(todo, record, *, address: str | None = None, cpus_per_job: float = 1) -> None:
+def run_ray(todo: Todo, record: Record, *, address: str | None = None, cpus_per_job: float = 1) -> None:
     if not todo:
         return
     ray = connect(address)
