@@ -120,3 +120,27 @@ def test_sampling_memory_kv_cache() -> None:
     assert mm.kv_bytes_per_token(s) == 147_456  # 36 layers x (K, V) x 8 heads x 128 x bf16
     got = mm.sampling_memory(s, batch=16, tokens=2048)
     assert got["KV cache (bf16)"] == 16 * 2048 * 147_456
+
+
+# ------------------------------------------------------------------ what the GPU runs by default, checked on CPU
+def test_gradient_checkpointing_gives_the_same_student_gradients(tiny_model_dir: Path) -> None:
+    """solve turns checkpointing on for a GPU (off on CPU): the student pass must compute the same values and grads."""
+    import torch
+
+    from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.policy.model import Policy
+
+    prompts, completions = [[5, 6, 7, 8], [9, 10]], [[11, 12, 13], [14, 15, 16, 17, 18]]
+    results = []
+    for on in (False, True):
+        pol = Policy.load(PolicyConfig(model=str(tiny_model_dir), device="cpu", lora_rank=2, lora_alpha=4, gradient_checkpointing=on), seed=0)
+        assert any(getattr(m, "gradient_checkpointing", False) is True for m in pol.model.get_base_model().modules()) == on
+        with torch.no_grad():  # a non-zero student so that every LoRA factor gets a gradient
+            for p in pol.trainable_parameters():
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.1)
+        h, m = pol.hidden_states(prompts, completions, adapter="student")
+        (h[m].float() @ pol.lm_head_weight.float().T).logsumexp(-1).mean().backward()
+        results.append((h.detach(), [p.grad.clone() for p in pol.trainable_parameters()]))
+    (h0, g0), (h1, g1) = results
+    assert torch.allclose(h0, h1, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g0, g1)) and any(a.abs().sum() > 0 for a in g0)
