@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 from torch import Tensor
 
+from sdpo_ttt import threads
 from sdpo_ttt.errors import ModelUnavailable
 from sdpo_ttt.policy import adapters as lora
 from sdpo_ttt.policy.config import PolicyConfig
@@ -103,6 +104,7 @@ class Policy:
         self.eos_ids: list[int] = [int(x) for x in eos if x is not None]
         self.pad_id: int = int(gen.pad_token_id if gen.pad_token_id is not None else self.eos_ids[0])
         self._vllm: Any = None  # VLLMSampler, created on first use when cfg.backend == "vllm"
+        self._decoder: Any = None  # policy/decode.Decoder on CPU (False: this model needs `generate`), made on first use
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -310,6 +312,15 @@ class Policy:
 
     def _sample_chunk(self, prompts: list[list[int]], temperature: float, top_p: float, max_new_tokens: int, seed: int,
                       adapter: str | None, return_logprobs: bool, progress: Callable[[int], None] | None = None) -> list[Completion]:
+        fast = self._fast_decoder()
+        if fast is not None:  # CPU: the lean decode loop (policy/decode.py); same distribution, stop rule and log-probs
+            threads.adapt()
+            with torch.random.fork_rng(devices=_rng_devices(self.device)):
+                torch.manual_seed(seed)
+                rows, lps = fast.generate(prompts, max_new_tokens=int(max_new_tokens), temperature=temperature, top_p=top_p,
+                                          eos_ids=self.eos_ids, pad_id=self.pad_id, adapter=adapter,
+                                          return_logprobs=return_logprobs, progress=progress)
+            return self._completions(prompts, rows, lps)
         from transformers import GenerationConfig
 
         ids, mask = self._left_pad(prompts)
@@ -336,12 +347,26 @@ class Policy:
         finally:
             self.model.train(was_training)
         new = res.sequences[:, ids.shape[1]:].tolist()
-        eos = set(self.eos_ids)
         lp_steps = None
         if return_logprobs:
             # [B, T] log p(sampled token) under the processed (tempered, top-p) distribution
             lp_steps = torch.stack([torch.log_softmax(s.float(), dim=-1).gather(1, res.sequences[:, ids.shape[1] + t, None]).squeeze(1)
                                     for t, s in enumerate(res.scores)], dim=1).tolist()
+        return self._completions(prompts, new, lp_steps)
+
+    def _fast_decoder(self) -> Any:
+        """The lean CPU decode loop for this model, or None where it does not apply (GPU, vLLM, other architectures)."""
+        if self.device.type != "cpu" or self.cfg.backend != "hf":
+            return None
+        if self._decoder is None:
+            from sdpo_ttt.policy.decode import Decoder, pack_weights
+
+            self._decoder = Decoder(self.model, pack=pack_weights(self._base)) if Decoder.supports(self.model) is None else False
+        return self._decoder or None
+
+    def _completions(self, prompts: list[list[int]], new: list[list[int]], lp_steps: list[list[float]] | None) -> list[Completion]:
+        """Completions from the new token rows (cut after the first EOS) and their per-step log-probs."""
+        eos = set(self.eos_ids)
         comps: list[Completion] = []
         for b, row in enumerate(new):
             cut = next((t for t, x in enumerate(row) if x in eos), None)

@@ -1,0 +1,173 @@
+"""The lean CPU decode loop (sdpo_ttt/policy/decode.py) against `generate` and the float32 scoring pass.
+
+Tiny random model (fast). Reference points: greedy token ids equal `generate`'s (no randomness involved);
+sampled log-probs equal the training model's re-scoring (`Policy.token_logprobs`); the sampler's draw is
+checked against a brute-force inverse CDF; the top-p/temperature warp against transformers' own warpers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.policy.decode import Decoder, _warp, inverse_cdf
+from sdpo_ttt.policy.model import Policy
+
+PROMPTS = [[1, 2, 3, 4, 5], [7, 8, 9], [1, 2, 3, 4, 5], [100, 200, 300, 400, 500, 600, 700]]  # ragged, one repeated
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_dir: Path) -> Policy:
+    pol = Policy.load(PolicyConfig(model=str(tiny_model_dir), lora_rank=4, lora_alpha=8), seed=0)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a student far from zero, so that sampling without it would show
+        for p in pol.trainable_parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=g))
+    assert isinstance(pol._fast_decoder(), Decoder)
+    return pol
+
+
+def _with_generate(pol: Policy, **kw) -> list:
+    """The same call through transformers' generate (the path GPUs and other architectures take)."""
+    fast, pol._decoder = pol._decoder, False
+    try:
+        return pol.sample(PROMPTS, **kw)
+    finally:
+        pol._decoder = fast
+
+
+@pytest.mark.parametrize("adapter", ["student", None, "teacher"])
+def test_greedy_ids_and_logprobs_equal_generate(policy: Policy, adapter: str | None) -> None:
+    kw = dict(temperature=0.0, max_new_tokens=12, seed=0, adapter=adapter, return_logprobs=True)
+    fast, ref = policy.sample(PROMPTS, **kw), _with_generate(policy, **kw)
+    assert [c.completion_ids for c in fast] == [c.completion_ids for c in ref]
+    for f, r in zip(fast, ref):
+        assert f.finish_reason == r.finish_reason == "length"
+        assert f.logprobs == pytest.approx(r.logprobs, abs=1e-4)
+    assert fast[0].completion_ids == fast[2].completion_ids  # the repeated prompt
+
+
+def test_student_lora_changes_what_is_sampled(policy: Policy) -> None:
+    kw = dict(temperature=0.0, max_new_tokens=8, seed=0)
+    with_lora = [c.completion_ids for c in policy.sample(PROMPTS, adapter="student", **kw)]
+    base = [c.completion_ids for c in policy.sample(PROMPTS, adapter=None, **kw)]
+    assert with_lora != base
+
+
+@pytest.mark.parametrize("adapter", ["student", None])
+def test_sampled_logprobs_equal_float32_rescoring(policy: Policy, adapter: str | None) -> None:
+    comps = policy.sample(PROMPTS, temperature=1.0, max_new_tokens=16, seed=5, adapter=adapter, return_logprobs=True)
+    rescored = policy.token_logprobs(PROMPTS, [c.completion_ids for c in comps], adapter=adapter)
+    for c, r in zip(comps, rescored):
+        assert len(c.logprobs) == len(c.completion_ids) == 16
+        assert torch.tensor(c.logprobs) == pytest.approx(r, abs=1e-4)
+
+
+def test_a_seed_reproduces_and_another_differs(policy: Policy) -> None:
+    a = [c.completion_ids for c in policy.sample(PROMPTS, max_new_tokens=6, seed=1)]
+    assert a == [c.completion_ids for c in policy.sample(PROMPTS, max_new_tokens=6, seed=1)]
+    assert a != [c.completion_ids for c in policy.sample(PROMPTS, max_new_tokens=6, seed=2)]
+
+
+def test_eos_stops_a_row_and_the_others_continue_unchanged(policy: Policy) -> None:
+    """Rows that stop leave the batch; the others must go on exactly as if nobody had stopped."""
+    kw = dict(temperature=1.0, max_new_tokens=12, seed=7, return_logprobs=True)
+    free = policy.sample(PROMPTS, **kw)
+    stops = {free[0].completion_ids[2], free[3].completion_ids[6]}
+    eos_before = policy.eos_ids
+    policy.eos_ids = [*eos_before, *stops]
+    try:
+        cut = policy.sample(PROMPTS, **kw)
+        progress: list[int] = []
+        policy.sample(PROMPTS, **kw, progress=progress.append)
+    finally:
+        policy.eos_ids = eos_before
+    assert len(cut[0].completion_ids) <= 3 and len(cut[3].completion_ids) <= 7
+    for f, c in zip(free, cut):
+        first = next((i for i, x in enumerate(f.completion_ids) if x in stops), None)
+        n = len(f.completion_ids) if first is None else first + 1
+        assert c.completion_ids == f.completion_ids[:n]
+        assert c.logprobs == pytest.approx(f.logprobs[:n], abs=1e-5)
+        assert (c.finish_reason == "length") == (first is None)
+    assert sum(progress) == sum(len(c.completion_ids) for c in cut)
+
+
+def test_eos_and_finish_reason_agree_with_generate(policy: Policy) -> None:
+    kw = dict(temperature=0.0, max_new_tokens=10, seed=0)
+    free = policy.sample(PROMPTS, **kw)
+    eos_before = policy.eos_ids
+    policy.eos_ids = [*eos_before, free[1].completion_ids[3]]
+    try:
+        fast, ref = policy.sample(PROMPTS, **kw), _with_generate(policy, **kw)
+    finally:
+        policy.eos_ids = eos_before
+    assert [(c.completion_ids, c.finish_reason, c.text) for c in fast] == [(c.completion_ids, c.finish_reason, c.text) for c in ref]
+    assert len(fast[1].completion_ids) <= 4 and fast[1].finish_reason != "length"
+
+
+def test_packed_and_plain_weights_agree(policy: Policy) -> None:
+    rows = []
+    for pack in (False, True):
+        dec = Decoder(policy.model, pack=pack)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            rows.append(dec.generate(PROMPTS, max_new_tokens=8, temperature=0.0, top_p=1.0, eos_ids=policy.eos_ids,
+                                     pad_id=policy.pad_id, adapter="student")[0])
+    assert rows[0] == rows[1]
+
+
+def test_unsupported_models_say_why(tiny_model_dir: Path) -> None:
+    pol = Policy.load(PolicyConfig(model=str(tiny_model_dir), dtype="bfloat16", device="cpu"), seed=0)
+    assert "bfloat16" in (Decoder.supports(pol.model) or "")
+    assert pol._fast_decoder() is None
+    assert len(pol.sample([[1, 2, 3]], max_new_tokens=3, seed=0)[0].completion_ids) == 3  # generate serves it
+
+
+# ------------------------------------------------------------------ pure parts
+def _brute_inverse_cdf(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    cdf = p.double().cumsum(-1)
+    target = u.double()[:, None] * cdf[:, -1:]
+    return (cdf <= target).sum(-1)  # the first index whose cdf exceeds the target
+
+
+def test_inverse_cdf_matches_brute_force() -> None:
+    g = torch.Generator().manual_seed(0)
+    for v, block in [(5000, 1024), (1000, 7), (64, 1024)]:
+        p = torch.softmax(3 * torch.randn(300, v, generator=g), -1)
+        p[p < 1e-4] = 0  # holes, as top-p leaves them
+        u = torch.rand(300, generator=g, dtype=torch.float64)
+        got, want = inverse_cdf(p, u, block=block), _brute_inverse_cdf(p, u)
+        cdf = p.double().cumsum(-1)
+        for i in (got != want).nonzero().flatten().tolist():  # allowed only at a float tie on a boundary
+            assert abs(cdf[i, min(got[i], want[i])].item() - u[i].item() * cdf[i, -1].item()) < 1e-9
+        assert (p.gather(1, got[:, None]) > 0).all()
+
+
+def test_inverse_cdf_ends_never_pick_an_empty_token() -> None:
+    p = torch.tensor([[0.0, 0.3, 0.0, 0.7, 0.0, 0.0]] * 2)
+    got = inverse_cdf(p, torch.tensor([0.0, 1 - 2**-53], dtype=torch.float64), block=4)
+    assert got.tolist() == [1, 3]
+
+
+def test_inverse_cdf_frequencies_follow_the_probabilities() -> None:
+    g = torch.Generator().manual_seed(1)
+    p = torch.softmax(torch.randn(1, 50, generator=g), -1)
+    draws = inverse_cdf(p.expand(20000, 50), torch.rand(20000, generator=g, dtype=torch.float64), block=16)
+    freq = torch.bincount(draws, minlength=50).double() / 20000
+    assert (freq - p[0].double()).abs().max() < 0.01
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 1.0), (1.0, 0.9), (0.5, 0.3)])
+def test_warp_matches_transformers_processors(temperature: float, top_p: float) -> None:
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    scores = 4 * torch.randn(6, 300, generator=torch.Generator().manual_seed(2))
+    want = scores.clone()
+    if temperature != 1.0:
+        want = TemperatureLogitsWarper(temperature)(None, want)
+    if top_p < 1.0:
+        want = TopPLogitsWarper(top_p)(None, want)
+    assert torch.equal(_warp(scores, temperature, top_p), want)
