@@ -24,8 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sdpo_ttt.budgets import parse_duration
 from sdpo_ttt.config_fields import Section, config_error, field_extra, flat_name, is_derived, option
 from sdpo_ttt.errors import ConfigError
 from sdpo_ttt.policy.config import PolicyConfig
@@ -73,10 +74,12 @@ class SolveConfig(BaseModel):
     batch_size: int | None = option(None, "Attempts per step, B.", ge=1, default_help="8 on CPU, 16 on GPU")
     seed: int = option(0, "Seed of sampling and initialisation; a run is deterministic for a seed on CPU.", ge=0)
     stop_on_success: bool = option(True, "Stop at the first attempt that passes every test.")
-    threads: int = option(
-        0, "torch threads per run; 0 = its share of the free CPUs (CPUs / parallel workers, fewer while other "
-        "processes keep cores busy), re-decided as the load changes (sdpo_ttt/threads.py). SDPO_TTT_THREADS or "
-        "OMP_NUM_THREADS in the environment also fix it.", ge=0, default_help="0: the free CPUs' share")
+    max_time: str | None = option(
+        None, "Wall-clock budget, e.g. 90s, 30m, 2h or 1h30m: no batch starts once it is spent. With --budget and "
+        "--max-tokens, whichever is hit first ends the run; --resume counts the time already spent.", default_help="none")
+    max_tokens: int | None = option(
+        None, "Generated-token budget: no batch starts once this many completion tokens were sampled (whichever of "
+        "--budget, --max-time, --max-tokens is hit first ends the run).", ge=1, default_help="none")
 
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -89,6 +92,15 @@ class SolveConfig(BaseModel):
             super().__init__(**data)
         except ValidationError as e:
             raise config_error(e, SolveConfig) from None
+
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        """A duration ('2h', '1h30m', or seconds as a number), kept as written; checked here so errors name --max-time."""
+        if v is None:
+            return None
+        parse_duration(v)
+        return str(v)
 
     @model_validator(mode="before")
     @classmethod

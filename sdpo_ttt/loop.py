@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
+from sdpo_ttt.budgets import RunCosts, parse_duration, stop_reason
 from sdpo_ttt.config import SolveConfig
 from sdpo_ttt.feedback import render_feedback
+from sdpo_ttt.guardrails import format_error_jump, format_error_rate, lr_warning
 from sdpo_ttt.policy.extract import extract_code
 from sdpo_ttt.problem import Problem
 from sdpo_ttt.runs import RunDir
 from sdpo_ttt.signal_check import WINDOW as SIGNAL_WINDOW, no_signal_warning
-from sdpo_ttt.strategies import Attempt, make_strategy
+from sdpo_ttt.strategies import STRATEGIES, Attempt, make_strategy
 from sdpo_ttt.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -48,7 +50,11 @@ class Summary:
     wall_time_s: float
     time_split_s: dict[str, float] = field(default_factory=dict)
     attempts_passed: int = 0  # attempts that passed every test (more than 1 only with stop_on_success off, or in one batch)
-    stop_reason: str = ""  # success | attempts | interrupted: what ended the run
+    stop_reason: str = ""  # success | attempts | max_time | max_tokens | interrupted: what ended the run
+    generated_tokens: int = 0  # completion tokens sampled (EOS included), all attempts
+    device_time_s: float = 0.0  # seconds the model occupied its device (GPU or CPU): sampling + updates
+    cpu_time_s: float = 0.0  # CPU seconds of the solving process, all threads (sandboxed judging not included)
+    warnings: list[str] = field(default_factory=list)  # guard-rail warnings shown during the run
 
 
 class Reporter(Protocol):
@@ -108,8 +114,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def attempt_record(a: Attempt, times: dict[str, float]) -> dict[str, Any]:
-    """One line of attempts.jsonl."""
+def attempt_record(a: Attempt, times: dict[str, float], costs: RunCosts | None = None) -> dict[str, Any]:
+    """One line of attempts.jsonl. `costs`: what the run had spent when this attempt's batch was judged (the cost
+    of reaching this attempt: `compare`/`report --x tokens|seconds` draw discovery against it)."""
     v = a.verdict
     return {
         "step": a.step,
@@ -129,6 +136,7 @@ def attempt_record(a: Attempt, times: dict[str, float]) -> dict[str, Any]:
         "judge_time_s": v.wall_time_s,
         "batch_sample_time_s": times["sample"],
         "batch_judge_time_s": times["judge"],
+        **({"run_tokens": costs.generated_tokens, "run_wall_s": costs.wall_s, "run_device_s": costs.device_s} if costs else {}),
     }
 
 
@@ -166,6 +174,7 @@ def run_discovery(
     passes = PassTally()
     split = {"sample": 0.0, "judge": 0.0, "update": 0.0}
     wall_before = 0.0
+    costs = RunCosts()
     if resume:
         state = run.read_checkpoint_state()
         if state is not None:
@@ -174,27 +183,49 @@ def run_discovery(
             step, used, best = state["step"] + 1, state["attempts_used"], state["best_score"]
             split, wall_before = state["time_split_s"], state["wall_time_s"]
             passes = PassTally.from_records(run.read_attempts())
+            costs = RunCosts.from_json(state.get("costs")) if "costs" in state else RunCosts(
+                attempts=used, generated_tokens=sum(int(r.get("completion_tokens", 0)) for r in run.read_attempts()),
+                wall_s=wall_before, device_s=split["sample"] + split["update"])  # a checkpoint older than cost tracking
             rep.message(f"resuming after step {state['step']} ({used} attempts used)")
         else:
             run.truncate_after_step(-1)
             rep.message("no complete step to resume from: starting over")
-    t_start = time.perf_counter()
+    t_start, cpu_start, cpu_before = time.perf_counter(), time.process_time(), costs.cpu_s
+    max_time_s = parse_duration(cfg.max_time) if cfg.max_time is not None else None
+    learns = STRATEGIES[cfg.strategy].learns
+    warnings: list[str] = []
+    fe_rates: list[float] = []  # format-error rate of each batch (this process)
+    jumped = False
     phase, tokens = _hook(rep, "phase"), _hook(rep, "tokens")
     _hook(rep, "opened")(run.path)
     rep.start(cfg.budget, used)
 
-    def summary(status: str, stop_reason: str) -> Summary:
+    def warn(text: str | None) -> None:
+        if text and text not in warnings:
+            warnings.append(text)
+            rep.message(text)
+
+    def spent() -> RunCosts:
+        costs.attempts = used
+        costs.wall_s = wall_before + time.perf_counter() - t_start
+        costs.cpu_s = cpu_before + time.process_time() - cpu_start
+        return costs
+
+    warn(lr_warning(cfg.optim.lr, learns))
+
+    def summary(status: str, reason: str) -> Summary:
         return Summary(
             status=status, solved=passes.first is not None, problem_id=problem.id, strategy=cfg.strategy, seed=cfg.seed,
             budget=cfg.budget, attempts_used=used, discovery_attempt=passes.first, steps=step, best_score=best,
             wall_time_s=wall_before + time.perf_counter() - t_start, time_split_s=dict(split),
-            attempts_passed=passes.count, stop_reason=stop_reason,
+            attempts_passed=passes.count, stop_reason=reason, generated_tokens=costs.generated_tokens,
+            device_time_s=costs.device_s, cpu_time_s=spent().cpu_s, warnings=list(warnings),
         )
 
     warned_zero = False
     signal_steps = run.read_metrics() if resume else []  # update steps so far: the no-signal check reads the first ones
     try:
-        while used < cfg.budget:
+        while (ended := stop_reason(spent(), cfg.budget, max_time_s, cfg.max_tokens)) is None:
             n = min(batch_size, cfg.budget - used)
             t0 = time.perf_counter()
             phase("sampling", step, n, n * cfg.sampling.max_new_tokens)
@@ -209,15 +240,24 @@ def run_discovery(
             verdicts, feedback = judge_batch(problem, sandbox, codes, cfg.judge.feedback_visibility, cut_at)
             t2 = time.perf_counter()
             times = {"sample": t1 - t0, "judge": t2 - t1}
+            costs.generated_tokens += sum(len(c.completion_ids) for c in completions)
+            costs.device_s += times["sample"]
             split["sample"] += times["sample"]
             split["judge"] += times["judge"]
             attempts = [
                 Attempt(step=step, index=used + i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
                 for i, (c, code, v, fb) in enumerate(zip(completions, codes, verdicts, feedback))
             ]
-            for a in attempts:
-                run.append_attempt(attempt_record(a, times))
             used += n
+            spent()
+            for a in attempts:
+                run.append_attempt(attempt_record(a, times, costs))
+            fe_rate = format_error_rate([v.outcome.value for v in verdicts])
+            if learns and step > 0 and not jumped:  # this batch was sampled after an update; said once per run
+                jump = format_error_jump(fe_rates, fe_rate, cfg.optim.lr)
+                jumped = jump is not None
+                warn(jump)
+            fe_rates.append(fe_rate)
             best = max([best] + [v.score for v in verdicts])
             rep.attempts(attempts, used, best)
             winner = next((a for a in attempts if a.verdict.passed), None)
@@ -229,10 +269,12 @@ def run_discovery(
                 run.write_summary(asdict(s))
                 return s
             t3 = time.perf_counter()
-            if used < cfg.budget:
+            last = stop_reason(spent(), cfg.budget, max_time_s, cfg.max_tokens) is not None  # no update the run will not use
+            if not last:
                 phase("update", step, n, 0)
-            metrics = strategy.observe(attempts) if used < cfg.budget else {}
+            metrics = strategy.observe(attempts) if not last else {}
             split["update"] += time.perf_counter() - t3
+            costs.device_s += time.perf_counter() - t3
             if metrics:
                 metrics.update({"step": step, "attempts_used": used, "time/sample_s": times["sample"], "time/judge_s": times["judge"],
                                 "health/truncated_frac": sum(t is not None for t in cut_at) / max(len(cut_at), 1)})
@@ -248,7 +290,7 @@ def run_discovery(
                     rep.message("warning: the SDPO loss is identically zero (teacher equals student): check that feedback reaches the teacher")
             state = {
                 "step": step, "attempts_used": used, "best_score": best, "time_split_s": split,
-                "wall_time_s": wall_before + time.perf_counter() - t_start,
+                "wall_time_s": wall_before + time.perf_counter() - t_start, "costs": spent().to_json(),
             }
             run.save_checkpoint(state, strategy.save)
             step += 1
@@ -256,6 +298,6 @@ def run_discovery(
         s = summary("interrupted", "interrupted")
         run.write_summary(asdict(s))
         raise
-    s = summary("budget_exhausted", "attempts")
+    s = summary("budget_exhausted", ended)
     run.write_summary(asdict(s))
     return s

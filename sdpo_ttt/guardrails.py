@@ -1,0 +1,51 @@
+"""Warnings for runs that are about to waste their budget: a learning rate far outside what LoRA uses, and a
+sudden jump in format errors after an update (the model stopped writing programs: the update broke it).
+
+Pure functions; the loop shows their messages through its reporter and keeps them in summary.json ("warnings").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# LoRA fine-tuning learning rates in practice (the paper's 1e-6 is for full fine-tuning): outside LR_SANE by more
+# than this factor, a warning.
+LR_SANE = (1e-6, 1e-3)
+LR_FACTOR = 10.0
+
+# A format-error jump: the batch after an update has at least JUMP_MIN of its attempts without a program, and
+# JUMP_RISE more than the batches before it did on average.
+JUMP_MIN = 0.5
+JUMP_RISE = 0.4
+
+
+def lr_warning(lr: float, learns: bool = True) -> str | None:
+    """A warning for an extreme --lr of a strategy that learns (None when it is in a usable range)."""
+    if not learns:
+        return None
+    low, high = LR_SANE
+    if lr > high * LR_FACTOR:
+        return (f"warning: --lr {lr:g} is far above the rates LoRA fine-tuning uses ({low:g} to {high:g}): updates this large "
+                "usually turn every later attempt into gibberish; try --lr 1e-4")
+    if lr < low / LR_FACTOR:
+        return f"warning: --lr {lr:g} is far below the rates LoRA fine-tuning uses ({low:g} to {high:g}): the updates will change almost nothing"
+    return None
+
+
+def format_error_rate(verdicts: Sequence[str]) -> float:
+    """Fraction of a batch's attempts with no extractable program."""
+    return sum(v == "format_error" for v in verdicts) / len(verdicts) if verdicts else 0.0
+
+
+def format_error_jump(before: Sequence[float], after: float, lr: float) -> str | None:
+    """A warning when the format-error rate of the batch after an update jumped above the earlier batches' mean.
+
+    before: the format-error rates of the batches so far (at least one); after: the rate of the batch just judged,
+    sampled after the last update."""
+    if not before:
+        return None
+    base = sum(before) / len(before)
+    if after >= JUMP_MIN and after - base >= JUMP_RISE:
+        return (f"warning: format errors jumped from {base:.0%} to {after:.0%} of attempts after the last update: "
+                f"the updates may be breaking the model; check --lr (now {lr:g})")
+    return None
