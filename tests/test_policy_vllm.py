@@ -163,6 +163,13 @@ def test_a_rank_vllm_cannot_serve_fails_before_the_engine_starts(tmp_path: Path,
     assert "kwargs" not in fake_vllm
 
 
+def test_policy_load_refuses_the_rank_before_loading_the_model(tmp_path: Path) -> None:
+    from sdpo_ttt.policy.model import Policy
+
+    with pytest.raises(ConfigError, match="--lora-rank 600"):  # the folder is not even looked at
+        Policy.load(PolicyConfig(model=str(tmp_path / "no-such-model"), device="cpu", backend="vllm", lora_rank=600))
+
+
 def test_in_process_engine_refuses_a_second_gpu(tmp_path: Path, fake_vllm: dict, monkeypatch) -> None:
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     with pytest.raises(ModelUnavailable, match="cuda:1"):
