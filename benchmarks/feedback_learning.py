@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from sdpo_ttt.errors import UserError
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_LIST = REPO / "problems" / "feedback-learning.txt"
 SMOKE_PROBLEM = "problems/sum-two-ints"
@@ -410,7 +412,17 @@ def _smoke_model(out: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except UserError as e:  # a bad option, problem file, model or sandbox: one message with the fix
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from sdpo_ttt.config import SolveConfig
     from sdpo_ttt.policy.catalog import DEFAULT_MODEL
+    from sdpo_ttt.problem import load_problem
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problems", default=str(DEFAULT_LIST.relative_to(REPO)),
@@ -443,38 +455,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     lrs = [float(x) for x in args.lr.split(",") if x.strip()]
     settings = Settings(args.model, args.samples, args.updates, args.batch, args.max_new_tokens, args.temperature,
                         args.feedback_visibility, options)
+    for lr in lrs:  # every option and problem checked before anything is written or loaded
+        SolveConfig(**settings.solve_values(lr))
+    problems = [load_problem(resolve_problem(s, args.out / "imported")) for s in read_problem_list(args.problems)]
     results = Results(args.out, None if args.report else settings)
-    specs = read_problem_list(args.problems)
     if not args.report:
-        run(settings, results, specs, lrs, list(range(args.seeds)), args.sandbox, args.out)
-    ids = [_problem_id(resolve_problem(s, args.out / "imported")) for s in specs]
-    print(report(results, ids, args.bootstrap))
+        run(settings, results, problems, lrs, list(range(args.seeds)), args.sandbox, args.out)
+    print(report(results, [p.id for p in problems], args.bootstrap))
     return 0
 
 
-def _problem_id(path: Path) -> str:
-    from sdpo_ttt.problem import load_problem
-
-    return load_problem(path).id
-
-
-def run(settings: Settings, results: Results, specs: Sequence[str], lrs: Sequence[float], seeds: Sequence[int],
+def run(settings: Settings, results: Results, problems: Sequence[Any], lrs: Sequence[float], seeds: Sequence[int],
         sandbox_kind: str, out: Path) -> None:
-    from sdpo_ttt.problem import load_problem
+    """Every missing condition of every (problem, seed[, lr]), one model load for all of them."""
+    from sdpo_ttt import threads
     from sdpo_ttt.sandbox import open_sandbox
 
-    try:
-        from sdpo_ttt import threads
-
-        threads.configure()
-    except (ImportError, AttributeError):
-        pass
+    threads.configure()
     start = time.perf_counter()
 
     def log(msg: str) -> None:
         print(f"[{(time.perf_counter() - start) / 60:6.1f} min] {msg}", file=sys.stderr, flush=True)
 
-    problems = [load_problem(resolve_problem(s, out / "imported")) for s in specs]
     todo = [(p, s) for p in problems for s in seeds]
     if all(results.get("base", p.id, s) and results.get("teacher", p.id, s) and all(results.get("trained", p.id, s, lr) for lr in lrs)
            for p, s in todo):
