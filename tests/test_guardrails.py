@@ -63,3 +63,19 @@ def test_warnings_reach_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert len(summary.warnings) == 2  # the jump is reported once, not again for the third batch
     assert "--lr 10000 is far above" in summary.warnings[0] and "format errors jumped from 0% to 100%" in summary.warnings[1]
     assert all(w in rep.seen for w in summary.warnings)
+
+
+def test_unknown_model_fails_at_once_listing_builtins(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from sdpo_ttt.policy.catalog import BUILTINS
+
+    repo = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "sdpo_ttt.cli", "solve", str(repo / "problems" / "sum-two-ints"), "--model",
+                        "qwen2.5-coder", "--sandbox", "local", "--run-dir", str(tmp_path / "run")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "unknown model 'qwen2.5-coder'" in r.stderr and "did you mean 'qwen2.5-coder-0.5b'" in r.stderr
+    assert all(name in r.stderr for name in BUILTINS) and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()

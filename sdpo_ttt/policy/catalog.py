@@ -351,4 +351,18 @@ def resolve_model(spec: str, *, auto_prepare: bool = True, hf_folder: bool = Fal
         return ResolvedModel(str(p.resolve()), None, True, str(p))
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelUnavailable(f"{spec}: no such model folder", f"built-ins: {', '.join(BUILTINS)}; or an HF id like Qwen/Qwen2.5-Coder-1.5B-Instruct")
+    if "/" not in spec:  # not a built-in, not a path, not an org/name hub id: fail now, not after the hub's retries
+        raise unknown_model(spec)
     return ResolvedModel(spec, None, False, spec)
+
+
+def unknown_model(spec: str) -> ModelUnavailable:
+    """The error for a --model that is no built-in name, file, folder or Hugging Face id (with a close match, if any)."""
+    import difflib
+
+    close = difflib.get_close_matches(spec, list(BUILTINS), n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return ModelUnavailable(
+        f"unknown model {spec!r}: not a built-in name, a folder or a .gguf file",
+        f"{hint}built-ins: {', '.join(BUILTINS)} (see `sdpo-ttt models`); or a Hugging Face id like Qwen/Qwen2.5-Coder-1.5B-Instruct",
+    )
