@@ -68,9 +68,6 @@ sdpo-ttt solve "$PROBLEM" --model "$MODEL" --device cuda --budget 16 --max-new-t
   > "$WORK/hf.json"
 python -c "import json, sys; s = json.load(open(sys.argv[1])); print('hf solve:', s['status'], s['attempts_used'], 'attempts')" "$WORK/hf.json"
 
-echo "== throughput (hf backend)"
-python benchmarks/sampling_throughput.py --model "$MODEL" --device cuda --max-new-tokens 256
-
 if python -c "import vllm" 2>/dev/null; then
   echo "== vLLM backend through the CLI: a moved adapter is hot-swapped in (greedy answers change)"
   run_vllm() {  # greedy completions' token counts and texts, one JSON per attempt
