@@ -37,6 +37,8 @@ BIG = "7" * 5000  # over Python's 4300-digit int-str limit
         (BIG, BIG, True),  # any size, compared as digits
         ("-000" + BIG, "-" + BIG, True),
         (BIG + "1", BIG + "2", False),
+        ("1" * 300_000, "1" * 300_000, True),  # over the wire's digit limit: tokens are text, any length
+        ("1" * 300_000, "2" * 300_000, False),
         ("1" + "0" * 400, "1e300", False),  # a float of 10**400 overflows to inf: no exception
         ("1" + "0" * 400, "1.5", False),
         ("1 2", "1 2 3", False),

@@ -33,7 +33,10 @@ def short(s, n=40):
 
 
 def _canon_int(tok):
-    return Int.parse(tok).text
+    """Canonical digits of an integer token of any length."""
+    neg = tok.startswith("-")
+    body = tok.lstrip("+-").lstrip("0") or "0"
+    return "-" + body if neg and body != "0" else body
 
 
 def _to_float(x):

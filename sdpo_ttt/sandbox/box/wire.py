@@ -150,6 +150,8 @@ class Int(object):
 
     @classmethod
     def parse(cls, s):
+        if len(s) > MAX_INT_DIGITS + 1:
+            raise Malformed("an integer of %d digits is over the limit of %d" % (len(s), MAX_INT_DIGITS))
         neg = s.startswith("-")
         body = s.lstrip("+-").lstrip("0") or "0"
         return cls("-" + body if neg and body != "0" else body)

@@ -1,0 +1,444 @@
+"""Reward hacking, tried as a hostile model would, against the Docker sandbox (issue #12).
+
+Each test judges one or more hostile attempts and asserts: no PASS, the verdict kind that says whose fault it
+is, and that a reference solution judged right after it IN THE SAME SESSION (same container, same runner
+when nothing forced a replacement) passes. All tests share one one-worker sandbox, so whatever an attack
+left behind would meet the next test's attempts.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from sandbox_fixtures import ADD_FUNC, ADD_STDIO, function_problem, require_docker, stdio_problem
+from sdpo_ttt.problem import parse_problem, script_tests
+from sdpo_ttt.verdict import Outcome, Verdict
+
+pytestmark = pytest.mark.docker
+
+CHECK = '''
+def check(candidate):
+    assert candidate(1, 2) == 3
+    assert candidate(-4, 4) == 0
+    assert candidate(10 ** 20, 1) == 10 ** 20 + 1
+    assert candidate(123, 456) == 579
+    assert candidate(7, 8) == 15
+'''
+SCRIPT_REF = "def add_nums(a, b):\n    return a + b\n"
+
+
+def script_problem():
+    return parse_problem({
+        "schema": 1, "id": "t-hack", "title": "t", "statement": "def add_nums(a, b):\n    \"\"\"a + b\"\"\"\n",
+        "kind": "script",
+        "script": {"entry_point": "add_nums", "test_code": CHECK, "setup_code": "", "check_function": "check"},
+        "tests": script_tests(CHECK, 2), "limits": {"time_s": 1.0, "memory_mb": 256},
+    })
+
+
+@pytest.fixture(scope="module")
+def sb():
+    require_docker()
+    from sdpo_ttt.sandbox.docker_backend import DockerSandbox
+
+    with DockerSandbox(workers=1) as s:
+        yield s
+
+
+def _code(src: str) -> str:
+    return textwrap.dedent(src).lstrip("\n")
+
+
+def _details(v: Verdict) -> list[tuple[str, str]]:
+    return [(t.outcome.value, t.detail[:160]) for t in v.tests]
+
+
+def judge_then_reference(sb, problem, hostile: str, kinds: set[str], reference: str) -> Verdict:
+    """Judge `hostile`: no PASS, its outcome in `kinds`; then `reference` passes in the same session."""
+    v = sb.judge(problem, hostile)
+    assert not v.passed, _details(v)
+    assert v.outcome.value in kinds, _details(v)
+    ref = sb.judge(problem, reference)
+    assert ref.passed, ("the reference after the attack", _details(ref))
+    return v
+
+
+def _leaks(v: Verdict) -> bool:
+    return any("LEAK" in t.stderr_tail or "LEAK" in t.got for t in v.tests)
+
+
+# ---------------------------------------------------------------------------- 1. script kind in the attempt's process
+
+FORGE_RESULT_CHANNEL = _code('''
+    import json, os
+    def add_nums(a, b):
+        # forge "every assert held" on every fd we might share with a judge, then leave without a result
+        for msg in ({"status": "ok"}, {"site": 0, "ok": True}, {"load": "ok"}, {"value": 3}):
+            body = json.dumps(msg).encode()
+            for fd in range(3, 64):
+                for data in (str(len(body)).encode() + b"\\n" + body, body + b"\\n"):
+                    try:
+                        os.write(fd, data)
+                    except OSError:
+                        pass
+        os._exit(0)
+''')
+
+
+def test_forged_result_channel_and_exit(sb) -> None:
+    v = judge_then_reference(sb, script_problem(), FORGE_RESULT_CHANNEL, {"runtime_error"}, SCRIPT_REF)
+    assert "protocol" in v.tests[0].detail or "exited" in v.tests[0].detail
+
+
+REBIND_HELPERS = _code('''
+    import sys
+    def add_nums(a, b):
+        f = sys._getframe()
+        while f is not None:  # the old harness ran the asserts' helpers a few frames up
+            for ns in (f.f_globals, f.f_locals):
+                h = ns.get("__sdpo")
+                if h is not None:
+                    print("LEAK", file=sys.stderr)
+                    for name in ("compare", "truth", "raised"):
+                        setattr(type(h), name, lambda self, k, *a: self.record(k, True))
+            f = f.f_back
+        return 0
+''')
+
+
+def test_walking_frames_to_rebind_the_assert_helpers(sb) -> None:
+    v = judge_then_reference(sb, script_problem(), REBIND_HELPERS, {"wrong_answer"}, SCRIPT_REF)
+    assert not _leaks(v)
+
+
+STEAL_TEST_PROGRAM = _code('''
+    import gc, os, re, sys
+    def _find():
+        texts = []
+        for o in gc.get_objects():  # everything in our own memory
+            if isinstance(o, dict):
+                texts += [v for v in o.values() if isinstance(v, str)]
+        for m in list(sys.modules.values()):
+            texts += [v for v in vars(m).values() if isinstance(v, str)]
+        for pid in os.listdir("/proc"):  # and everything we can open of the other processes
+            for what in ("cmdline", "environ", "mem", "fd/0", "fd/1", "fd/3"):
+                try:
+                    with open("/proc/%s/%s" % (pid, what), "rb") as f:
+                        texts.append(f.read(1 << 20).decode("latin-1"))
+                except OSError:
+                    pass
+        for t in texts:
+            if "candidate(123, 456)" in t:
+                return t
+        return None
+    def add_nums(a, b):
+        found = _find()
+        if found is None:
+            return -1
+        print("LEAK", file=sys.stderr)
+        m = re.findall(r"candidate\\((-?\\d+), (-?\\d+)\\) == (\\S+)", found)
+        return {(int(x), int(y)): eval(z) for x, y, z in m}.get((a, b), -1)
+''')
+
+
+def test_reading_the_test_program_from_anywhere(sb) -> None:
+    v = judge_then_reference(sb, script_problem(), STEAL_TEST_PROGRAM, {"wrong_answer"}, SCRIPT_REF)
+    assert not _leaks(v)
+
+
+def test_lying_return_values_never_reach_the_test_program(sb) -> None:
+    hostile = _code('''
+        class Yes(int):
+            def __eq__(self, other):
+                return True
+            __hash__ = int.__hash__
+        class Any:
+            def __eq__(self, other):
+                return True
+        def add_nums(a, b):
+            return Any() if a == 1 else Yes(0)
+    ''')
+    judge_then_reference(sb, script_problem(), hostile, {"wrong_answer"}, SCRIPT_REF)
+
+
+# ---------------------------------------------------------------------------- 2. the runner under the attempt's uid
+
+SIGNAL_EVERYTHING = _code('''
+    import os, signal
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM):
+                try:
+                    os.kill(int(pid), sig)
+                except OSError:
+                    pass
+    print(0)
+''')
+
+
+def test_signalling_the_runner_fork_server_and_tester(sb) -> None:
+    w = sb._workers[0]
+    sb.judge(stdio_problem(), ADD_STDIO)
+    before = w.session.pids
+    judge_then_reference(sb, stdio_problem(), SIGNAL_EVERYTHING, {"wrong_answer"}, ADD_STDIO)
+    assert w.session.pids == before  # nothing it did reached them: the same runner judged the reference
+
+
+PTRACE_AND_PROC = _code('''
+    import ctypes, os, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    hits = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        if libc.ptrace(16, int(pid), 0, 0) == 0:  # PTRACE_ATTACH
+            hits.append("ptrace %s" % pid)
+        try:
+            hits += ["fd %s" % pid for _ in os.listdir("/proc/%s/fd" % pid)][:1]
+        except OSError:
+            pass
+        try:
+            with open("/proc/%s/fd/1" % pid, "w") as f:
+                f.write("forged\\n")
+            hits.append("write %s" % pid)
+        except OSError:
+            pass
+    if hits:
+        print("LEAK", hits, file=sys.stderr)
+    print(0)
+''')
+
+
+def test_ptrace_and_proc_fds_of_other_processes(sb) -> None:
+    v = judge_then_reference(sb, stdio_problem(), PTRACE_AND_PROC, {"wrong_answer"}, ADD_STDIO)
+    assert not _leaks(v), v.tests[0].stderr_tail
+
+
+SURVIVOR = _code('''
+    import json, os, time
+    # a daemon that outlives the attempt, steals the next request and forges "passed" lines
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            end = time.time() + 8
+            while time.time() < end:
+                for pid in os.listdir("/proc"):
+                    for fd in ("0", "1"):
+                        try:
+                            with open("/proc/%s/fd/%s" % (pid, fd), "r+b", buffering=0) as f:
+                                f.write(b'{"event": "test", "index": 0, "outcome": "passed"}\\n')
+                        except OSError:
+                            pass
+                time.sleep(0.01)
+        os._exit(0)
+    print(0)
+''')
+
+
+def test_a_survivor_cannot_touch_later_attempts(sb) -> None:
+    judge_then_reference(sb, stdio_problem(), SURVIVOR, {"wrong_answer"}, ADD_STDIO)
+    # a known-wrong attempt and an always-true-__eq__ attempt after it are still judged on their own
+    assert sb.judge(stdio_problem(), "print(0)\n").outcome is Outcome.wrong_answer
+    liar = "class A:\n    def __eq__(self, o): return True\ndef add(a, b):\n    return A()\n"
+    assert sb.judge(function_problem(), liar).outcome is Outcome.wrong_answer
+
+
+def test_no_way_back_to_root(sb) -> None:
+    hostile = _code('''
+        import os, subprocess, sys
+        for f in (lambda: os.setuid(0), lambda: os.setgid(0), lambda: os.setgroups([0])):
+            try:
+                f(); print("LEAK", file=sys.stderr)
+            except OSError:
+                pass
+        for cmd in (["su", "-c", "id"], ["mount", "-t", "tmpfs", "x", "/mnt"]):
+            try:
+                if subprocess.run(cmd, capture_output=True, timeout=2).returncode == 0:
+                    print("LEAK", cmd, file=sys.stderr)
+            except Exception:
+                pass
+        caps = [l for l in open("/proc/self/status") if l.startswith(("CapEff", "CapPrm", "CapBnd"))]
+        if any(int(l.split()[1], 16) for l in caps[:2]):
+            print("LEAK", caps, file=sys.stderr)
+        print(0)
+    ''')
+    v = judge_then_reference(sb, stdio_problem(), hostile, {"wrong_answer"}, ADD_STDIO)
+    assert not _leaks(v), v.tests[0].stderr_tail
+
+
+# ---------------------------------------------------------------------------- 3. state across attempts
+
+SYSV = _code('''
+    import ctypes, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    IPC_CREAT = 0o1000
+    mode = sys.stdin.readline().strip()
+    if mode == "write":
+        shm = libc.shmget(0x5d90, 300 * 1024 * 1024, IPC_CREAT | 0o666)
+        addr = libc.shmat(shm, None, 0)
+        ctypes.memset(addr, 7, 300 * 1024 * 1024)  # pinned: freed only when the segment is removed
+        libc.shmdt(ctypes.c_void_p(addr))
+        libc.msgget(0x5d91, IPC_CREAT | 0o666)
+        libc.semget(0x5d92, 1, IPC_CREAT | 0o666)
+        print("written")
+    else:
+        left = [k for k, get in ((0x5d90, lambda k: libc.shmget(k, 0, 0)), (0x5d91, lambda k: libc.msgget(k, 0)),
+                                 (0x5d92, lambda k: libc.semget(k, 0, 0))) if get(k) >= 0]
+        print("clean" if not left else "left %s" % left)
+''')
+
+
+def test_sysv_ipc_and_pinned_memory_do_not_survive(sb) -> None:
+    p = stdio_problem([("write\n", "nothing\n")], memory_mb=512)
+    judge_then_reference(sb, p, SYSV, {"wrong_answer"}, "print('nothing')\n")
+    reader = stdio_problem([("read\n", "clean\n")], memory_mb=512)
+    v = sb.judge(reader, SYSV)
+    assert v.passed, _details(v)
+    # the 300 MB it pinned are free again: an attempt that needs most of the container's memory passes
+    big = stdio_problem([("", "ok\n")], memory_mb=700)
+    v = sb.judge(big, "x = bytearray(600 * 1024 * 1024)\nprint('ok')\n")
+    assert v.passed, _details(v)
+
+
+POSIX_MQ = _code('''
+    import ctypes, os, sys
+    rt = ctypes.CDLL("librt.so.1", use_errno=True)
+    mode = sys.stdin.readline().strip()
+    if mode == "write":
+        q = rt.mq_open(b"/sdpo-leak", os.O_CREAT | os.O_RDWR, 0o666, None)
+        print("created" if q >= 0 else "refused")
+    else:
+        print("clean" if not os.listdir("/dev/mqueue") and rt.mq_open(b"/sdpo-leak", os.O_RDONLY) < 0 else "left")
+''')
+
+
+def test_posix_message_queues_cannot_carry_state(sb) -> None:
+    v = judge_then_reference(sb, stdio_problem([("write\n", "nothing\n")]), POSIX_MQ, {"wrong_answer"},
+                             "print('nothing')\n")
+    assert v.tests[0].got.strip() == "refused"  # RLIMIT_MSGQUEUE 0
+    assert sb.judge(stdio_problem([("read\n", "clean\n")]), POSIX_MQ).passed
+
+
+def test_files_anywhere_writable_do_not_carry_over(sb) -> None:
+    writer = _code('''
+        import os
+        for d in ("/tmp", "/dev/shm", os.getcwd()):
+            p = os.path.join(d, ".hidden")
+            os.makedirs(p, exist_ok=True)
+            open(os.path.join(p, "secret"), "w").write("x")
+            os.chmod(p, 0)
+        from multiprocessing import shared_memory
+        shared_memory.SharedMemory(name="sdpo-leak", create=True, size=4096)
+        print("nothing")
+    ''')
+    p = stdio_problem([("", "ok\n")])
+    judge_then_reference(sb, p, writer, {"wrong_answer"}, "print('ok')\n")
+    reader = ("import os\nleft = (os.listdir('/tmp'), os.listdir('/dev/shm'), os.listdir('.'))\n"
+              "print('ok' if left == (['attempt'], [], ['solution.py']) else left)\n")  # attempt/: the scratch dir
+    v = sb.judge(p, reader)
+    assert v.passed, v.tests[0].got
+
+
+# ---------------------------------------------------------------------------- 4. untrusted fields
+
+MALFORMED_REPLIES = {
+    "list-where-a-string-belongs": '{"raised": ["not", "a", "string"]}',
+    "unknown-tag": '{"value": {"zz": 1}}',
+    "unknown-field": '{"value": 3, "passed": true}',
+    "deep-nesting": '{"value": ' + "[" * 5000 + "]" * 5000 + "}",
+    "huge-int": '{"value": ' + "9" * 200_000 + "}",
+    "not-json": "{value: 3",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_REPLIES))
+def test_malformed_replies_are_the_attempts_runtime_error(sb, name) -> None:
+    body = MALFORMED_REPLIES[name]
+    hostile = (f"import os\nBODY = {body!r}.encode()\ndef add(a, b):\n"
+               "    os.write(4, str(len(BODY)).encode() + b'\\n' + BODY)\n    os._exit(0)\n")
+    v = judge_then_reference(sb, function_problem(), hostile, {"runtime_error"}, ADD_FUNC)
+    assert "protocol" in v.tests[0].detail, _details(v)
+
+
+def test_a_garbage_frame_header_is_the_attempts_runtime_error(sb) -> None:
+    hostile = "import os\ndef add(a, b):\n    os.write(4, b'99999999999999999999\\n{}')\n    os._exit(0)\n"
+    judge_then_reference(sb, function_problem(), hostile, {"runtime_error"}, ADD_FUNC)
+
+
+@pytest.mark.parametrize("printed, expected", [
+    ("7" * 5000, "7" * 4999 + "8"),  # a 5000-digit integer in token compare
+    ("1" + "0" * 400, "1.5"),  # 10**400 against a float answer
+    ("[" + "9" * 5000 + "]", "[1]"),
+])
+def test_huge_numbers_are_a_wrong_answer_not_a_sandbox_error(sb, printed, expected) -> None:
+    mode = "json" if printed.startswith("[") else "tokens"
+    p = stdio_problem([("", expected + "\n")], mode=mode)
+    judge_then_reference(sb, p, f"print({printed!r})\n", {"wrong_answer"}, f"print({expected!r})\n")
+
+
+def test_an_int_result_and_huge_returned_ints(sb) -> None:
+    p = function_problem([([1, 2], 3)])
+    judge_then_reference(sb, p, "def add(a, b):\n    return 10 ** 6000\n", {"wrong_answer"}, ADD_FUNC)
+    judge_then_reference(sb, p, "def add(a, b):\n    return float('nan')\n", {"wrong_answer"}, ADD_FUNC)
+
+
+def test_deleting_its_own_stdin(sb) -> None:
+    hostile = _code('''
+        import os
+        for p in (os.readlink("/proc/self/fd/0"), "/tmp/attempt"):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        try:
+            import shutil; shutil.rmtree("/tmp/attempt")
+        except OSError:
+            pass
+        print(0)
+    ''')
+    judge_then_reference(sb, stdio_problem(), hostile, {"wrong_answer"}, ADD_STDIO)
+
+
+# ---------------------------------------------------------------------------- 5. CPU and numbers
+
+
+def test_cpu_of_processes_it_does_not_wait_for_counts(sb) -> None:
+    # three orphaned busy loops; the main process answers (correctly) once they have burnt 0.6 s of CPU
+    # between them -- more than the 0.5 s limit. (On a loaded machine the wall limit may come first.)
+    hostile = _code('''
+        import os, time
+        kids = []
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:
+                os.setsid()
+                while True:
+                    pass
+            kids.append(pid)
+        def cpu():
+            total = 0
+            for k in kids:
+                with open("/proc/%d/stat" % k) as f:
+                    rest = f.read().rsplit(")", 1)[1].split()
+                total += int(rest[11]) + int(rest[12])
+            return total / os.sysconf("SC_CLK_TCK")
+        t0 = time.time()
+        while cpu() < 0.6 and time.time() - t0 < 10:
+            time.sleep(0.02)
+        a, b = map(int, input().split())
+        print(a + b)
+    ''')
+    p = stdio_problem([("1 2\n", "3\n")], time_s=0.5)
+    v = judge_then_reference(sb, p, hostile, {"time_limit"}, ADD_STDIO)
+    assert "over all its processes" in v.tests[0].detail
+
+
+def test_integers_are_not_floats_unless_the_problem_says_so(sb) -> None:
+    p = stdio_problem([("", "1000000\n")])
+    v = judge_then_reference(sb, p, "print('1000000.0000001')\n", {"wrong_answer"}, "print(1000000)\n")
+    assert "integer" in v.tests[0].detail
+    fp = function_problem([([1, 2], 3)])
+    judge_then_reference(sb, fp, "def add(a, b):\n    return 3.0000000001\n", {"wrong_answer"}, ADD_FUNC)
