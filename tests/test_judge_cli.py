@@ -50,6 +50,18 @@ def test_json_passed_and_failed(stdio_files) -> None:
     assert "Test 2 (public): wrong answer" in out["feedback"]
 
 
+def test_several_attempts_in_order_one_json_line_each(stdio_files) -> None:
+    prob, good, bad = stdio_files
+    r = _cli("judge", str(prob), str(good), str(bad), str(good), "--sandbox", "local", "--json")
+    assert r.returncode == 1, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(d["attempt"], d["passed"]) for d in lines] == [(str(good), True), (str(bad), False), (str(good), True)]
+    r = _cli("judge", str(prob), str(good), str(good), "--sandbox", "local", "--json")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
+    r = _cli("judge", str(prob), str(good), str(bad), "--sandbox", "local")
+    assert r.returncode == 1 and "PASSED" in r.stdout and "FAILED" in r.stdout and "not all of 2 attempts passed" in r.stdout
+
+
 def test_table_and_feedback(stdio_files) -> None:
     prob, _, bad = stdio_files
     r = _cli("judge", str(prob), str(bad), "--sandbox", "local", "--visibility", "binary")
@@ -61,6 +73,8 @@ def test_bad_input_exits_2(stdio_files, tmp_path: Path) -> None:
     prob, good, _ = stdio_files
     r = _cli("judge", str(prob), str(tmp_path / "missing.py"), "--sandbox", "local")
     assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("judge", str(prob), str(good), str(tmp_path / "missing.py"), "--sandbox", "local", "--json")
+    assert r.returncode == 2 and r.stdout == ""  # nothing judged when any attempt is unreadable
     broken = tmp_path / "broken.json"
     broken.write_text('{"schema": 1, "id": "x"')
     r = _cli("judge", str(broken), str(good), "--sandbox", "local")
@@ -78,6 +92,20 @@ def test_json_in_docker_function_problem(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["sandbox"] == "docker" and out["passed"] and [t["verdict"] for t in out["tests"]] == ["passed", "passed"]
+
+
+@pytest.mark.docker
+def test_attempts_share_one_docker_session_and_nothing_crosses(tmp_path: Path) -> None:
+    require_docker()
+    prob = tmp_path / "problem.json"
+    prob.write_text(stdio_problem([("", "ok\n")]).to_json())
+    writer = tmp_path / "1-writer.py"
+    writer.write_text("import os\nopen('/tmp/note', 'w').write('ok')\nopen('/dev/shm/note', 'w').write('ok')\nprint('ok')\n")
+    reader = tmp_path / "2-reader.py"
+    reader.write_text("import os\nprint('leak' if os.path.exists('/tmp/note') or os.path.exists('/dev/shm/note') else 'ok')\n")
+    r = _cli("judge", str(prob), str(writer), str(reader), str(writer), "--sandbox", "docker", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [json.loads(line)["passed"] for line in r.stdout.splitlines()] == [True, True, True]
 
 
 @pytest.mark.docker

@@ -303,6 +303,22 @@ def test_sysv_ipc_and_pinned_memory_do_not_survive(sb) -> None:
     assert v.passed, _details(v)
 
 
+def test_a_container_whose_memory_is_not_back_to_baseline_is_replaced() -> None:
+    require_docker()
+    from sdpo_ttt.sandbox.docker_backend import DockerSandbox
+
+    with DockerSandbox(workers=1) as s:
+        w = s._workers[0]
+        assert s.judge(stdio_problem(), ADD_STDIO).passed
+        first = w.container.id
+        s.memory_slack_mb = -1024  # whatever the memory, it is "above the baseline": the runner asks for a new one
+        assert s.judge(stdio_problem(), ADD_STDIO).passed
+        assert w.container.id != first
+        s.memory_slack_mb = 64
+        second = w.container.id
+        assert s.judge(stdio_problem(), ADD_STDIO).passed and w.container.id == second
+
+
 POSIX_MQ = _code('''
     import ctypes, os, sys
     rt = ctypes.CDLL("librt.so.1", use_errno=True)

@@ -1,4 +1,5 @@
-"""`sdpo-ttt judge PROBLEM ATTEMPT.py`: judge one program in the sandbox; table + feedback, or --json."""
+"""`sdpo-ttt judge PROBLEM ATTEMPT.py [ATTEMPT.py ...]`: judge programs in order in one sandbox session (as
+`solve` does, so what one attempt leaves behind would meet the next); table + feedback, or --json lines."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.verdict import Verdict
 
 
 class SandboxKind(str, Enum):
@@ -30,50 +32,71 @@ _STYLE = {"passed": "green", "wrong_answer": "red", "compile_error": "bold red",
           "sandbox_error": "magenta"}
 
 
+def _read_attempts(attempts: list[Path]) -> list[str]:
+    codes = []
+    for attempt in attempts:
+        try:
+            codes.append(attempt.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{attempt}: no such file", "pass the path of each program to judge") from None
+        except IsADirectoryError:
+            raise UserError(f"{attempt}: is a folder", "pass the .py files, e.g. `FOLDER/*.py`") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{attempt}: cannot read it ({e})", "pass readable UTF-8 .py files") from None
+    return codes
+
+
 def judge(
     problem: Path = typer.Argument(..., help="problem.json or a problem folder"),
-    attempt: Path = typer.Argument(..., help="the program to judge (a .py file)"),
+    attempts: list[Path] = typer.Argument(..., help="the programs to judge (.py files), judged in this order"),
     sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="auto: Docker if available, else local (announced)"),
     visibility: VisibilityOpt = typer.Option(VisibilityOpt.public, help="what the feedback text may reveal"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object (passed, score, tests, feedback)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per line per attempt (attempt, passed, "
+                                                       "score, outcome, tests, feedback, sandbox)"),
 ) -> None:
-    """Judge ATTEMPT against every test of PROBLEM. Exit 0 passed, 1 failed, 2 bad input."""
+    """Judge each ATTEMPT against every test of PROBLEM, in order, in ONE sandbox session.
+    Exit 0 if every attempt passed, 1 if any failed, 2 on bad input (nothing is judged then)."""
     from sdpo_ttt.feedback import render_feedback
     from sdpo_ttt.problem import load_problem
     from sdpo_ttt.sandbox import open_sandbox
     from sdpo_ttt.verdict import verdict_report
 
     prob = load_problem(problem)
-    try:
-        code = attempt.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{attempt}: no such file", "pass the path of the program to judge") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{attempt}: cannot read it ({e})", "pass a readable UTF-8 .py file") from None
+    codes = _read_attempts(attempts)
     err = Console(stderr=True)
+    out = Console()
+    all_passed = True
     with open_sandbox(sandbox.value, workers=1, announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False)) as sb:
-        verdict = sb.judge(prob, code)
         backend = sb.name
-    feedback = render_feedback(prob, verdict, visibility.value)
-    if as_json:
-        typer.echo(json.dumps(verdict_report(verdict, feedback, problem=prob.id, sandbox=backend), indent=2))
-        raise typer.Exit(0 if verdict.passed else 1)
+        for attempt, code in zip(attempts, codes):
+            verdict = sb.judge(prob, code)
+            all_passed = all_passed and verdict.passed
+            feedback = render_feedback(prob, verdict, visibility.value)
+            if as_json:
+                report = verdict_report(verdict, feedback, attempt=str(attempt), problem=prob.id, sandbox=backend)
+                typer.echo(json.dumps(report))
+            else:
+                _print_table(out, prob.id, attempt, backend, verdict, feedback, visibility.value)
+    if not as_json and len(attempts) > 1:
+        out.print(f"[bold]{'all' if all_passed else 'not all'} of {len(attempts)} attempts passed[/]")
+    raise typer.Exit(0 if all_passed else 1)
 
-    table = Table(title=f"{prob.id}: {attempt.name} ({backend} sandbox)")
+
+def _print_table(out: Console, problem_id: str, attempt: Path, backend: str, verdict: Verdict, feedback: str,
+                 visibility: str) -> None:
+    table = Table(title=f"{problem_id}: {attempt.name} ({backend} sandbox)")
     for col in ("#", "test", "verdict", "time (s)", "detail"):
         table.add_column(col, overflow="fold")
     for t in verdict.tests:
         style = _STYLE.get(t.outcome.value, "yellow")
         table.add_row(str(t.index + 1), "public" if t.public else "hidden", f"[{style}]{t.outcome.value}[/]",
                       f"{t.time_s:.3f}", t.detail[:120])
-    out = Console()
     out.print(table)
     n_pass = sum(t.outcome.value == "passed" for t in verdict.tests)
     colour = "green" if verdict.passed else "red"
     out.print(f"[bold {colour}]{'PASSED' if verdict.passed else 'FAILED'}[/] {n_pass}/{len(verdict.tests)} tests, "
               f"score {verdict.score:.2f}")
-    out.print(Panel(feedback, title=f"feedback ({visibility.value})", expand=False), highlight=False)
-    raise typer.Exit(0 if verdict.passed else 1)
+    out.print(Panel(feedback, title=f"feedback ({visibility})", expand=False), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -317,6 +317,7 @@ class DockerSandbox:
         self.mem_limit_mb = mem_limit_mb
         self.pids_limit = pids_limit
         self.tmpfs_mb = tmpfs_mb
+        self.memory_slack_mb = 64  # container memory (anon + shmem) above its baseline after an attempt: replace it
         self._closed = False
         self._lock = threading.Lock()
         try:
@@ -393,7 +394,8 @@ class DockerSandbox:
 
     def _judge_on(self, w: _Worker, problem: Problem, code: str, retry: bool = True) -> Verdict:
         req = protocol.build_request(problem, code, scratch=SCRATCH, child_uid=w.uid, tester_uid=w.uid + 1,
-                                     wipe=["/dev/shm", "/tmp"])  # all of the tmpfs: nothing carries over
+                                     wipe=["/dev/shm", "/tmp"],  # all of the tmpfs: nothing carries over
+                                     memory_slack_mb=self.memory_slack_mb)
         budget = len(problem.tests) * (problem.limits.time_s * 2.0 + 1.5) + 30.0
         t0 = time.monotonic()
         try:

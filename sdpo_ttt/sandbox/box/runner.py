@@ -676,7 +676,8 @@ def _clean_after(req, session, keep, ipc_before):
         session.tainted = True
     mem = cleanup.memory_in_use()
     session.memory = mem
-    if mem is not None and session.baseline is not None and mem > session.baseline + MEMORY_SLACK:
+    slack = int(req.get("memory_slack_mb", MEMORY_SLACK // MB)) * MB
+    if mem is not None and session.baseline is not None and mem > session.baseline + slack:
         session.tainted = session.replace_container = True
 
 
