@@ -47,6 +47,7 @@ def _write_jsonl(path: Path, records: list) -> Path:
     return path
 
 
+@pytest.mark.sandbox
 def test_mbpp_round_trip(tmp_path, sandbox):
     from sdpo_ttt.importers.humaneval import convert_mbpp
 
@@ -71,6 +72,7 @@ def test_mutants_are_small_and_distinct():
 
 
 @pytest.mark.skipif(NO_PACKAGE is not None, reason=NO_PACKAGE or "")
+@pytest.mark.sandbox
 def test_humaneval_package_round_trip(tmp_path, sandbox):
     from sdpo_ttt.importers.humaneval import package_data_file
 

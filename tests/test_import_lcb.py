@@ -90,6 +90,7 @@ def test_functional_json_private_tests_and_pickled_bytes_protocol_2() -> None:
     assert json.loads(doc["tests"][1]["output"]) == ["x", 1.5]
 
 
+@pytest.mark.sandbox
 def test_imported_problems_are_judged_by_the_sandbox(tmp_path: Path) -> None:
     import_lcb(write_jsonl(tmp_path / "lcb.jsonl", [stdin_record(), functional_record()]), tmp_path / "out")
     from sdpo_ttt.sandbox import open_sandbox

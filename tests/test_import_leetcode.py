@@ -79,7 +79,7 @@ def test_plain_problems_import_and_structures_are_skipped_with_reasons(imported:
     assert len(p.tests) == 11 and p.compare.mode.value == "json"
 
 
-@pytest.mark.parametrize("kind", ["local", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.mark.parametrize("kind", [pytest.param("local", marks=pytest.mark.sandbox), pytest.param("docker", marks=pytest.mark.docker)])
 def test_round_trip_through_the_sandbox(imported: lc.LeetCodeImportResult, kind: str) -> None:
     from sdpo_ttt.sandbox import open_sandbox
 
@@ -93,6 +93,7 @@ def test_round_trip_through_the_sandbox(imported: lc.LeetCodeImportResult, kind:
             assert not bad.passed and bad.counts().get("wrong_answer", 0) > 0, (item.name, bad.counts())
 
 
+@pytest.mark.sandbox
 def test_validate_imported_oracle_passes_and_none_fails(src: Path, tmp_path: Path) -> None:
     result = lc.import_leetcode(src, tmp_path, names=[PLAIN])
     lc.validate_imported(result, sandbox="local")
@@ -107,7 +108,7 @@ def test_literals_are_parsed_never_executed(src: Path, tmp_path: Path) -> None:
         with pytest.raises(lc.Unsupported) as e:
             lc.parse_literal(text)
         assert e.value.reason == lc.R_LITERAL
-    with pytest.raises(lc.Unsupported):
+    with pytest.raises(lc.Unsupported, match="test literal is not a plain Python literal"):
         lc.parse_case("(open('/etc/passwd'), 4, 2)", lead=True)  # only a bare `Solution` may lead
     assert lc.parse_case("(Solution, 4, 2)", lead=True) == (4, 2)
     with pytest.raises(lc.Unsupported) as e:

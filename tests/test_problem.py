@@ -216,6 +216,7 @@ def _solutions(folder: Path, files: dict[str, str]) -> None:
         (folder / rel).write_text(code)
 
 
+@pytest.mark.sandbox
 def test_validate_runs_reference_and_wrong_in_the_local_sandbox(tmp_path: Path) -> None:
     good, bad = tmp_path / "good", tmp_path / "bad"
     write(good, stdio_doc())

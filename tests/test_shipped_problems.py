@@ -73,6 +73,7 @@ def test_references_pass_and_wrongs_fail_in_docker() -> None:
     _assert_all_good(report)
 
 
+@pytest.mark.sandbox
 def test_references_pass_and_wrongs_fail_in_the_local_sandbox() -> None:
     report = validate_paths([PROBLEMS / name for name in LOCAL_SUBSET], sandbox="local", workers=2)
     assert report.sandbox == "local"
