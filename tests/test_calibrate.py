@@ -32,7 +32,7 @@ def test_select_and_range(tmp_path):
                            {"id": "b", "path": str(tmp_path / "src" / "b"), "pass_rate": 0.5}]}
     assert [r["id"] for r in select(report, *parse_range("0.0-0.1"), into=tmp_path / "hard")] == ["a"]
     assert (tmp_path / "hard" / "a" / "problem.json").exists() and not (tmp_path / "hard" / "b").exists()
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="need 0 <= LOW <= HIGH <= 1"):
         parse_range("0.5-0.1")
 
 

@@ -48,9 +48,9 @@ def test_pass_at_k_stable_for_large_n() -> None:
     assert 0 < v < 1 and math.isfinite(v)
     assert v == pytest.approx(1 - math.comb(1997, 1000) / math.comb(2000, 1000), rel=1e-9)
     assert pass_at_k_curve(2000, 3, 10)[0] == pytest.approx(3 / 2000)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need 0 <= c <= n and 1 <= k <= n \(n=4, c=5, k=1\)"):
         pass_at_k(4, 5, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\(n=4, c=1, k=5\)"):
         pass_at_k(4, 1, 5)
 
 

@@ -80,9 +80,9 @@ def test_resolve_model(tmp_path: Path, monkeypatch) -> None:
     assert m.resolve_model(str(tmp_path)).local_only
     hub = m.resolve_model("Qwen/Qwen2.5-Coder-1.5B-Instruct")
     assert hub.path == "Qwen/Qwen2.5-Coder-1.5B-Instruct" and not hub.local_only
-    with pytest.raises(ModelUnavailable):
+    with pytest.raises(ModelUnavailable, match="missing.gguf: no such GGUF file"):
         m.resolve_model(str(tmp_path / "missing.gguf"))
-    with pytest.raises(ModelUnavailable):
+    with pytest.raises(ModelUnavailable, match="no such model folder"):
         m.resolve_model("./no/such/folder")
     monkeypatch.setenv("SDPO_TTT_CACHE", str(tmp_path / "empty"))
     with pytest.raises(ModelUnavailable, match="models prepare"):
@@ -94,9 +94,9 @@ def test_device_and_dtype() -> None:
     assert resolve_dtype("auto", cpu) == torch.float32
     assert resolve_dtype("bf16", cpu) == torch.bfloat16
     assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
-    with pytest.raises(ModelUnavailable):
+    with pytest.raises(ModelUnavailable, match="unknown dtype 'int3'"):
         resolve_dtype("int3", cpu)
-    with pytest.raises(ModelUnavailable):
+    with pytest.raises(ModelUnavailable, match="unknown device 'tpu'"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
         assert resolve_device("auto").type == "cpu"
@@ -107,9 +107,9 @@ def test_device_and_dtype() -> None:
 def test_policy_config_validation() -> None:
     assert PolicyConfig().effective_teacher_rank == 32
     assert "down_proj" in PolicyConfig().lora_targets
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^--lora-rank 0: input should be greater than or equal to 1"):
         PolicyConfig(lora_rank=0)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"--teacher-rank \(4\) must be >= --lora-rank \(8\)"):
         PolicyConfig(lora_rank=8, teacher_rank=4)
 
 

@@ -5,37 +5,41 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from sdpo_ttt.config import SolveConfig
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.loop import Summary
+from sdpo_ttt.problem import load_problem
 from sdpo_ttt.report import analyze, build_report, collect_runs, table
+from sdpo_ttt.runs import RunDir
 
 BUDGET = 16
+SHIPPED = load_problem(Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json")
 
 
 def fabricate(root: Path, problem: str, strategy: str, seed: int, *, passes: list[int] = (), budget: int = BUDGET,
               stop: bool = True, finished: bool = True, used: int | None = None, title: str | None = None) -> Path:
-    """A run directory as the loop leaves it: attempts with the given 0-based indices passing."""
+    """A run directory as the loop leaves it, written through RunDir (so a format change breaks this test):
+    attempts with the given 0-based indices passing."""
     d = root / problem / strategy / f"seed{seed}"
-    d.mkdir(parents=True)
-    cfg = {"strategy": strategy, "seed": seed, "budget": budget, "model": "tiny-model", "batch_size": 4,
-           "max_new_tokens": 32, "stop_on_success": stop}
-    (d / "config.json").write_text(json.dumps(cfg))
-    (d / "problem.json").write_text(json.dumps({"schema": 1, "id": problem, "title": title or f"The {problem} problem"}))
+    cfg = SolveConfig(strategy=strategy, seed=seed, budget=budget, model="tiny-model", batch_size=4, max_new_tokens=32,
+                      stop_on_success=stop)
+    prob = SHIPPED.model_copy(update={"id": problem, "title": title or f"The {problem} problem"})
+    run = RunDir.create(d, cfg.flat(), prob.to_json())
     first = min(passes) if passes else None
     n = used if used is not None else (first + 1 if (stop and first is not None) else budget)
-    with (d / "attempts.jsonl").open("w") as f:
-        for i in range(n):
-            f.write(json.dumps({"step": i // 4, "index": i, "passed": i in passes, "score": 1.0 if i in passes else 0.2}) + "\n")
+    for i in range(n):
+        run.append_attempt({"step": i // 4, "index": i, "passed": i in passes, "score": 1.0 if i in passes else 0.2})
     if finished:
         solved = stop and first is not None
-        summary = {"status": "solved" if solved else "budget_exhausted", "solved": solved, "problem_id": problem,
-                   "strategy": strategy, "seed": seed, "budget": budget, "attempts_used": n,
-                   "discovery_attempt": first + 1 if solved else None, "steps": (n + 3) // 4, "best_score": 1.0,
-                   "wall_time_s": 2.0 * n, "time_split_s": {}}
-        (d / "summary.json").write_text(json.dumps(summary))
+        run.write_summary(asdict(Summary(
+            status="solved" if solved else "budget_exhausted", solved=solved, problem_id=problem, strategy=strategy,
+            seed=seed, budget=budget, attempts_used=n, discovery_attempt=first + 1 if solved else None,
+            steps=(n + 3) // 4, best_score=1.0, wall_time_s=2.0 * n, attempts_passed=len([p for p in passes if p < n]))))
     return d
 
 
@@ -152,7 +156,7 @@ def test_single_problem_and_unfinished_runs(tmp_path: Path) -> None:
 
 
 def test_no_runs_is_a_user_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="holds no run directories"):
         collect_runs(tmp_path)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="missing: no such folder"):
         collect_runs(tmp_path / "missing")

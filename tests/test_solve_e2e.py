@@ -18,6 +18,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from sdpo_ttt.runs import RunDir
+
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +45,16 @@ def sandbox_kind() -> str:
     return _sandbox_kind()
 
 
+def _containers_of(pid: int) -> list[str]:
+    """Sandbox containers (running or not) owned by process `pid` of this host."""
+    import docker
+
+    from sdpo_ttt.sandbox.docker_backend import LABEL_PID
+
+    client = docker.from_env()
+    return [c.name for c in client.containers.list(all=True, filters={"label": f"{LABEL_PID}={pid}"})]
+
+
 def _solve(args: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sdpo_ttt.cli", "solve", *args], capture_output=True, text=True, cwd=REPO, **kw)
 
@@ -58,9 +70,8 @@ def full_run(tmp_path_factory, sandbox_kind: str) -> Path:
 
 
 def test_run_is_complete_and_consistent(full_run: Path) -> None:
-    summary = json.loads((full_run / "summary.json").read_text())
-    attempts = [json.loads(l) for l in (full_run / "attempts.jsonl").read_text().splitlines()]
-    metrics = [json.loads(l) for l in (full_run / "metrics.jsonl").read_text().splitlines()]
+    run = RunDir.open_existing(full_run)
+    summary, attempts, metrics = run.read_summary(), run.read_attempts(), run.read_metrics()
     assert summary["status"] == "budget_exhausted" and not summary["solved"]
     assert summary["attempts_used"] == len(attempts) == 12
     assert [a["index"] for a in attempts] == list(range(12))
@@ -98,21 +109,19 @@ def test_killed_run_resumes_to_the_same_result(full_run: Path, tmp_path: Path, s
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    if sandbox_kind == "docker":  # a SIGKILLed owner leaves its containers: the next start reaps them
-        pass
-    assert not (run / "summary.json").exists()
+    assert not RunDir(run).is_finished() and RunDir(run).read_summary() is None
 
     r = _solve(["--resume", str(run), "--json"], timeout=900)
     assert r.returncode == 1, r.stderr[-3000:]
-    full = [json.loads(l) for l in (full_run / "attempts.jsonl").read_text().splitlines()]
-    resumed = [json.loads(l) for l in (run / "attempts.jsonl").read_text().splitlines()]
+    if sandbox_kind == "docker":  # the SIGKILLed owner left its containers behind: the resumed run's start reaped them
+        assert _containers_of(proc.pid) == []
     key = lambda a: (a["step"], a["index"], a["completion_ids"], a["verdict"], a["score"])  # noqa: E731
-    assert [key(a) for a in resumed] == [key(a) for a in full]
+    assert [key(a) for a in RunDir(run).read_attempts()] == [key(a) for a in RunDir(full_run).read_attempts()]
     for name in ("student", "teacher"):
         a = load_file(str(full_run / "checkpoint" / name / "adapter_model.safetensors"))
         b = load_file(str(run / "checkpoint" / name / "adapter_model.safetensors"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert json.loads((run / "summary.json").read_text())["attempts_used"] == 12
+    assert RunDir(run).read_summary()["attempts_used"] == 12
 
 
 def test_bad_problem_file_exit_2_and_nothing_written(tmp_path: Path) -> None:
