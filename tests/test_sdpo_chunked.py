@@ -198,3 +198,13 @@ def test_float32_logits_grad_of_the_lm_head():
     torch.testing.assert_close(out.double(), ref.detach(), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(h.grad.double(), hd.grad, rtol=1e-2, atol=1e-2)
     torch.testing.assert_close(w.grad.double(), wd.grad, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("mode", ["logit", "full"])
+def test_float32_logits_of_bf16_keep_no_vocab_sized_tensor_for_backward(mode):
+    """The float32 upcast of bf16 logits stays memory-bounded: nothing with a vocabulary axis (not a float32
+    copy of the lm_head either) is kept for the backward."""
+    s, tch, _, _, w, y, mask = make(B=3, T=16, H=8, V=301, dtype=torch.float32)
+    s, tch, w = s.bfloat16().requires_grad_(True), tch.bfloat16(), w.bfloat16()
+    cfg = LossConfig(mode=mode, topk=5, chunk_tokens=4)
+    assert _largest_saved_tensor(sdpo_loss, s, tch, w, y, mask, cfg) < cfg.chunk_tokens * w.shape[0]
