@@ -15,6 +15,10 @@ advantage (d − a: is a feedback-conditioned teacher better than the student at
 teacher-student log-prob gap, tokens and wall time. (a) and (d) do not depend on the learning rate: a list
 `--lr 1e-5,3e-5,1e-4,3e-4` re-runs only (b)+(c) per rate.
 
+Seeds vary the sampling seeds only; every condition starts from the adapters as loaded (LoRA initialised with
+seed 0, ΔW = 0). Cost on the 2-core CPU with the 0.5B (estimated from README figures, ≤ 256 tokens): ~3 min per
+evaluation condition of 8 attempts, ~3.5 min per update of B = 4: ~16 min per problem, ~10 min per further lr.
+
 Resumable: every finished (condition, problem, seed[, lr]) is appended to OUT/results.jsonl at once; a re-run
 with the same settings skips what is there, so a long run can be split over sessions (Ctrl-C is safe; an
 interrupted condition is redone). `--report` prints the table from OUT without running anything.
