@@ -34,6 +34,7 @@ def stdio_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     return prob, good, bad
 
 
+@pytest.mark.sandbox
 def test_json_passed_and_failed(stdio_files) -> None:
     prob, good, bad = stdio_files
     r = _cli("judge", str(prob), str(good), "--sandbox", "local", "--json")
@@ -50,6 +51,7 @@ def test_json_passed_and_failed(stdio_files) -> None:
     assert "Test 2 (public): wrong answer" in out["feedback"]
 
 
+@pytest.mark.sandbox
 def test_several_attempts_in_order_one_json_line_each(stdio_files) -> None:
     prob, good, bad = stdio_files
     r = _cli("judge", str(prob), str(good), str(bad), str(good), "--sandbox", "local", "--json")
@@ -62,6 +64,7 @@ def test_several_attempts_in_order_one_json_line_each(stdio_files) -> None:
     assert r.returncode == 1 and "PASSED" in r.stdout and "FAILED" in r.stdout and "not all of 2 attempts passed" in r.stdout
 
 
+@pytest.mark.sandbox
 def test_table_and_feedback(stdio_files) -> None:
     prob, _, bad = stdio_files
     r = _cli("judge", str(prob), str(bad), "--sandbox", "local", "--visibility", "binary")
@@ -69,6 +72,7 @@ def test_table_and_feedback(stdio_files) -> None:
     assert "wrong_answer" in r.stdout and "FAILED" in r.stdout and "Result: failed. Score: 0.67" in r.stdout
 
 
+@pytest.mark.sandbox
 def test_bad_input_exits_2(stdio_files, tmp_path: Path) -> None:
     prob, good, _ = stdio_files
     r = _cli("judge", str(prob), str(tmp_path / "missing.py"), "--sandbox", "local")
@@ -116,6 +120,7 @@ def test_sandbox_check_docker() -> None:
     assert "backend: docker" in r.stdout and "sandbox works" in r.stdout
 
 
+@pytest.mark.sandbox
 def test_sandbox_check_local() -> None:
     r = _cli("sandbox", "check", "--sandbox", "local")
     assert r.returncode == 0, r.stdout + r.stderr

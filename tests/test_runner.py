@@ -192,6 +192,7 @@ def _run_runner(req: dict) -> list[str]:
     return proc.stdout.decode().splitlines()
 
 
+@pytest.mark.sandbox
 def test_protocol_round_trip_and_nonce() -> None:
     p = stdio_problem()
     with tempfile.TemporaryDirectory() as d:
@@ -204,6 +205,7 @@ def test_protocol_round_trip_and_nonce() -> None:
     assert v.passed and v.score == 1.0
 
 
+@pytest.mark.sandbox
 def test_spawned_programs_judge_as_expected() -> None:
     p = stdio_problem([("1 2\n", "3\n"), ("2 2\n", "4\n")])
     outcomes = []

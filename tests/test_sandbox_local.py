@@ -14,6 +14,8 @@ from sandbox_fixtures import ADD_FUNC, ADD_STDIO, FORK_BOMB, HOSTILE, function_p
 from sdpo_ttt.sandbox import open_sandbox
 from sdpo_ttt.sandbox.local import LocalSandbox
 
+pytestmark = pytest.mark.sandbox
+
 
 def _live_uids() -> set[int]:
     """uids of live processes; zombies (killed, waiting for the host's init to reap them) do not count."""

@@ -69,6 +69,7 @@ def local_sb():
         yield sb
 
 
+@pytest.mark.sandbox
 def test_values_first_failure_and_loops(local_sb):
     p = script_problem()
     assert local_sb.judge(p, GOOD).passed
@@ -87,10 +88,12 @@ def test_values_first_failure_and_loops(local_sb):
     assert loop.outcome is Outcome.wrong_answer and "total([2]) returned 99" in loop.detail and loop.expected == "2"
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("code", [
     ALWAYS_EQUAL + "def total(xs):\n    return A()\n",
     ALWAYS_EQUAL + "def total(xs):\n    return [A()]\n",
 ])
+@pytest.mark.sandbox
 def test_lying_objects_fail(local_sb, code):
     v = local_sb.judge(script_problem(), code)
     assert not v.passed and v.score == 0.0
@@ -98,6 +101,7 @@ def test_lying_objects_fail(local_sb, code):
     assert "only plain values" in v.tests[0].detail
 
 
+@pytest.mark.sandbox
 def test_a_subclass_of_a_plain_type_is_judged_by_its_plain_value(local_sb):
     # the proxy sends int.__index__(I(0)) = 0: its lying __eq__ never reaches the test program
     v = local_sb.judge(script_problem(), "class I(int):\n    def __eq__(self, o): return True\n"
@@ -107,6 +111,7 @@ def test_a_subclass_of_a_plain_type_is_judged_by_its_plain_value(local_sb):
                                                   "wrong_answer"]
 
 
+@pytest.mark.sandbox
 def test_exceptions_timeouts_and_early_exit(local_sb):
     p = script_problem()
     v = local_sb.judge(p, "def total(xs):\n    if not xs:\n        raise ValueError('empty!')\n    return sum(xs)\n")
@@ -121,6 +126,7 @@ def test_exceptions_timeouts_and_early_exit(local_sb):
     assert v.outcome is Outcome.compile_error and len(v.tests) == 6
 
 
+@pytest.mark.sandbox
 def test_mbpp_style_top_level_asserts_with_setup(local_sb):
     code = 'assert remove_char("hello", "l") == "heo"\nassert remove_char(WORD, "a") == "bnn"\n'
     p = script_problem(code, check="", name="remove_char", setup='WORD = "banana"', public=None)
@@ -130,6 +136,7 @@ def test_mbpp_style_top_level_asserts_with_setup(local_sb):
 
 
 @pytest.mark.docker
+@pytest.mark.sandbox
 def test_docker_judges_like_local(local_sb):
     require_docker()
     from sdpo_ttt.sandbox import open_sandbox
@@ -142,3 +149,18 @@ def test_docker_judges_like_local(local_sb):
     for d, l in zip(dv, lv):
         assert [(t.outcome, t.got, t.detail) for t in d.tests] == [(t.outcome, t.got, t.detail) for t in l.tests]
     assert dv[0].passed and not dv[1].passed and not dv[2].passed
+
+
+@pytest.mark.sandbox
+def test_tests_that_cannot_be_proxied_are_reported_by_the_importer(tmp_path, local_sb):
+    from sdpo_ttt.importers.humaneval import convert_mbpp, import_suite
+    from sdpo_ttt.sandbox.protocol import unjudgeable_reason
+
+    record = {"task_id": 9, "text": "Apply f to x.", "code": "def apply(f, x):\n    return f(x)\n",
+              "test_list": ["assert apply(lambda v: v + 1, 1) == 2"], "test_setup_code": ""}
+    doc, ref = convert_mbpp(record)
+    v = local_sb.judge(parse_problem(doc), ref)
+    assert v.outcome is Outcome.sandbox_error and "function" in (unjudgeable_reason(v) or "")
+    res = import_suite(iter([(1, record)]), convert_mbpp, tmp_path / "out", sandbox=local_sb)
+    assert not res.imported and len(res.skipped) == 1 and "cannot be run against an attempt" in res.skipped[0].reason
+    assert not (tmp_path / "out" / "mbpp-9").exists()

@@ -273,7 +273,11 @@ def import_suite(
         files = {"reference/solution.py": reference}
         task = Task(lineno, pid, out_dir / pid, len(doc["tests"]))
         if sandbox is not None:
-            task.reference, wrong = _judge_variants(sandbox, doc, reference)
+            try:
+                task.reference, wrong = _judge_variants(sandbox, doc, reference)
+            except BadRecord as e:  # tests that cannot be proxied: reported, never judged weakly
+                result.skipped.append(Skipped(lineno, str(e)))
+                continue
             task.wrong = wrong[0]
             if wrong[1] is not None:
                 files["wrong/mutant.py"] = f"# {wrong[0]}\n" + wrong[1]
@@ -302,6 +306,11 @@ def _judge_variants(sandbox: Any, doc: dict[str, Any], reference: str) -> tuple[
     except SyntaxError:
         muts = []
     verdicts = sandbox.judge_many(problem, [reference] + [m for _, m in muts])
+    from sdpo_ttt.sandbox.protocol import unjudgeable_reason
+
+    why = unjudgeable_reason(verdicts[0])
+    if why is not None:
+        raise BadRecord(f"its test program cannot be run against an attempt: {why}")
     ref = judge_check(Role.reference, Path("reference/solution.py"), verdicts[0])
     ref_text = "passed" if ref.ok else ref.detail
     for (what, src), v in zip(muts, verdicts[1:]):

@@ -3,8 +3,10 @@
     with open_sandbox("auto", workers=2) as sb:
         verdicts = sb.judge_many(problem, codes)   # concurrent over the pool, input order
 
-Backends share the trusted runner (runner.py) and the host-side protocol (protocol.py), so they judge
-identically; they differ only in isolation.
+Backends share the in-sandbox code (box/: runner, fork server, harness, tester, privilege drop, clean-up)
+and the host-side protocol (protocol.py), so they judge identically; they differ only in isolation
+(sandbox/README.md says what each guarantees). `judge_many` never raises for an attempt: whatever fails
+in the verifier is that attempt's sandbox_error.
 """
 
 from __future__ import annotations

@@ -25,6 +25,18 @@ MAX_FIELD_CHARS = 64_000  # longest string accepted in a runner event field
 _OUTCOMES = {o.value for o in Outcome}
 
 
+UNJUDGEABLE = "this problem cannot be judged: "  # a sandbox_error detail's start (box/runner.py writes it)
+
+
+def unjudgeable_reason(verdict: Verdict) -> str | None:
+    """Why the problem's tests cannot be run against any attempt (a script test program passing the function
+    a value that cannot be sent to the attempt's process), else None."""
+    for t in verdict.tests:
+        if t.outcome is Outcome.sandbox_error and t.detail.startswith(UNJUDGEABLE):
+            return t.detail[len(UNJUDGEABLE):]
+    return None
+
+
 class BadEvent(Exception):
     """The runner's output broke the protocol (the verifier failed; never the attempt's fault)."""
 

@@ -566,7 +566,7 @@ def _script_stop(p, status):
     if st == "exception":
         last = str(status.get("error") or "").strip().splitlines()
         return "runtime_error", short(last[-1], 300) if last else str(status.get("type", "")), None
-    if st == "unproxyable":
+    if st == "unproxyable":  # sdpo_ttt/sandbox/protocol.py UNJUDGEABLE: the importer reports it
         return "sandbox_error", "this problem cannot be judged: %s" % short(str(status.get("detail", "")), 300), None
     if st == "gone" and status.get("why") == "protocol":
         return "runtime_error", "the attempt broke the result protocol: %s" % short(str(status.get("detail", "")), 300), None
