@@ -216,3 +216,59 @@ def format_ratio(iv: Interval) -> str:
     if iv.value is None:
         return f"n/a: not reached within {iv.horizon}" if iv.horizon else "n/a: not reached"
     return f"{iv.bound}{one(iv.value)} [{one(iv.low)}, {one(iv.high)}]"
+
+
+# ------------------------------------------------------------------ cost axes: discovery against tokens or seconds
+# The same curves with a cost on the x axis instead of the attempt count: P(solved having spent at most x). Costs
+# are put on a grid of equal bins (`unit` tokens or seconds each), shared by every curve that is compared, so the
+# ratio of two curves' bins is the ratio of their costs (to within one bin).
+COST_BINS = 400
+
+
+def cost_unit(max_cost: float, bins: int = COST_BINS) -> float:
+    """The bin width that puts the largest cost at the last bin."""
+    if max_cost <= 0:
+        raise ValueError("no cost recorded (all runs spent 0)")
+    return max_cost / bins
+
+
+def _bin_up(cost: float, unit: float) -> int:
+    """The first bin whose upper edge covers `cost` (bins are 1-based: bin j covers ((j-1)·unit, j·unit])."""
+    return max(1, math.ceil(cost / unit - 1e-9))
+
+
+def _bin_down(cost: float, unit: float) -> int:
+    """The last bin wholly observed when `cost` was spent."""
+    return int(math.floor(cost / unit + 1e-9))
+
+
+def bootstrap_discovery_cdf_cost(
+    discovery_costs: Sequence[float | None], spent: Sequence[float], unit: float, *, n_boot: int = 2000, level: float = 0.9,
+    seed: int = 0,
+) -> Band:
+    """Censored CDF of the cost of the first success, on the cost grid: entry j-1 is P(solved having spent ≤ j·unit).
+
+    discovery_costs[r]: what run r had spent when its first success was judged (None: never solved);
+    spent[r]: what run r spent in all (its censoring cost when unsolved). The curve ends at the last bin any run
+    was observed to (nothing is known past it)."""
+    times = [None if c is None else _bin_up(c, unit) for c in discovery_costs]
+    follow = [_bin_up(c, unit) if c is not None else _bin_down(s, unit) for c, s in zip(discovery_costs, spent)]
+    horizon = max(1, max(follow))
+    return bootstrap_discovery_cdf(times, follow, horizon, n_boot=n_boot, level=level, seed=seed)
+
+
+def band_on_cost_grid(band: Band, cost_per_attempt: float, unit: float, max_bins: int = 4 * COST_BINS) -> Band:
+    """A band over k = 1..n i.i.d. attempts (pass@k) moved onto the cost grid, each attempt costing `cost_per_attempt`:
+    entry j-1 is the band at k = floor(j·unit / cost_per_attempt) (0 before the first attempt is paid for).
+    The curve ends where n attempts' cost does, or at `max_bins` (pooled samples can cost many runs' worth)."""
+    if cost_per_attempt <= 0:
+        raise ValueError("cost per attempt must be > 0")
+    n = len(band.estimate)
+    bins = min(max_bins, max(1, _bin_down(n * cost_per_attempt, unit)))
+    k = np.minimum(np.floor(np.arange(1, bins + 1) * unit / cost_per_attempt + 1e-9).astype(int), n)
+
+    def move(curve: np.ndarray) -> np.ndarray:
+        padded = np.concatenate([np.zeros(curve.shape[:-1] + (1,)), curve], axis=-1)
+        return padded[..., k]
+
+    return Band(move(band.estimate), move(band.low), move(band.high), move(band.replicates))

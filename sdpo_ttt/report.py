@@ -32,7 +32,10 @@ from sdpo_ttt.metrics import (
     Band,
     Interval,
     attempts_to_reach_ci,
+    band_on_cost_grid,
     bootstrap_discovery_cdf,
+    bootstrap_discovery_cdf_cost,
+    cost_unit,
     bootstrap_pass_at_k,
     format_attempts,
     format_ratio,
@@ -68,6 +71,8 @@ class RunRecord:
     discovery: int | None  # 1-based attempt of the first pass
     passes: int  # attempts that passed (all of them for fixed-n best-of-k)
     wall_time_s: float | None
+    costs: dict[str, tuple[float, ...]] = field(default_factory=dict)  # x axis -> what was spent when each attempt was judged
+    spent: dict[str, float] = field(default_factory=dict)  # x axis -> what the run spent in all
 
 
 def load_run(path: Path) -> RunRecord:
@@ -87,7 +92,35 @@ def load_run(path: Path) -> RunRecord:
         stop_on_success=bool(cfg.get("stop_on_success", True)),
         status=str(summary["status"]) if summary else "unfinished", attempts_used=used, discovery=first,
         passes=sum(passed), wall_time_s=float(summary["wall_time_s"]) if summary else None,
+        **attempt_costs(attempts, summary),
     )
+
+
+X_AXES = ("attempts", "tokens", "seconds")  # what discovery can be drawn against (--x)
+X_LABELS = {"attempts": "attempts k", "tokens": "generated tokens", "seconds": "wall-clock seconds"}
+
+
+def attempt_costs(attempts: list[dict[str, Any]], summary: dict[str, Any] | None) -> dict[str, Any]:
+    """For RunRecord: the cumulative cost at each attempt (by index) on the tokens and seconds axes, and the run's
+    total. Tokens: `run_tokens`, or for older runs the completion tokens summed to the end of each attempt's batch;
+    seconds: `run_wall_s` (recorded since 2026-12-01; older runs have no seconds axis)."""
+    rows = sorted(attempts, key=lambda a: a.get("index", 0))
+    costs: dict[str, tuple[float, ...]] = {}
+    spent: dict[str, float] = {}
+    if rows and all("run_tokens" in a for a in rows):
+        costs["tokens"] = tuple(float(a["run_tokens"]) for a in rows)
+    elif rows and all("completion_tokens" in a and "step" in a for a in rows):
+        per_step: dict[int, int] = {}
+        for a in rows:
+            per_step[int(a["step"])] = per_step.get(int(a["step"]), 0) + int(a["completion_tokens"])
+        upto = {s: sum(v for t, v in per_step.items() if t <= s) for s in per_step}
+        costs["tokens"] = tuple(float(upto[int(a["step"])]) for a in rows)
+    if rows and all("run_wall_s" in a for a in rows):
+        costs["seconds"] = tuple(float(a["run_wall_s"]) for a in rows)
+    totals = {"tokens": "generated_tokens", "seconds": "wall_time_s"}
+    for axis, c in costs.items():
+        spent[axis] = max(c[-1], float((summary or {}).get(totals[axis]) or 0.0))
+    return {"costs": costs, "spent": spent}
 
 
 def collect_runs(root: Path) -> list[RunRecord]:
@@ -118,6 +151,8 @@ class GroupResult:
     passes: int
     wall_time_s: float | None
     wall_per_attempt_s: float | None
+    x: str = "attempts"  # the x axis: attempts | tokens | seconds (curve entry j-1 is at cost j·unit)
+    unit: float = 1.0
 
     @property
     def horizon(self) -> int:
@@ -143,19 +178,36 @@ def _sort_strategies(names: Sequence[str]) -> list[str]:
     return sorted(set(names), key=lambda s: (STRATEGY_ORDER.index(s) if s in STRATEGY_ORDER else len(STRATEGY_ORDER), s))
 
 
-def _band_for(runs: list[RunRecord], n_boot: int, level: float, seed: int) -> tuple[Band, str]:
+def _band_for(runs: list[RunRecord], n_boot: int, level: float, seed: int, x: str = "attempts", unit: float = 1.0) -> tuple[Band, str]:
     budget = max(r.budget for r in runs)
     if all(r.strategy == BASELINE and not r.stop_on_success for r in runs):
         n, c = sum(r.attempts_used for r in runs), sum(r.passes for r in runs)
         if n > 0:
-            return bootstrap_pass_at_k(n, c, n, n_boot=n_boot, level=level, seed=seed), f"pass@k ({n} i.i.d. samples)"
+            band = bootstrap_pass_at_k(n, c, n, n_boot=n_boot, level=level, seed=seed)
+            if x != "attempts":  # n i.i.d. attempts at their mean cost each
+                band = band_on_cost_grid(band, sum(r.spent[x] for r in runs) / n, unit)
+            return band, f"pass@k ({n} i.i.d. samples)"
+    if x != "attempts":
+        disc = [r.costs[x][r.discovery - 1] if r.discovery is not None else None for r in runs]
+        band = bootstrap_discovery_cdf_cost(disc, [r.spent[x] for r in runs], unit, n_boot=n_boot, level=level, seed=seed)
+        return band, f"censored CDF ({plural(len(runs), 'seed')})"
     times = [r.discovery for r in runs]
     censor = [r.attempts_used if r.discovery is None else r.budget for r in runs]
     return bootstrap_discovery_cdf(times, censor, budget, n_boot=n_boot, level=level, seed=seed), f"censored CDF ({len(runs)} seeds)"
 
 
+def _scaled(iv: Interval, unit: float) -> Interval:
+    """An interval in bins of the cost grid, in cost units (tokens or seconds)."""
+    if unit == 1.0:
+        return iv
+    mul = lambda v: None if v is None else v * unit  # noqa: E731
+    return Interval(mul(iv.value), mul(iv.low), mul(iv.high), horizon=None if iv.horizon is None else round(iv.horizon * unit), bound=iv.bound)
+
+
 def _summarize(problem_id: str, strategy: str, estimator: str, runs: list[RunRecord], band: Band, budget: int,
-               ps: Sequence[float], level: float) -> GroupResult:
+               ps: Sequence[float], level: float, x: str = "attempts", unit: float = 1.0) -> GroupResult:
+    if x != "attempts":
+        budget = len(band.estimate)  # a cost curve ends where its runs were last observed
     k = min(budget, len(band.estimate)) - 1
     at_budget = band.estimate[: k + 1]
     walls = [r.wall_time_s for r in runs if r.wall_time_s is not None]
@@ -163,23 +215,34 @@ def _summarize(problem_id: str, strategy: str, estimator: str, runs: list[RunRec
     return GroupResult(
         problem_id=problem_id, strategy=strategy, estimator=estimator, runs=len(runs),
         solved_runs=sum(r.discovery is not None for r in runs), budget=budget, band=band,
-        at_p={p: attempts_to_reach_ci(band, p, level) for p in ps}, ratio={p: None for p in ps},
+        at_p={p: _scaled(attempts_to_reach_ci(band, p, level), unit) for p in ps}, ratio={p: None for p in ps},
         discovery_at_budget=(float(band.estimate[k]), float(band.low[k]), float(band.high[k])),
-        mean_attempts=restricted_mean(at_budget), unsolved_mass=float(1.0 - at_budget[-1]),
+        mean_attempts=restricted_mean(at_budget) * unit, unsolved_mass=float(1.0 - at_budget[-1]),
         samples=sum(r.attempts_used for r in runs), passes=sum(r.passes for r in runs),
         wall_time_s=sum(walls) if walls else None, wall_per_attempt_s=(sum(walls) / used) if walls and used else None,
+        x=x, unit=unit,
     )
 
 
 def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), level: float = 0.9,
-            n_boot: int = 2000, seed: int = 0) -> Analysis:
+            n_boot: int = 2000, seed: int = 0, x: str = "attempts") -> Analysis:
     """Group runs by (problem, strategy), estimate discovery@k with bands, the headline attempts-to-p and ratios.
 
     With several problems, a mean-over-problems row per strategy is added (problem_id "all"): the average
-    discovery@k, over the problems every strategy has runs for.
+    discovery@k, over the problems every strategy has runs for. x = tokens or seconds: discovery against what was
+    spent, on one cost grid shared by every curve (metrics.COST_BINS bins), so ratios compare costs.
     """
     if not records:
         raise UserError("no runs to report on", "run `sdpo-ttt compare` first")
+    if x not in X_AXES:
+        raise UserError(f"--x {x!r} is not an axis", f"use one of {', '.join(X_AXES)}")
+    unit = 1.0
+    if x != "attempts":
+        missing = [r for r in records if x not in r.costs]
+        if missing:
+            raise UserError(f"{plural(len(missing), 'run')} recorded no {x} per attempt (e.g. {missing[0].path})",
+                            "runs record them since 2026-12-01: rerun those, or use --x attempts")
+        unit = cost_unit(max(r.spent[x] for r in records))
     problems = {r.problem_id: r.title for r in sorted(records, key=lambda r: r.problem_id)}
     strategies = _sort_strategies([r.strategy for r in records])
     groups: list[GroupResult] = []
@@ -189,8 +252,8 @@ def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), 
             if not runs:
                 continue
             gseed = seed + zlib.crc32(f"{pid}/{s}".encode())
-            band, estimator = _band_for(runs, n_boot, level, gseed)
-            groups.append(_summarize(pid, s, estimator, runs, band, max(r.budget for r in runs), ps, level))
+            band, estimator = _band_for(runs, n_boot, level, gseed, x, unit)
+            groups.append(_summarize(pid, s, estimator, runs, band, max(r.budget for r in runs), ps, level, x, unit))
     if len(problems) > 1:
         for s in strategies:
             per = [g for g in groups if g.strategy == s]
@@ -198,7 +261,7 @@ def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), 
                 continue
             runs = [r for r in records if r.strategy == s]
             band = mean_curves([g.band for g in per], level)
-            groups.append(_summarize(ALL, s, f"mean over {len(per)} problems", runs, band, max(g.budget for g in per), ps, level))
+            groups.append(_summarize(ALL, s, f"mean over {len(per)} problems", runs, band, max(g.budget for g in per), ps, level, x, unit))
     for g in groups:
         base = next((b for b in groups if b.problem_id == g.problem_id and b.strategy == BASELINE), None)
         if base is not None and g.strategy != BASELINE:
@@ -209,7 +272,7 @@ def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), 
         "batch_sizes": sorted({r.batch_size for r in records if r.batch_size is not None}),
         "max_new_tokens": sorted({r.max_new_tokens for r in records if r.max_new_tokens is not None}),
         "runs": len(records), "unfinished_runs": sum(r.status not in ("solved", "budget_exhausted") for r in records),
-        "bootstrap_seed": seed,
+        "bootstrap_seed": seed, "x": x, "x_unit": unit,
     }
     return Analysis(problems, strategies, groups, list(records), tuple(ps), level, n_boot, meta)
 
@@ -226,35 +289,47 @@ def table(analysis: Analysis, *, compact: bool = False) -> tuple[list[str], list
     lv = _pct(analysis.level)
     per_unit, per_div = time_unit([g.wall_per_attempt_s for g in analysis.groups])
     tot_unit, tot_div = time_unit([g.wall_time_s for g in analysis.groups])
+    x = x_axis(analysis)
+    at = "budget" if x == "attempts" else "end"
     if compact:
-        headers = ["problem", "strategy", "solved", f"disc@budget [{lv}]"]
+        k = "k" if x == "attempts" else x
+        headers = ["problem", "strategy", "solved", f"disc@{at} [{lv}]"]
         for p in analysis.ps:
-            headers += [f"k for {_pct(p)} [{lv}]", f"x best-of-k ({_pct(p)})"]
-        headers += ["mean k", f"{per_unit}/attempt"]
+            headers += [f"{k} for {_pct(p)} [{lv}]", f"x best-of-k ({_pct(p)})"]
+        headers += [f"mean {k}", f"{per_unit}/attempt"]
     else:
-        headers = ["problem", "strategy", "estimator", "runs solved", f"discovery@budget [{lv} CI]"]
+        headers = ["problem", "strategy", "estimator", "runs solved", f"discovery@{at} [{lv} CI]"]
         for p in analysis.ps:
-            headers += [f"attempts to {_pct(p)} [{lv} CI]", f"x {BASELINE} at {_pct(p)}"]
-        headers += ["mean attempts to success", f"time / attempt ({per_unit})", f"total time ({tot_unit})"]
+            headers += [f"{x} to {_pct(p)} [{lv} CI]", f"x {BASELINE} at {_pct(p)}"]
+        headers += [f"mean {x} to success", f"time / attempt ({per_unit})", f"total time ({tot_unit})"]
     rows = []
     for g in analysis.groups:
         est, lo, hi = g.discovery_at_budget
         row = [g.problem_id, g.strategy]
         if not compact:
             row.append(g.estimator)
-        row += [f"{g.solved_runs}/{g.runs}", f"{est:.2f} [{lo:.2f}, {hi:.2f}]" + ("" if compact else f" @{g.budget}")]
+        row += [f"{g.solved_runs}/{g.runs}", f"{est:.2f} [{lo:.2f}, {hi:.2f}]" + ("" if compact or x != "attempts" else f" @{g.budget}")]
         for p in analysis.ps:
             row.append(format_attempts(g.at_p[p]))
             r = g.ratio.get(p)
             row.append("—" if r is None else format_ratio(r))
-        mean = f"{g.mean_attempts:.1f}"
+        mean = f"{g.mean_attempts:.1f}" if x == "attempts" else f"{g.mean_attempts:.0f}"
         if g.unsolved_mass > 1e-12:
-            mean = f">={mean}" if compact else f">= {mean} (P(unsolved@{g.budget}) = {g.unsolved_mass:.2f}, censored)"
+            mean = f">={mean}" if compact else f">= {mean} (P(unsolved@{at}) = {g.unsolved_mass:.2f}, censored)"
         row += [mean, _in_unit(g.wall_per_attempt_s, per_div)]
         if not compact:
             row.append(_in_unit(g.wall_time_s, tot_div))
         rows.append(row)
     return headers, rows
+
+
+def x_axis(analysis: Analysis) -> str:
+    """What the analysis drew discovery against: attempts, tokens or seconds."""
+    return str(analysis.meta.get("x", "attempts"))
+
+
+def _amount(value: float, x: str) -> str:
+    return plural(int(value), "attempt") if x == "attempts" else f"{value:.0f} {x}"
 
 
 def time_unit(values: Sequence[float | None]) -> tuple[str, float]:
@@ -308,8 +383,9 @@ def conclusion(analysis: Analysis, problem_id: str) -> str:
     p = _headline_p(analysis, problem_id)
     inf = float("inf")
     lead = min(groups, key=lambda g: (g.at_p[p].value if g.at_p[p].value is not None else inf, -g.discovery_at_budget[0]))
+    x = x_axis(analysis)
     if lead.at_p[p].value is not None:
-        out = f"{name}: {lead.strategy} leads, reaching {_pct(p)} discovery in {plural(int(lead.at_p[p].value), 'attempt')} (point estimate)."
+        out = f"{name}: {lead.strategy} leads, reaching {_pct(p)} discovery in {_amount(lead.at_p[p].value, x)} (point estimate)."
     else:
         out = f"{name}: {lead.strategy} leads with discovery@budget {lead.discovery_at_budget[0]:.2f}; no strategy reached {_pct(p)}."
     base = next((g for g in groups if g.strategy == BASELINE), None)
@@ -319,25 +395,64 @@ def conclusion(analysis: Analysis, problem_id: str) -> str:
         if g.strategy == BASELINE:
             continue
         if g.solved_runs == 0:
-            out += (f" {g.strategy} solved no run: it did not reach {_pct(p)} within {g.budget} attempts, and with no success to"
+            within = f"within {g.budget} attempts" if x == "attempts" else f"within the {x} its runs spent"
+            out += (f" {g.strategy} solved no run: it did not reach {_pct(p)} {within}, and with no success to"
                     " resample there is no interval — inconclusive.")
             continue
         iv = g.ratio.get(p)
         verdict = ratio_verdict(iv)
         shown = format_ratio(iv) if iv is not None else "n/a"
         if verdict == "fewer":
-            out += f" {g.strategy} needs fewer attempts than {BASELINE} to reach {_pct(p)}: {shown}, the {lv} interval excludes 1."
+            out += f" {g.strategy} needs fewer {x} than {BASELINE} to reach {_pct(p)}: {shown}, the {lv} interval excludes 1."
         elif verdict == "more":
-            out += f" {g.strategy} needs more attempts than {BASELINE} to reach {_pct(p)}: {shown}, the {lv} interval excludes 1."
+            out += f" {g.strategy} needs more {x} than {BASELINE} to reach {_pct(p)}: {shown}, the {lv} interval excludes 1."
         else:
             out += f" {g.strategy} vs {BASELINE} at {_pct(p)}: {shown}, the {lv} interval includes 1 — inconclusive."
     return out
 
 
 def conclusions(analysis: Analysis) -> list[str]:
-    """The conclusion for every problem, and for the mean over problems when there is one."""
+    """The conclusion for every problem, and for the mean over problems when there is one; then the headline
+    ratio on every axis the runs recorded (attempts, tokens, seconds), when that was computed."""
     ids = list(analysis.problems) + ([ALL] if any(g.problem_id == ALL for g in analysis.groups) else [])
-    return [conclusion(analysis, pid) for pid in ids]
+    return [conclusion(analysis, pid) for pid in ids] + cost_lines(analysis)
+
+
+def ratios_by_axis(records: Sequence[RunRecord], analysis: Analysis) -> list[dict[str, Any]]:
+    """The headline ratio to best-of-k (at each problem's headline p) on every axis all runs recorded: whether a
+    strategy that wins per attempt still wins per generated token and per second. JSON-ready rows."""
+    axes = [x for x in X_AXES if x == "attempts" or all(x in r.costs for r in records)]
+    by_axis = {x_axis(analysis): analysis}
+    for x in axes:
+        if x not in by_axis:
+            by_axis[x] = analyze(records, ps=analysis.ps, level=analysis.level, n_boot=analysis.n_boot,
+                                 seed=analysis.meta["bootstrap_seed"], x=x)
+    rows = []
+    for g in analysis.groups:
+        if g.strategy == BASELINE or analysis.group(g.problem_id, BASELINE) is None:
+            continue
+        p = _headline_p(by_axis["attempts"] if "attempts" in by_axis else analysis, g.problem_id)
+        row: dict[str, Any] = {"problem_id": g.problem_id, "strategy": g.strategy, "p": p}
+        for x in axes:
+            other = by_axis[x].group(g.problem_id, g.strategy)
+            row[x] = _interval_json(other.ratio.get(p) if other else None)
+        rows.append(row)
+    return rows
+
+
+def cost_lines(analysis: Analysis) -> list[str]:
+    """'Per attempt, token and second: sdpo / best-of-k to reach 50% on a: attempts 0.36x [...] · tokens ...'."""
+    out = []
+    for row in analysis.meta.get("ratios_by_x", []):
+        parts = []
+        for x in X_AXES:
+            if x in row:
+                iv = row[x]
+                shown = "n/a" if iv is None else format_ratio(Interval(iv["value"], iv["low"], iv["high"], iv["horizon"], iv["bound"] or ""))
+                parts.append(f"{x} {shown}")
+        name = "mean over problems" if row["problem_id"] == ALL else row["problem_id"]
+        out.append(f"{name}: {row['strategy']} / {BASELINE} to reach {_pct(row['p'])}, per unit spent: " + " · ".join(parts))
+    return out
 
 
 # ------------------------------------------------------------------ terminal
@@ -361,8 +476,8 @@ def print_terminal(console: Any, analysis: Analysis) -> None:
     m = analysis.meta
     console.print(
         f"model {', '.join(m['models'])} · budget {', '.join(map(str, m['budgets']))} · {plural(len(m['seeds']), 'seed')} · "
-        f"{_pct(analysis.level)} bootstrap intervals · k = attempts to reach that discovery probability · "
-        "x best-of-k < 1: fewer attempts than best-of-k · >= : censored runs make the mean a lower bound",
+        f"{_pct(analysis.level)} bootstrap intervals · k = {x_axis(analysis)} to reach that discovery probability · "
+        f"x best-of-k < 1: fewer {x_axis(analysis)} than best-of-k · >= : censored runs make the mean a lower bound",
         style="dim", highlight=False,
     )
 
@@ -462,11 +577,12 @@ def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool 
     import matplotlib.ticker as mticker
 
     budget = max(g.budget for g in analysis.groups if g.problem_id == problem_id)
+    x = x_axis(analysis)
     for s in analysis.strategies:
         g = analysis.group(problem_id, s)
         if g is None:
             continue
-        k = np.arange(1, g.horizon + 1)
+        k = np.arange(1, g.horizon + 1) * g.unit
         color = COLORS.get(s)
         ax.fill_between(k, g.band.low, g.band.high, step="post", alpha=0.18, color=color, linewidth=0)
         label = s if problem_id == ALL else f"{s}: {g.estimator}"
@@ -474,19 +590,24 @@ def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool 
                 linestyle=LINESTYLES.get(s, "-"))
     for p in analysis.ps:
         ax.axhline(p, color="0.6", linestyle=":", linewidth=0.8)
-    ax.axvline(budget, color="0.4", linestyle="--", linewidth=0.8)
-    ax.text(budget, 0.03, f" budget {budget}", color="0.3", fontsize=7 if small else 8, ha="left", va="bottom",
-            transform=ax.get_xaxis_transform())
+    if x == "attempts":
+        ax.axvline(budget, color="0.4", linestyle="--", linewidth=0.8)
+        ax.text(budget, 0.03, f" budget {budget}", color="0.3", fontsize=7 if small else 8, ha="left", va="bottom",
+                transform=ax.get_xaxis_transform())
     if all(g.solved_runs == 0 for g in analysis.groups if g.problem_id == problem_id):
         ax.text(0.5, 0.55, "no success in any run", transform=ax.transAxes, ha="center", color="0.35", fontsize=9)
     horizon = max(g.horizon for g in analysis.groups if g.problem_id == problem_id)
     ax.set_xscale("log")
-    # labelled integer ticks 1, 2, 5, 10, ... over the whole axis, the budget and the end of the longest curve included
-    ax.xaxis.set_major_locator(mticker.FixedLocator(x_ticks(budget, horizon)))
-    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(mticker.NullLocator())
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlim(1, max(horizon, budget) * 1.08)
+    if x == "attempts":  # labelled integer ticks 1, 2, 5, 10, ..., the budget and the end of the longest curve included
+        ax.xaxis.set_major_locator(mticker.FixedLocator(x_ticks(budget, horizon)))
+        ax.set_xlim(1, max(horizon, budget) * 1.08)
+    else:
+        unit = next(g.unit for g in analysis.groups if g.problem_id == problem_id)
+        ax.xaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.set_xlim(unit, horizon * unit * 1.08)
     ax.grid(True, which="major", alpha=0.3)
     if legend:  # outside the axes, so it can never cover a band
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8 if small else 9, frameon=False)
@@ -519,8 +640,9 @@ def curves_figure(analysis: Analysis):
     which = analysis.problems[pid] if pid != ALL else f"mean over {len(analysis.problems)} problems"
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     _draw(ax, analysis, pid, legend=True)
-    ax.set_xlabel("attempts k (log scale)")
-    ax.set_ylabel("discovery@k = P(solved within k attempts)")
+    x = x_axis(analysis)
+    ax.set_xlabel(X_LABELS[x] + " (log scale)")
+    ax.set_ylabel("discovery@k = P(solved within k attempts)" if x == "attempts" else f"P(solved within {x} spent)")
     ax.set_title(f"Discovery@k — {which}\n{_subtitle(analysis)}", fontsize=10)
     return fig
 
@@ -554,7 +676,7 @@ def plot_problems(analysis: Analysis) -> bytes:
         if i % cols == 0:
             ax.set_ylabel("discovery@k")
         if i // cols == rows - 1 or i + cols >= len(ids):
-            ax.set_xlabel("attempts k (log)")
+            ax.set_xlabel(X_LABELS[x_axis(analysis)] + " (log)")
     handles = [plt.Line2D([], [], color=COLORS.get(s), linewidth=2, linestyle=LINESTYLES.get(s, "-"), label=s)
                for s in analysis.strategies]
     fig.tight_layout(rect=(0, 0, 1, 0.9))
@@ -664,8 +786,11 @@ def write_report(analysis: Analysis, out_dir: Path) -> list[Path]:
 
 
 def build_report(runs_dir: Path, out_dir: Path | None = None, *, ps: Sequence[float] = (0.25, 0.5), level: float = 0.9,
-                 n_boot: int = 2000, seed: int = 0) -> tuple[Analysis, list[Path]]:
-    """Collect the run directories under runs_dir, analyse them, and write the report (default: runs_dir/report)."""
+                 n_boot: int = 2000, seed: int = 0, x: str = "attempts") -> tuple[Analysis, list[Path]]:
+    """Collect the run directories under runs_dir, analyse them against `x` (attempts | tokens | seconds), add the
+    headline ratio on every recorded axis, and write the report (default: runs_dir/report)."""
     runs_dir = Path(runs_dir)
-    analysis = analyze(collect_runs(runs_dir), ps=ps, level=level, n_boot=n_boot, seed=seed)
+    records = collect_runs(runs_dir)
+    analysis = analyze(records, ps=ps, level=level, n_boot=n_boot, seed=seed, x=x)
+    analysis.meta["ratios_by_x"] = ratios_by_axis(records, analysis)
     return analysis, write_report(analysis, out_dir or runs_dir / "report")

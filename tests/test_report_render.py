@@ -164,3 +164,85 @@ def test_plot_ticks_labelled_past_the_budget_and_legend_outside(tmp_path: Path) 
         assert not legend.overlaps(ax.get_window_extent(renderer))  # beside the axes: covers no band
     finally:
         plt.close(fig)
+
+
+def fabricate_costed(root: Path, problem: str, strategy: str, seed: int, *, passes: list[int], budget: int, stop: bool,
+                     tokens_per_attempt: int, seconds_per_batch: float, batch: int = 4) -> Path:
+    """A run directory whose attempts carry what the run had spent (run_tokens, run_wall_s), as the loop writes them."""
+    import json
+
+    d = fabricate(root, problem, strategy, seed, passes=passes, budget=budget, stop=stop)
+    rows = [json.loads(line) for line in (d / "attempts.jsonl").read_text().splitlines()]
+    for a in rows:
+        done = (a["index"] // batch + 1) * batch  # attempts judged by the end of this one's batch
+        a.update(completion_tokens=tokens_per_attempt, run_tokens=min(done, len(rows)) * tokens_per_attempt,
+                 run_wall_s=(a["index"] // batch + 1) * seconds_per_batch)
+    (d / "attempts.jsonl").write_text("".join(json.dumps(a) + "\n" for a in rows))
+    s = json.loads((d / "summary.json").read_text())
+    s.update(generated_tokens=rows[-1]["run_tokens"], wall_time_s=rows[-1]["run_wall_s"])
+    (d / "summary.json").write_text(json.dumps(s))
+    return d
+
+
+@pytest.fixture()
+def costed(tmp_path: Path) -> Path:
+    """sdpo solves early but each of its attempts costs 4x the tokens and each batch 10x the seconds of best-of-k's."""
+    root = tmp_path / "costed"
+    for s in range(6):
+        fabricate_costed(root, "p", "sdpo", s, passes=[2 + s % 3], budget=16, stop=True, tokens_per_attempt=400,
+                         seconds_per_batch=100.0)
+        fabricate_costed(root, "p", "best-of-k", s, passes=[12] if s < 3 else [], budget=16, stop=False,
+                         tokens_per_attempt=100, seconds_per_batch=10.0)
+    return root
+
+
+def test_discovery_against_tokens_and_seconds(costed: Path) -> None:
+    records = collect_runs(costed)
+    by_attempts = analyze(records, n_boot=200)
+    by_tokens = analyze(records, n_boot=200, x="tokens")
+    by_seconds = analyze(records, n_boot=200, x="seconds")
+    sdpo_a, sdpo_t = by_attempts.group("p", "sdpo"), by_tokens.group("p", "sdpo")
+    # sdpo's discovery attempts 3, 4, 5 (two seeds each): 4 of 6 within 4 attempts, judged with the first batch
+    assert sdpo_a.at_p[0.5].value == 4
+    assert sdpo_t.at_p[0.5].value == pytest.approx(1600, rel=0.01)  # that batch spent 4 x 400 tokens
+    assert by_tokens.group("p", "best-of-k").horizon == 1600  # 96 pooled samples' 9600 tokens, cut at 4 x 400 bins
+    # a win per attempt need not be a win per token or per second
+    r_att = by_attempts.group("p", "sdpo").ratio[0.5].value
+    r_tok = sdpo_t.ratio[0.5].value
+    r_sec = by_seconds.group("p", "sdpo").ratio[0.5].value
+    assert r_att < 1 and r_tok > r_att and r_sec > r_tok
+    headers, _ = table(by_tokens)
+    assert "tokens to 50% [90% CI]" in headers and "mean tokens to success" in headers
+
+
+def test_report_gives_the_ratio_on_every_axis(costed: Path, tmp_path: Path) -> None:
+    import json
+
+    from sdpo_ttt.report import build_report
+
+    an, _ = build_report(costed, tmp_path / "r", n_boot=100, x="seconds")
+    [row] = an.meta["ratios_by_x"]
+    assert row["strategy"] == "sdpo" and set(row) >= {"attempts", "tokens", "seconds"}
+    assert row["attempts"]["value"] < 1 < row["seconds"]["value"]
+    lines = conclusions(an)
+    assert any(ln.startswith("p: sdpo / best-of-k to reach 50%, per unit spent: attempts ") and "· tokens " in ln
+               and "· seconds " in ln for ln in lines)
+    data = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert data["meta"]["x"] == "seconds" and data["meta"]["ratios_by_x"][0]["tokens"]["value"] == pytest.approx(row["tokens"]["value"])
+    fig = curves_figure(an)
+    try:
+        assert fig.axes[0].get_xlabel() == "wall-clock seconds (log scale)"
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_runs_without_costs_say_so(mixed: Path) -> None:
+    from sdpo_ttt.errors import UserError
+
+    records = collect_runs(mixed)
+    with pytest.raises(UserError, match="recorded no seconds per attempt"):
+        analyze(records, x="seconds")
+    with pytest.raises(UserError, match="not an axis"):
+        analyze(records, x="dollars")

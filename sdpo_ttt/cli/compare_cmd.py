@@ -131,6 +131,8 @@ def register(app: typer.Typer) -> None:
         best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="Draw best-of-k's whole budget without stopping (exact pass@k from all samples), or stop it at the first success like the others."),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of solve options shared by every run (strategy and seed are set by the grid)."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates for the bands and intervals."),
+        x: str = typer.Option("attempts", "--x", metavar="attempts|tokens|seconds",
+                              help="What to draw discovery against: attempts, generated tokens or wall-clock seconds (the headline ratio is given on every axis the runs recorded)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display: only the table at the end."),
         *,
         options: dict[str, Any],
@@ -154,7 +156,7 @@ def register(app: typer.Typer) -> None:
             run_grid(cells, progress=progress, announce=_once(err))
         finally:
             progress.stop()
-        analysis, paths = build_report(out, n_boot=n_boot)
+        analysis, paths = build_report(out, n_boot=n_boot, x=x)
         con = Console()
         print_table(con, analysis)
         con.print(f"grid of {len(cells)} runs done in {time.monotonic() - t0:.0f} s; report: {out / 'report' / 'report.html'}", highlight=False)
@@ -164,12 +166,14 @@ def register(app: typer.Typer) -> None:
         runs_dir: Path = typer.Argument(..., help="A compare --out folder (or any folder of run directories)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Where to write the report [default: RUNS_DIR/report]."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates for the bands and intervals."),
+        x: str = typer.Option("attempts", "--x", metavar="attempts|tokens|seconds",
+                              help="What to draw discovery against: attempts, generated tokens or wall-clock seconds (the headline ratio is given on every axis the runs recorded)."),
         seed: int = typer.Option(0, help="Seed of the bootstrap (the report is reproducible for a seed)."),
     ) -> None:
         """Rebuild the report (curves.png, summary.md/.csv/.json, report.html) from existing run directories; runs nothing."""
         from sdpo_ttt.report import build_report
 
-        analysis, paths = build_report(runs_dir, out, n_boot=n_boot, seed=seed)
+        analysis, paths = build_report(runs_dir, out, n_boot=n_boot, seed=seed, x=x)
         con = Console()
         print_table(con, analysis)
         con.print(f"report: {paths[-1]}", highlight=False)
