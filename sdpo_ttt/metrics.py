@@ -178,7 +178,7 @@ def ratio_ci(num: Band, den: Band, p: float, level: float = 0.9) -> Interval:
     a = (1.0 - level) / 2.0
     hd = len(den.estimate)
     v, bound = _ratio(attempts_to_reach(num.estimate, p), attempts_to_reach(den.estimate, p), hd)
-    reps = [_ratio(attempts_to_reach(x, p), attempts_to_reach(y, p), hd)[0] for x, y in zip(num.replicates, den.replicates)]
+    reps = [_ratio(attempts_to_reach(x, p), attempts_to_reach(y, p), hd)[0] for x, y in zip(num.replicates, den.replicates, strict=True)]
     return Interval(v, _quantile_with_none(reps, a), _quantile_with_none(reps, 1.0 - a), horizon=len(num.estimate), bound=bound)
 
 
@@ -252,7 +252,7 @@ def bootstrap_discovery_cdf_cost(
     spent[r]: what run r spent in all (its censoring cost when unsolved). The curve ends at the last bin any run
     was observed to (nothing is known past it)."""
     times = [None if c is None else _bin_up(c, unit) for c in discovery_costs]
-    follow = [_bin_up(c, unit) if c is not None else _bin_down(s, unit) for c, s in zip(discovery_costs, spent)]
+    follow = [_bin_up(c, unit) if c is not None else _bin_down(s, unit) for c, s in zip(discovery_costs, spent, strict=True)]
     horizon = max(1, max(follow))
     return bootstrap_discovery_cdf(times, follow, horizon, n_boot=n_boot, level=level, seed=seed)
 

@@ -69,7 +69,7 @@ class ScriptedSandbox:
 
     def judge_many(self, problem: Problem, codes: list[str]) -> list[Verdict]:
         if self.calls == self.interrupt_on_call:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("scripted interrupt")
         self.calls += 1
         out = [verdict(problem, self.seen + i in self.pass_at) for i in range(len(codes))]
         self.seen += len(codes)

@@ -115,7 +115,7 @@ def test_function_labels() -> None:
 def test_passed_and_bad_visibility() -> None:
     v = _verdict(TestResult(index=0, outcome=Outcome.passed), TestResult(index=1, outcome=Outcome.passed))
     assert render_feedback(stdio_problem(), v) == "All 2 tests passed."
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="visibility must be one of"):
         render_feedback(stdio_problem(), v, "everything")  # type: ignore[arg-type]
 
 

@@ -52,7 +52,7 @@ def test_resume_equals_uninterrupted(tiny_model_dir: Path, tmp_path: Path) -> No
     full_summary, full = _run(cfg, tmp_path / "full", ScriptedSandbox())
     assert full_summary.status == "budget_exhausted" and full_summary.attempts_used == 16
 
-    with pytest.raises(KeyboardInterrupt):  # stopped while judging step 2, after step 1's checkpoint: the resumed
+    with pytest.raises(KeyboardInterrupt, match="scripted interrupt"):  # stopped while judging step 2, after step 1's checkpoint: the resumed
         # run samples step 2 from the restored student and trains on it with the restored optimiser and teacher
         _run(cfg, tmp_path / "cut", ScriptedSandbox(interrupt_on_call=2))
     cut = RunDir.open_existing(tmp_path / "cut")

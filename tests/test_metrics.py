@@ -87,7 +87,7 @@ def test_censored_cdf_matches_geometric_simulation() -> None:
     assert np.max(np.abs(cdf - truth)) < 0.03
     # unequal (random) censoring: Kaplan–Meier stays unbiased where the plain fraction would not
     cens = rng.integers(5, budget + 1, size=runs)
-    times = [int(x) if x <= c else None for x, c in zip(t, cens)]
+    times = [int(x) if x <= c else None for x, c in zip(t, cens, strict=True)]
     km = discovery_cdf(times, list(cens), budget)
     assert np.max(np.abs(km - truth)) < 0.04
     naive = np.array([sum(x is not None and x <= k for x in times) / runs for k in range(1, budget + 1)])

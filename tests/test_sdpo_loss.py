@@ -42,12 +42,12 @@ def bf_div(ls: list, lt: list, alpha: float):
     ps = [torch.exp(x) for x in ls]
     pt = [torch.exp(x) for x in lt]
     if alpha == 1.0:
-        return sum(p * (a - b) for p, a, b in zip(ps, ls, lt))
+        return sum(p * (a - b) for p, a, b in zip(ps, ls, lt, strict=True))
     if alpha == 0.0:
-        return sum(q * (b - a) for q, a, b in zip(pt, ls, lt))
-    m = [(1 - alpha) * p + alpha * q for p, q in zip(ps, pt)]
-    kl_s = sum(p * (torch.log(p) - torch.log(mi)) for p, mi in zip(ps, m))
-    kl_t = sum(q * (torch.log(q) - torch.log(mi)) for q, mi in zip(pt, m))
+        return sum(q * (b - a) for q, a, b in zip(pt, ls, lt, strict=True))
+    m = [(1 - alpha) * p + alpha * q for p, q in zip(ps, pt, strict=True)]
+    kl_s = sum(p * (torch.log(p) - torch.log(mi)) for p, mi in zip(ps, m, strict=True))
+    kl_t = sum(q * (torch.log(q) - torch.log(mi)) for q, mi in zip(pt, m, strict=True))
     return (1 - alpha) * kl_s + alpha * kl_t
 
 
@@ -78,7 +78,7 @@ def bf_loss(S, Tt, Y, M, cfg: LossConfig, R=None, TR=None, rewards=None):
             return [x.detach() for x in bf_log_softmax(rows(Tt, b, t), tau)]
         lr = bf_log_softmax(rows(TR, b, t), tau)
         lc = bf_log_softmax(rows(Tt, b, t), tau)
-        mixed = [(1 - cfg.teacher_rate) * a + cfg.teacher_rate * c for a, c in zip(lr, lc)]
+        mixed = [(1 - cfg.teacher_rate) * a + cfg.teacher_rate * c for a, c in zip(lr, lc, strict=True)]
         return [x.detach() for x in bf_log_softmax(mixed)]
 
     adv = None
@@ -200,7 +200,7 @@ def test_teacher_gets_no_gradient():
 def test_topk_equal_vocab_is_full_and_finite(alpha):
     zs, zt = rand_logits(5, 11, seed=7, dtype=torch.float32), rand_logits(5, 11, seed=8, dtype=torch.float32)
     for k in (11, 50):
-        v, g = grad_of(lambda x: topk_divergence(x, zt, alpha, k).sum(), zs)
+        v, g = grad_of(lambda x, k=k: topk_divergence(x, zt, alpha, k).sum(), zs)
         vf, gf = grad_of(lambda x: full_divergence(x, zt, alpha).sum(), zs)
         assert torch.isfinite(v) and torch.isfinite(g).all()
         torch.testing.assert_close(v, vf)
@@ -420,7 +420,7 @@ def test_trust_region_teacher_bruteforce():
     got = trust_region_teacher_logprobs(ref, cur, 0.3)
     for n in range(2):
         lr, lc = bf_log_softmax(list(ref[n])), bf_log_softmax(list(cur[n]))
-        want = bf_log_softmax([0.7 * a + 0.3 * c for a, c in zip(lr, lc)])
+        want = bf_log_softmax([0.7 * a + 0.3 * c for a, c in zip(lr, lc, strict=True)])
         torch.testing.assert_close(got[n], torch.stack(want))
     torch.testing.assert_close(trust_region_teacher_logprobs(ref, cur, 0.0), torch.log_softmax(ref, -1))
     torch.testing.assert_close(trust_region_teacher_logprobs(ref, cur, 1.0), torch.log_softmax(cur, -1))
@@ -435,13 +435,13 @@ def test_divergence_of_identical_is_exactly_zero_in_every_alpha():
 
 
 def test_config_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="--loss 'nope'"):
         LossConfig(mode="nope")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="--alpha 1.5: input should be less than or equal to 1"):
         LossConfig(alpha=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="--adv-clip applies to --loss token or sequence only"):
         LossConfig(mode="logit", adv_clip=1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="--topk 0: input should be greater than or equal to 1"):
         LossConfig(topk=0)
     assert "alpha" in LossConfig.help()
     S, Tt, Y, M = make_batch(dtype=torch.float32)

@@ -41,7 +41,7 @@ class LoraFactors:
 
 def lora_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     """Every peft LoRA layer (modules with lora_A / lora_B ModuleDicts), in a fixed order."""
-    return [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_A") and isinstance(getattr(m, "lora_A"), torch.nn.ModuleDict)]
+    return [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_A") and isinstance(m.lora_A, torch.nn.ModuleDict)]
 
 
 def get_factors(layer: torch.nn.Module, adapter: str) -> LoraFactors:

@@ -137,8 +137,8 @@ def sdpo_loss(
     chunks: list[dict[str, Tensor]] = []
     for start in range(0, max(n, 1), cfg.chunk_tokens):  # at least one (maybe empty) chunk keeps the graph
         sl = slice(start, start + cfg.chunk_tokens)
-        sub = lambda x: None if x is None else x[sl]  # noqa: E731
-        args = (cfg, lm_head_weight, s_rows[sl], t_rows[sl], y_rows[sl], sub(r_rows), sub(tr_rows))
+        r_sl, tr_sl = (None if x is None else x[sl] for x in (r_rows, tr_rows))
+        args = (cfg, lm_head_weight, s_rows[sl], t_rows[sl], y_rows[sl], r_sl, tr_sl)
         chunks.append(checkpoint(_chunk_terms, *args, use_reentrant=False) if use_ckpt else _chunk_terms(*args))
 
     terms: dict[str, Tensor] = {}
