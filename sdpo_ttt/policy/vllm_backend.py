@@ -1,11 +1,12 @@
 """Optional vLLM sampling backend (GPU only; `pip install sdpo-ttt[vllm]`), colocated with the training model.
 
 vLLM serves the policy's base weights from the model folder on the same GPU with LoRA enabled and a capped
-share of GPU memory. Once CUDA is initialised (the training model is already on the GPU) vLLM 0.33 runs its
-engine core in a *spawned* child process, so the engine is a separate process that inherits this one's
-environment at start: that is how it is pointed at the training GPU (CUDA_VISIBLE_DEVICES) and how its logs
-are kept off stdout (VLLM_LOGGING_STREAM, and its stdout descriptor pointed at stderr), so that
-`solve --json` still prints one JSON object. `close()` shuts the engine down explicitly; nothing waits for
+share of GPU memory. vLLM 0.33 runs its engine core in a separate process (VLLM_ENABLE_V1_MULTIPROCESSING, on by
+default), started with `spawn` because CUDA is already initialised here (the training model is on the GPU); it
+inherits this process's environment and file descriptors at start. That is how it is pointed at the training
+GPU (CUDA_VISIBLE_DEVICES) and how its logs are kept off stdout (VLLM_LOGGING_STREAM, and its stdout descriptor
+pointed at stderr), so that `solve --json` still prints one JSON object. A spawned child re-imports the parent's
+main module, so vLLM is driven from a real program (the `sdpo-ttt` CLI), never from `python - <<EOF`. `close()` shuts the engine down explicitly; nothing waits for
 the garbage collector to free its GPU memory.
 
 The trained adapter reaches vLLM by hot-swap, never by merging weights or restarting: after each update the
