@@ -332,7 +332,7 @@ def _frac(samples: Sequence[dict[str, Any]]) -> str:
 
 
 def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
-    """The markdown tables: one per learning rate, a row per problem and a pooled row."""
+    """The markdown tables: one per learning rate, a row per problem, a pooled row and which ingredient is missing."""
     recs = results.records
     lrs = sorted({float(r["lr"]) for r in recs if r["kind"] == "trained"})
     order = {p: i for i, p in enumerate(problems)}
@@ -342,10 +342,11 @@ def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
         lines.append("(no trained condition finished yet)")
     for lr in lrs:
         lines += [f"### lr = {lr:g}", "",
-                  "| problem | seeds | base pass | base score | after pass | after score | Δ pass (pp) [90% CI] | Δ score [90% CI] "
-                  "| teacher pass | teacher score | teacher − base score [90% CI] | gap₀ | tokens | wall |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| problem | seeds | base pass | base score | base cut off | after pass | after score | Δ pass (pp) [90% CI] "
+                  "| Δ score [90% CI] | teacher pass | teacher score | teacher − base score [90% CI] | gap₀ | tokens | wall |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         pooled_pass, pooled_score, pooled_teacher = [], [], []
+        n_teacher_better = n_thin = n_gain = 0
         for pid in ids:
             base, after, teach, gaps, tokens, wall = [], [], [], [], 0, 0.0
             seeds = sorted({r["seed"] for r in recs if r["problem"] == pid and r["kind"] == "trained" and float(r["lr"]) == lr})
@@ -374,15 +375,23 @@ def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
             pooled_pass.append(d_pass)
             pooled_score.append(d_score)
             pooled_teacher.append(d_teach)
+            cut = _rate(base, "truncated")
+            score_ci, teach_ci = bootstrap_mean([d_score], n_boot=n_boot), bootstrap_mean([d_teach], n_boot=n_boot)
+            n_gain += score_ci[1] > 0
+            n_teacher_better += teach_ci[0] > 0
+            n_thin += cut > 0.5
             lines.append(
-                f"| {pid} | {len(seeds)} | {_frac(base)} | {_rate(base, 'score'):.2f} | {_frac(after)} | {_rate(after, 'score'):.2f} "
-                f"| {_ci(bootstrap_mean([d_pass], n_boot=n_boot), pct=True)} | {_ci(bootstrap_mean([d_score], n_boot=n_boot))} "
-                f"| {_frac(teach)} | {_rate(teach, 'score'):.2f} | {_ci(bootstrap_mean([d_teach], n_boot=n_boot))} "
+                f"| {pid} | {len(seeds)} | {_frac(base)} | {_rate(base, 'score'):.2f} | {cut:.0%} | {_frac(after)} "
+                f"| {_rate(after, 'score'):.2f} | {_ci(bootstrap_mean([d_pass], n_boot=n_boot), pct=True)} | {_ci(score_ci)} "
+                f"| {_frac(teach)} | {_rate(teach, 'score'):.2f} | {_ci(teach_ci)} "
                 f"| {np.mean(gaps) if gaps else math.nan:+.3f} | {tokens} | {wall / 60:.1f} min |")
+        p = len(pooled_pass)
         lines.append(
-            f"| **pooled ({len(pooled_pass)} problems)** | | | | | | {_ci(bootstrap_mean(pooled_pass, n_boot=n_boot), pct=True)} "
+            f"| **pooled ({p} problems)** | | | | | | | {_ci(bootstrap_mean(pooled_pass, n_boot=n_boot), pct=True)} "
             f"| {_ci(bootstrap_mean(pooled_score, n_boot=n_boot))} | | | {_ci(bootstrap_mean(pooled_teacher, n_boot=n_boot))} | | | |")
-        lines.append("")
+        lines += ["", f"Ingredients: the student gained (Δ score interval above 0) on {n_gain}/{p} problems; the teacher's "
+                  f"context beat the base model (teacher − base score > 0) on {n_teacher_better}/{p}; most base attempts were "
+                  f"cut off at {results.settings.max_new_tokens} tokens on {n_thin}/{p}.", ""]
     lines.append("Δ = after − base on the same sampling seeds (pp: percentage points); CIs: 90% bootstrap over problems, "
                  "then samples; gap₀: teacher − student log-prob on the first update's attempts (nats/token).")
     return "\n".join(lines)

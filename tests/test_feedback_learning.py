@@ -107,3 +107,26 @@ def test_smoke_run_is_resumable(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert fl.main(["--smoke", "--out", str(out)]) == 0
     assert "nothing to run" in capsys.readouterr().err
     assert len((out / "results.jsonl").read_text().splitlines()) == 3
+
+
+def test_report_rows_pooled_row_and_ingredients(tmp_path: Path) -> None:
+    """Two problems, hand-made samples: the row figures, the pooled row and the missing-ingredient line."""
+    res = fl.Results(tmp_path, fl.Settings("m", 4, 1, 4, 128, 1.0, "public"))
+
+    def samples(passed, scores, cut=(False,) * 4):
+        return [{"passed": p, "score": s, "tokens": 10, "truncated": c, "verdict": "x"} for p, s, c in zip(passed, scores, cut)]
+
+    no, gap = [False] * 4, {"step": 0, "sdpo/teacher_student_logprob_gap": 0.25}
+    for pid, after_scores, teach_scores, cut in (("p1", [1.0, 1.0, 1.0, 1.0], [0.5] * 4, (True,) * 4),
+                                                ("p2", [0.5] * 4, [0.0] * 4, (False,) * 4)):
+        res.add({"kind": "base", "problem": pid, "seed": 0, "lr": None, "samples": samples(no, [0.5] * 4, cut), "wall_s": 60.0})
+        res.add({"kind": "teacher", "problem": pid, "seed": 0, "lr": None, "samples": samples(no, teach_scores), "wall_s": 60.0})
+        res.add({"kind": "trained", "problem": pid, "seed": 0, "lr": 1e-4, "wall_s": 60.0, "steps": [gap], "train_samples": [],
+                 "samples": samples([s == 1.0 for s in after_scores], after_scores)})
+    text = fl.report(res, ["p1", "p2"], n_boot=200)
+    row1 = next(line for line in text.splitlines() if line.startswith("| p1 |"))
+    assert "| 0/4 | 0.50 | 100% | 4/4 | 1.00 | +100 [+100, +100] | +0.50 [+0.50, +0.50] | 0/4 | 0.50 | +0.00 [+0.00, +0.00] | +0.250 | 120 | 3.0 min |" in row1
+    pooled = next(line for line in text.splitlines() if "pooled (2 problems)" in line)
+    assert "+50 [+0, +100]" in pooled and "+0.25 [+0.00, +0.50]" in pooled and "-0.25 [-0.50, +0.00]" in pooled
+    assert "gained (Δ score interval above 0) on 1/2" in text and "beat the base model (teacher − base score > 0) on 0/2" in text
+    assert "cut off at 128 tokens on 1/2" in text
