@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
 
             with err.status("judging..."), open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers,
                                                           announce=lambda m: err.print(m, style="yellow")) as sb:
-                verdicts, feedback = judge_batch(prob, sb, [a.code for a in attempts], cfg.judge.feedback_visibility)
+                cut_at = [sampling.max_new_tokens if a.completion.finish_reason == "length" else None for a in attempts]
+                verdicts, feedback = judge_batch(prob, sb, [a.code for a in attempts], cfg.judge.feedback_visibility, cut_at)
         out = Console()
         for i, (a, v, fb) in enumerate(zip(attempts, verdicts, feedback)):
             c = a.completion
