@@ -231,8 +231,50 @@ def _describe(err: dict[str, Any]) -> list[str]:
     return [f'field "{loc}": {msg}']
 
 
+COMMENT_PREFIX = "//"  # keys starting with it are comments (`problem init` writes them); they are dropped on reading
+
+
+def strip_comments(data: Any) -> Any:
+    """The data without comment keys ("// ..."), at any depth."""
+    if isinstance(data, dict):
+        return {k: strip_comments(v) for k, v in data.items() if not str(k).startswith(COMMENT_PREFIX)}
+    if isinstance(data, list):
+        return [strip_comments(v) for v in data]
+    return data
+
+
+# How to fix a field, for schema errors ("tests[3].input" matches "tests[].input"; the longest match wins).
+FIELD_FIXES = {
+    "schema": 'write "schema": 1',
+    "id": 'a short name such as "my-problem" (letters, digits, ".", "_", "-")',
+    "title": "a one-line title",
+    "statement": "the problem statement the model sees (Markdown; include the input/output format and examples)",
+    "kind": '"stdio" (reads stdin, prints stdout), "function" (defines a function called per test) or "script" (asserts)',
+    "tests": 'a list of {"input": ..., "output": ..., "public": true}; `sdpo-ttt problem init DIR` writes an example',
+    "tests[].input": "stdin text (stdio), a JSON array of the arguments as a string (function), or the assert (script)",
+    "tests[].output": 'the expected stdout (stdio), or a JSON value as a string (function), e.g. "[1, 2]" or "\"abc\""',
+    "tests[].public": "true: the model may see this test in feedback; false: hidden",
+    "function": '{"name": "the_function", "starter_code": "def the_function(...):\n    ..."} (kind "function" only)',
+    "function.name": "the name of the function the program must define",
+    "script": '{"entry_point": ..., "test_code": "assert ...\nassert ..."} (kind "script" only)',
+    "compare.mode": '"tokens" (default), "exact", "lines" or "json"',
+    "limits.time_s": "seconds per test, more than 0 and at most 60",
+    "limits.memory_mb": "MiB per test, 16 to 16384",
+    "difficulty": '"", "easy", "medium" or "hard"',
+}
+
+
+def field_fix(loc: str) -> str | None:
+    """The fix hint of a field path such as 'tests[3].input' (None when there is none)."""
+    generic = re.sub(r"\[\d+\]", "[]", loc)
+    keys = [k for k in FIELD_FIXES if generic == k or generic.startswith(k + ".")]
+    return FIELD_FIXES[max(keys, key=len)] if keys else None
+
+
 def problem_errors(data: Any) -> list[str]:
-    """Every schema error of already-parsed JSON data, each naming its field (empty when valid)."""
+    """Every schema error of already-parsed JSON data, each naming its field and how to fix it (empty when valid).
+    Comment keys ("// ...") are ignored."""
+    data = strip_comments(data)
     if not isinstance(data, dict):
         return [f"expected a JSON object at the top level, got a JSON {_json_type(data)}"]
     try:
@@ -242,7 +284,12 @@ def problem_errors(data: Any) -> list[str]:
         errs = e.errors()
     if all(not err.get("loc") for err in errs):  # only the cross-field check failed: list all of its findings
         return consistency_errors(Problem.model_validate(data, context={_SKIP_CONSISTENCY: True}))
-    return [m for err in errs for m in _describe(err)]
+    return [_with_fix(m, err) for err in errs for m in _describe(err)]
+
+
+def _with_fix(message: str, err: dict[str, Any]) -> str:
+    fix = field_fix(_loc(tuple(err.get("loc", ()))))
+    return f"{message} — fix: {fix}" if fix else message
 
 
 def parse_problem(data: Any, source: str = "<problem>") -> Problem:
@@ -254,12 +301,25 @@ def parse_problem(data: Any, source: str = "<problem>") -> Problem:
             f"{source}: {errs[0]}{more}",
             "fix that field; `sdpo-ttt problem validate FILE` lists every error",
         )
-    return Problem.model_validate(data)
+    return Problem.model_validate(strip_comments(data))
+
+
+def shipped_problems_dir() -> Path:
+    """Where the shipped problems are: $SDPO_TTT_PROBLEMS, else the problems/ folder of this installation."""
+    import os
+
+    env = os.environ.get("SDPO_TTT_PROBLEMS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "problems"
 
 
 def resolve_problem_path(path: Path) -> Path:
-    """Accept either a problem.json file or a problem folder containing one."""
+    """Accept a problem.json file, a problem folder containing one, or the name of a shipped problem (`two-sum`)
+    when no such file or folder exists here, so that examples work from any folder."""
     path = Path(path)
+    if not path.exists() and len(path.parts) == 1:
+        shipped = shipped_problems_dir() / path.name
+        if (shipped / "problem.json").is_file():
+            path = shipped
     if path.is_dir():
         path = path / "problem.json"
     return path
@@ -284,6 +344,8 @@ def find_problem_files(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         path = Path(path)
+        if not path.exists() and (resolve_problem_path(path)).is_file():  # a shipped problem's name
+            path = resolve_problem_path(path)
         if path.is_dir():
             if (path / "problem.json").exists():
                 out.append(path / "problem.json")

@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
-from sdpo_ttt.problem import Problem, problem_errors, resolve_problem_path
+from sdpo_ttt.problem import Problem, problem_errors, resolve_problem_path, strip_comments
 from sdpo_ttt.verdict import Outcome, Verdict
 
 
@@ -144,7 +144,7 @@ def check_schema(report: ProblemReport) -> None:
     if errs:
         report.errors.extend(errs)
     else:
-        report.problem = Problem.model_validate(data)
+        report.problem = Problem.model_validate(strip_comments(data))
 
 
 def solution_files(problem_file: Path) -> list[tuple[Role, Path]]:
@@ -169,8 +169,13 @@ def judge_check(role: Role, path: Path, verdict: Verdict) -> SolutionCheck:
         t = failing[0]
         why = t.detail or (t.stderr_tail.strip().splitlines() or [""])[-1]
         more = f" (and {len(failing) - 1} more failing)" if len(failing) > 1 else ""
+        fix = {
+            Outcome.wrong_answer: f"either the reference or tests[{t.index}].output is wrong: check that test against the statement",
+            Outcome.time_limit: f"the reference is too slow for tests[{t.index}]: speed it up or raise limits.time_s",
+            Outcome.memory_limit: f"the reference needs more memory on tests[{t.index}]: raise limits.memory_mb",
+        }.get(t.outcome, f"run reference/{path.name} on tests[{t.index}].input and fix what fails")
         return SolutionCheck(
-            path, role, False, f"test {t.index}: {t.outcome.value}{': ' + why[:160] if why else ''}{more}", verdict, slowest
+            path, role, False, f"test {t.index}: {t.outcome.value}{': ' + why[:160] if why else ''}{more} — fix: {fix}", verdict, slowest
         )
     if verdict.passed:
         return SolutionCheck(path, role, False, f"passes all {n} tests: add a test it fails, or move it to reference/", verdict, slowest)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 problem_app = typer.Typer(
     name="problem",
-    help="Problem files: validate them (schema, reference and wrong solutions) and import LiveCodeBench records.",
+    help="Problem files: start one (init), validate them (schema, reference and wrong solutions), import benchmark records.",
     no_args_is_help=True,
 )
 
@@ -30,6 +30,27 @@ class SandboxKind(str, Enum):
 
 
 _STATUS_STYLE = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "invalid": "[bold red]invalid[/]"}
+
+
+class KindChoice(str, Enum):
+    stdio = "stdio"
+    function = "function"
+    script = "script"
+
+
+@problem_app.command("init")
+def init_cmd(
+    folder: Path = typer.Argument(..., help="the new problem's folder (must not exist, or be empty)"),
+    kind: KindChoice = typer.Option(KindChoice.stdio, help="stdio: reads stdin, prints stdout; function: defines a function "
+                                    "called per test; script: asserts check a function (HumanEval/MBPP style)"),
+) -> None:
+    """Write a new problem folder that validates as written: a commented problem.json, reference/ and wrong/
+    solutions and a README with the commands that validate and run it."""
+    from sdpo_ttt.problem_init import init_problem
+
+    for f in init_problem(folder, kind.value):
+        typer.echo(f"wrote {f}")
+    typer.echo(f"next: edit {folder / 'problem.json'}, then `sdpo-ttt problem validate {folder}`")
 
 
 @problem_app.command("validate")
