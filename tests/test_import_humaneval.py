@@ -49,13 +49,13 @@ def _write_jsonl(path: Path, records: list) -> Path:
 
 @pytest.mark.sandbox
 def test_mbpp_round_trip(tmp_path, sandbox):
-    from sdpo_ttt.importers.humaneval import convert_mbpp
+    from sdpo_ttt.importers.mbpp import convert_mbpp
 
     src = _write_jsonl(tmp_path / "mbpp.jsonl", MBPP)
     res = import_suite(read_jsonl(src), convert_mbpp, tmp_path / "out", sandbox=sandbox)
     assert [t.problem_id for t in res.imported] == ["mbpp-11", "mbpp-2"]
-    assert [t.reference for t in res.imported] == ["passed", "passed"]
-    assert {s.line for s in res.skipped} == {3, 4, 5} and res.exit_code == 1
+    assert [(t.validated, t.detail) for t in res.imported] == [(True, "passed"), (True, "passed")]
+    assert {s.source for s in res.skipped} == {"line 3", "line 4", "line 5"} and res.exit_code == 1
     reasons = " ".join(s.reason for s in res.skipped)
     assert "test_list" in reasons and "not valid JSON" in reasons
     p = load_problem(tmp_path / "out" / "mbpp-2")
@@ -81,8 +81,8 @@ def test_humaneval_package_round_trip(tmp_path, sandbox):
     pick = [recs[i] for i in (0, 2, 32, 38, 53)]  # plain, float tolerance, find_zero (assert on poly), decode_cyclic, loop of random asserts
     res = import_suite(iter(pick), convert_humaneval, tmp_path / "he", sandbox=sandbox)
     assert res.exit_code == 0, res.to_dict()
-    assert all(t.reference == "passed" for t in res.imported)
-    assert sum(t.wrong.startswith("kept") for t in res.imported) >= 4, [t.wrong for t in res.imported]
+    assert all(t.validated is True and t.detail == "passed" for t in res.imported)
+    assert sum(t.info["wrong"].startswith("kept") for t in res.imported) >= 4, [t.info["wrong"] for t in res.imported]
     p = load_problem(tmp_path / "he" / "HumanEval-0")
     assert p.kind.value == "script" and p.script.check_function == "check" and len(p.tests) == 7
     assert [t.public for t in p.tests] == [True] * 3 + [False] * 4

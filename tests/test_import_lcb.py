@@ -115,8 +115,9 @@ def test_bad_records_are_skipped_with_line_and_reason(tmp_path: Path) -> None:
         functional_record(),
     ])
     result = import_lcb(src, tmp_path / "out")
-    assert [i.line for i in result.imported] == [1, 9]
-    reasons = {s.line: s.reason for s in result.skipped}
+    assert [i.source for i in result.imported] == ["line 1", "line 9"]
+    reasons = {int(s.source.removeprefix("line ")): s.reason for s in result.skipped}
+    assert not any(s.by_design for s in result.skipped)
     assert set(reasons) == {2, 4, 5, 6, 7, 8}  # line 3 is blank: ignored
     assert "not valid JSON" in reasons[2]
     assert "metadata.func_name" in reasons[4]
@@ -162,7 +163,8 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     mixed = write_jsonl(tmp_path / "mixed.jsonl", [stdin_record(), "garbage"])
     res = runner.invoke(app, ["problem", "import-lcb", str(mixed), str(tmp_path / "o2"), "--json"])
     assert res.exit_code == 1
-    assert json.loads(res.output)["skipped"] == [{"line": 2, "reason": "not valid JSON (column 1: Expecting value)"}]
+    assert json.loads(res.output)["skipped"] == [
+        {"source": "line 2", "reason": "not valid JSON (column 1: Expecting value)", "detail": "", "by_design": False}]
     res = runner.invoke(app, ["problem", "import-lcb", str(tmp_path / "missing.jsonl"), str(tmp_path / "o3")])
     assert res.exit_code != 0 and isinstance(res.exception, UserError)
     # and what was imported validates

@@ -16,6 +16,7 @@ from sandbox_fixtures import require_docker
 from sdpo_ttt.cli import app
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.importers import leetcode as lc
+from sdpo_ttt.importers.result import ImportResult
 from sdpo_ttt.problem import Kind, load_problem
 
 runner = CliRunner()
@@ -58,18 +59,19 @@ def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def imported(src: Path, tmp_path_factory: pytest.TempPathFactory) -> lc.LeetCodeImportResult:
+def imported(src: Path, tmp_path_factory: pytest.TempPathFactory) -> ImportResult:
     return lc.import_leetcode(src, tmp_path_factory.mktemp("lcout"))
 
 
-def test_plain_problems_import_and_structures_are_skipped_with_reasons(imported: lc.LeetCodeImportResult) -> None:
+def test_plain_problems_import_and_structures_are_skipped_with_reasons(imported: ImportResult) -> None:
     assert imported.exit_code == 0
-    assert {i.name for i in imported.imported} == {PLAIN, HARD}
-    assert {s.name: s.reason for s in imported.skipped} == {TREE: lc.R_STRUCTURE, DESIGN: lc.R_DESIGN}
-    summary = imported.summary()
+    assert {i.source for i in imported.imported} == {PLAIN, HARD}
+    assert {s.source: s.reason for s in imported.skipped} == {TREE: lc.R_STRUCTURE, DESIGN: lc.R_DESIGN}
+    assert all(s.by_design for s in imported.skipped)  # unsupported problems: counted, exit 0
+    summary = lc.summary(imported)
     assert summary["hard"]["imported"] == 1 and summary["easy"]["skipped_by_reason"] == {lc.R_STRUCTURE: 1}
 
-    p = load_problem(next(i.path for i in imported.imported if i.name == PLAIN))
+    p = load_problem(next(i.path for i in imported.imported if i.source == PLAIN))
     assert p.id == "lc-0067-add-binary" and p.kind is Kind.function and p.difficulty == "easy"
     assert p.function is not None and p.function.name == "add_binary"
     assert "class Solution:" in p.function.starter_code and "def add_binary(self, a: str, b: str) -> str:" in p.function.starter_code
@@ -80,7 +82,7 @@ def test_plain_problems_import_and_structures_are_skipped_with_reasons(imported:
 
 
 @pytest.mark.parametrize("kind", [pytest.param("local", marks=pytest.mark.sandbox), pytest.param("docker", marks=pytest.mark.docker)])
-def test_round_trip_through_the_sandbox(imported: lc.LeetCodeImportResult, kind: str) -> None:
+def test_round_trip_through_the_sandbox(imported: ImportResult, kind: str) -> None:
     from sdpo_ttt.sandbox import open_sandbox
 
     if kind == "docker":
@@ -88,17 +90,17 @@ def test_round_trip_through_the_sandbox(imported: lc.LeetCodeImportResult, kind:
     with open_sandbox(kind, workers=2) as sb:
         for item in imported.imported:
             problem = load_problem(item.path)
-            good, bad = sb.judge_many(problem, [CORRECT[item.name], WRONG[item.name]])
-            assert good.passed, (item.name, good.counts())
-            assert not bad.passed and bad.counts().get("wrong_answer", 0) > 0, (item.name, bad.counts())
+            good, bad = sb.judge_many(problem, [CORRECT[item.source], WRONG[item.source]])
+            assert good.passed, (item.source, good.counts())
+            assert not bad.passed and bad.counts().get("wrong_answer", 0) > 0, (item.source, bad.counts())
 
 
 @pytest.mark.sandbox
 def test_validate_imported_oracle_passes_and_none_fails(src: Path, tmp_path: Path) -> None:
     result = lc.import_leetcode(src, tmp_path, names=[PLAIN])
     lc.validate_imported(result, sandbox="local")
-    assert result.sandbox == "local" and result.imported[0].validated is True, result.imported[0].validation_detail
-    assert result.summary()["easy"]["validated"] == 1
+    assert result.sandbox == "local" and result.imported[0].validated is True, result.imported[0].detail
+    assert lc.summary(result)["easy"]["validated"] == 1 and result.exit_code == 0
 
 
 def test_literals_are_parsed_never_executed(src: Path, tmp_path: Path) -> None:

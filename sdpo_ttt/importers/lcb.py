@@ -20,63 +20,20 @@ import base64
 import binascii
 import io
 import json
-import os
 import pickle
 import re
-import shutil
-import tempfile
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.importers.result import BadRecord, ImportResult, make_out_dir
 from sdpo_ttt.problem import problem_errors
 
 MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024  # private tests of one record, after zlib
 DEFAULT_TIME_S = 6.0  # LiveCodeBench's own per-test timeout
 DEFAULT_MEMORY_MB = 512
 MAX_ID_LEN = 64
-
-
-class BadRecord(ValueError):
-    """A record that cannot be converted; the message says which field and why."""
-
-
-@dataclass
-class Imported:
-    line: int
-    problem_id: str
-    kind: str
-    tests: int
-    path: Path
-
-
-@dataclass
-class Skipped:
-    line: int
-    reason: str
-
-
-@dataclass
-class ImportResult:
-    imported: list[Imported] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every record was imported, 1 when some were skipped."""
-        return 1 if self.skipped else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "imported": [
-                {"line": i.line, "id": i.problem_id, "kind": i.kind, "tests": i.tests, "path": str(i.path)}
-                for i in self.imported
-            ],
-            "skipped": [{"line": s.line, "reason": s.reason} for s in self.skipped],
-            "exit_code": self.exit_code,
-        }
 
 
 # ---------------------------------------------------------------- decoding
@@ -234,58 +191,16 @@ def convert_record(record: Any, *, time_s: float = DEFAULT_TIME_S, memory_mb: in
     return doc
 
 
-# ---------------------------------------------------------------- writing
-
-
-def write_problem_atomically(doc: dict[str, Any], out_dir: Path, *, overwrite: bool,
-                             files: dict[str, str] | None = None) -> Path:
-    """Write out_dir/<id>/problem.json (and `files`: relative path -> text, e.g. reference/solution.py) via a
-    temporary sibling folder and a rename. Raises FileExistsError."""
-    target = out_dir / doc["id"]
-    if target.exists() and not overwrite:
-        raise FileExistsError(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{doc['id']}.", suffix=".tmp", dir=out_dir))
-    old: Path | None = None
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the problem folder is not
-        with open(tmp / "problem.json", "w", encoding="utf-8") as f:
-            f.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        for rel, text in (files or {}).items():
-            dest = tmp / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(text, encoding="utf-8")
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{doc['id']}.", suffix=".old", dir=out_dir))
-            os.rename(target, old / "problem")
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not target.exists() and (old / "problem").exists():
-            os.rename(old / "problem", target)  # put the previous version back
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
 def import_lcb(
     file: Path, out_dir: Path, *, overwrite: bool = False, time_s: float = DEFAULT_TIME_S, memory_mb: int = DEFAULT_MEMORY_MB
 ) -> ImportResult:
     """Convert every record of a JSONL file; bad records are skipped with their line number and reason.
 
     Raises UserError (exit 2) only when the input cannot be read or the output folder cannot be made."""
-    file, out_dir = Path(file), Path(out_dir)
+    file = Path(file)
     if not file.is_file():
         raise UserError(f"{file}: no such file", "pass a LiveCodeBench .jsonl file (one record per line)")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{out_dir}: cannot create the output folder ({e})", "pick a writable folder") from None
-    result = ImportResult()
-    first_line: dict[str, int] = {}
+    result = ImportResult(str(file), make_out_dir(out_dir))
     try:
         fh = open(file, encoding="utf-8", errors="strict")
     except OSError as e:
@@ -302,28 +217,16 @@ def import_lcb(
             lineno += 1
             if not line.strip():
                 continue
+            where = f"line {lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                result.skipped.append(Skipped(lineno, f"not valid JSON (column {e.colno}: {e.msg})"))
+                result.skip(where, f"not valid JSON (column {e.colno}: {e.msg})")
                 continue
             try:
                 doc = convert_record(record, time_s=time_s, memory_mb=memory_mb)
             except BadRecord as e:
-                result.skipped.append(Skipped(lineno, str(e)))
+                result.skip(where, str(e))
                 continue
-            pid = doc["id"]
-            if pid in first_line:
-                result.skipped.append(Skipped(lineno, f'id "{pid}" was already imported from line {first_line[pid]}'))
-                continue
-            try:
-                path = write_problem_atomically(doc, out_dir, overwrite=overwrite)
-            except FileExistsError:
-                result.skipped.append(Skipped(lineno, f"{out_dir / pid} already exists (pass --overwrite to replace it)"))
-                continue
-            except OSError as e:
-                result.skipped.append(Skipped(lineno, f"cannot write {out_dir / pid} ({e})"))
-                continue
-            first_line[pid] = lineno
-            result.imported.append(Imported(lineno, pid, doc["kind"], len(doc["tests"]), path))
+            result.write(doc, where, overwrite=overwrite, kind=doc["kind"])
     return result

