@@ -153,7 +153,8 @@ def test_docker_judges_like_local(local_sb):
 
 @pytest.mark.sandbox
 def test_tests_that_cannot_be_proxied_are_reported_by_the_importer(tmp_path, local_sb):
-    from sdpo_ttt.importers.humaneval import convert_mbpp, import_suite
+    from sdpo_ttt.importers.humaneval import import_suite
+    from sdpo_ttt.importers.mbpp import convert_mbpp
     from sdpo_ttt.sandbox.protocol import unjudgeable_reason
 
     record = {"task_id": 9, "text": "Apply f to x.", "code": "def apply(f, x):\n    return f(x)\n",
