@@ -161,7 +161,7 @@ def bootstrap_mean(groups: Sequence[Sequence[float]], *, n_boot: int = 2000, lev
 
 def paired(after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]], key: str) -> list[float]:
     """Per-sample differences after[i] − before[i] of `key` (samples paired by their sampling seed/position)."""
-    return [float(a[key]) - float(b[key]) for a, b in zip(after, before)]
+    return [float(a[key]) - float(b[key]) for a, b in zip(after, before, strict=True)]
 
 
 # ------------------------------------------------------------------------------------------- problems
@@ -242,7 +242,7 @@ class Experiment:
         cut_at = [s.max_new_tokens if c.finish_reason == "length" else None for c in comps]
         verdicts, feedback = judge_batch(problem, self.sandbox, codes, s.visibility, cut_at)
         return [Attempt(step=step, index=i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
-                for i, (c, code, v, fb) in enumerate(zip(comps, codes, verdicts, feedback))]
+                for i, (c, code, v, fb) in enumerate(zip(comps, codes, verdicts, feedback, strict=True))]
 
     @staticmethod
     def _samples(attempts: Iterable[Any], keep_feedback: bool = False) -> list[dict[str, Any]]:
@@ -497,24 +497,24 @@ def run(settings: Settings, results: Results, problems: Sequence[Any], lrs: Sequ
         return
     with open_sandbox(sandbox_kind, workers=2, announce=log) as sandbox:
         exp = Experiment(settings, sandbox, out / "adapters-at-load", log)
+        def done(kind: str, problem_id: str, seed: int, body: dict[str, Any], lr: float | None = None) -> dict[str, Any]:
+            rec = {"kind": kind, "problem": problem_id, "seed": seed, "lr": lr, "settings": settings.key(),
+                   "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **body}
+            results.add(rec)
+            s = rec["samples"]
+            log(f"  {kind:8s}{'' if lr is None else f' lr={lr:g}'}: {_frac(s)} passed, mean score "
+                f"{_rate(s, 'score'):.2f}, {rec['wall_s']:.0f} s")
+            return rec
+
         try:
             for problem, seed in todo:
-                def done(kind: str, body: dict[str, Any], lr: float | None = None) -> dict[str, Any]:
-                    rec = {"kind": kind, "problem": problem.id, "seed": seed, "lr": lr, "settings": settings.key(),
-                           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **body}
-                    results.add(rec)
-                    s = rec["samples"]
-                    log(f"  {kind:8s}{'' if lr is None else f' lr={lr:g}'}: {_frac(s)} passed, mean score "
-                        f"{_rate(s, 'score'):.2f}, {rec['wall_s']:.0f} s")
-                    return rec
-
                 log(f"{problem.id} seed {seed}")
-                base = results.get("base", problem.id, seed) or done("base", exp.base(problem, seed))
+                base = results.get("base", problem.id, seed) or done("base", problem.id, seed, exp.base(problem, seed))
                 if results.get("teacher", problem.id, seed) is None:
-                    done("teacher", exp.teacher(problem, seed, base))
+                    done("teacher", problem.id, seed, exp.teacher(problem, seed, base))
                 for lr in lrs:
                     if results.get("trained", problem.id, seed, lr) is None:
-                        done("trained", exp.trained(problem, seed, lr), lr)
+                        done("trained", problem.id, seed, exp.trained(problem, seed, lr), lr)
         finally:
             exp.policy.close()
 

@@ -150,7 +150,7 @@ def judge_batch(problem: Problem, sandbox: "Sandbox", codes: list[str | None], v
     for i, v in zip(runnable, judged):
         verdicts[i] = v
     cuts = truncated_at or [None] * len(codes)
-    feedback = ["" if v.passed else render_feedback(problem, v, visibility=visibility, truncated_at=t) for v, t in zip(verdicts, cuts)]
+    feedback = ["" if v.passed else render_feedback(problem, v, visibility=visibility, truncated_at=t) for v, t in zip(verdicts, cuts, strict=True)]
     return verdicts, feedback
 
 

@@ -67,7 +67,7 @@ def test_results_resume_and_settings_guard(tmp_path: Path) -> None:
     assert again.get("base", "p", 0) is not None and again.get("trained", "p", 0, 1e-4) is not None
     assert again.get("trained", "p", 0, 3e-4) is None and again.get("teacher", "p", 0) is None
     assert fl.Results(tmp_path, None).settings == s  # --report reads the settings from OUT
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="holds results of other settings"):
         fl.Results(tmp_path, fl.Settings("m", 16, 2, 4, 256, 1.0, "public"))
 
 
@@ -114,7 +114,7 @@ def test_report_rows_pooled_row_and_ingredients(tmp_path: Path) -> None:
     res = fl.Results(tmp_path, fl.Settings("m", 4, 1, 4, 128, 1.0, "public"))
 
     def samples(passed, scores, cut=(False,) * 4):
-        return [{"passed": p, "score": s, "tokens": 10, "truncated": c, "verdict": "x"} for p, s, c in zip(passed, scores, cut)]
+        return [{"passed": p, "score": s, "tokens": 10, "truncated": c, "verdict": "x"} for p, s, c in zip(passed, scores, cut, strict=True)]
 
     no, gap = [False] * 4, {"step": 0, "sdpo/teacher_student_logprob_gap": 0.25}
     for pid, after_scores, teach_scores, cut in (("p1", [1.0, 1.0, 1.0, 1.0], [0.5] * 4, (True,) * 4),
