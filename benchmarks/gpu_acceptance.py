@@ -270,7 +270,7 @@ def run_shape(name: str, args: argparse.Namespace, tokenizer: Path, problem: Any
             failures.append(f"{name}: update probe T={T} loss is {row['loss']}")
         del strategy, attempts
     after = student_snapshot(policy)
-    changed = sum(float((a - b).abs().max()) > 0 for a, b in zip(after, before))
+    changed = sum(float((a - b).abs().max()) > 0 for a, b in zip(after, before, strict=True))
     out["lora_tensors_changed"] = f"{changed}/{len(before)}"
     print(f"  student LoRA tensors changed by the updates: {changed}/{len(before)}", flush=True)
     if changed == 0:

@@ -143,4 +143,4 @@ def test_gradient_checkpointing_gives_the_same_student_gradients(tiny_model_dir:
         results.append((h.detach(), [p.grad.clone() for p in pol.trainable_parameters()]))
     (h0, g0), (h1, g1) = results
     assert torch.allclose(h0, h1, atol=1e-5)
-    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g0, g1)) and any(a.abs().sum() > 0 for a in g0)
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g0, g1, strict=True)) and any(a.abs().sum() > 0 for a in g0)

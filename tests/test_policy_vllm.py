@@ -68,7 +68,7 @@ def test_a_rank_above_512_is_a_clear_config_error() -> None:
 
 def test_vllm_runs_the_training_dtype() -> None:
     assert [vllm_dtype(d) for d in (torch.bfloat16, torch.float16, torch.float32)] == ["bfloat16", "float16", "float32"]
-    with pytest.raises(ModelUnavailable):
+    with pytest.raises(ModelUnavailable, match="cannot run dtype"):
         vllm_dtype(torch.float64)
 
 
@@ -283,7 +283,7 @@ def test_publish_only_when_the_adapter_changed(tmp_path: Path) -> None:
 def test_old_versions_are_pruned(tmp_path: Path) -> None:
     pol, pub = FakePolicy(), AdapterPublisher(tmp_path, keep=1)
     refs = []
-    for i in range(5):
+    for _ in range(5):
         with torch.no_grad():
             pol.w["x.lora_A.student.weight"].add_(1.0)
         refs.append(pub.publish(pol, "student"))
@@ -318,7 +318,7 @@ def test_vllm_needs_a_gpu(tmp_path: Path) -> None:
 
 def test_backend_config() -> None:
     assert PolicyConfig().backend == "hf"
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="--backend 'tgi'"):
         PolicyConfig(backend="tgi")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="--vllm-gpu-memory 1.5"):
         PolicyConfig(backend="vllm", vllm_gpu_memory=1.5)

@@ -6,8 +6,8 @@ default), started with `spawn` because CUDA is already initialised here (the tra
 inherits this process's environment and file descriptors at start. That is how it is pointed at the training
 GPU (CUDA_VISIBLE_DEVICES) and how its logs are kept off stdout (VLLM_LOGGING_STREAM, and its stdout descriptor
 pointed at stderr), so that `solve --json` still prints one JSON object. A spawned child re-imports the parent's
-main module, so vLLM is driven from a real program (the `sdpo-ttt` CLI), never from `python - <<EOF`. `close()` shuts the engine down explicitly; nothing waits for
-the garbage collector to free its GPU memory.
+main module, so vLLM is driven from a real program (the `sdpo-ttt` CLI), never from `python - <<EOF`.
+`close()` shuts the engine down explicitly; nothing waits for the garbage collector to free its GPU memory.
 
 The trained adapter reaches vLLM by hot-swap, never by merging weights or restarting: after each update the
 adapter is saved (safetensors, peft format) into a fresh versioned folder and served under a NEW LoRA
@@ -238,7 +238,7 @@ class VLLMSampler:
                                  stop_token_ids=list(self.eos_ids), skip_special_tokens=True) for i in range(len(prompts))]
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, lora_request=lora, use_tqdm=False)
         return [to_sampled(p, o.outputs[0].token_ids, o.outputs[0].finish_reason, o.outputs[0].stop_reason,
-                           self.eos_ids, o.outputs[0].text) for p, o in zip(prompts, outs)]
+                           self.eos_ids, o.outputs[0].text) for p, o in zip(prompts, outs, strict=True)]
 
     def close(self) -> None:
         """Shut the engine process down and free its GPU memory now (idempotent)."""
