@@ -5,7 +5,7 @@
 - local: LocalSandbox (host subprocesses).
 
 Prints attempts/s (a batch over `--workers` concurrent workers) and per-attempt latency p50/p95 (attempts
-judged one at a time). Targets: warm >= 5x naive, warm within 3x of local.
+judged one at a time). Targets: warm >= 10x naive, warm within 3x of local.
 
     python benchmarks/sandbox_throughput.py [--attempts 20] [--naive-attempts 6] [--workers 2]
 """
@@ -21,7 +21,7 @@ from typing import Callable
 
 from sdpo_ttt.problem import Problem, parse_problem
 from sdpo_ttt.sandbox import DEFAULT_IMAGE, protocol
-from sdpo_ttt.sandbox.docker_backend import SCRATCH, DockerSandbox
+from sdpo_ttt.sandbox.docker_backend import RUNNER_CAPS, SCRATCH, DockerSandbox
 from sdpo_ttt.sandbox.local import LocalSandbox
 
 CODE = "a, b = map(int, input().split())\nprint(a + b)\n"
@@ -34,18 +34,19 @@ def problem() -> Problem:
 
 
 def naive_judge(p: Problem, code: str) -> bool:
-    """One fresh hardened container per attempt: `docker run --rm -i ... python3 -c RUNNER`."""
-    req = protocol.build_request(p, code, scratch=SCRATCH, python="python3", sweep_own_uid=True, wipe=["/dev/shm"])
-    # the same settings as docker_backend.hardening() (the pool's containers), one container per attempt
+    """One fresh hardened container per attempt: `docker run --rm -i ... python3 -c <boot>` (the code bundle
+    and the request on its stdin), the same settings as docker_backend.hardening() (the pool's containers)."""
+    req = protocol.build_request(p, code, scratch=SCRATCH, child_uid=300_002, tester_uid=300_003, wipe=["/dev/shm"])
+    caps = [a for c in RUNNER_CAPS for a in ("--cap-add", c)]
     cmd = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--tmpfs",
            "/tmp:rw,nosuid,nodev,size=256m,mode=1777", "--shm-size", "8m", "--ipc", "private",
            "--pids-limit", "128", "--memory", "1g", "--memory-swap", "1g",
-           "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "300001:300001",
+           "--cap-drop", "ALL", *caps, "--security-opt", "no-new-privileges", "--user", "0:0",
            "--log-driver", "none", "--init", "-e", "PYTHONDONTWRITEBYTECODE=1", "--label", "sdpo-ttt.bench=1",
-           DEFAULT_IMAGE,
-           "python3", "-I", "-S", "-c", protocol.runner_source()]
-    out = subprocess.run(cmd, input=protocol.encode_request(req), capture_output=True, timeout=120).stdout
-    v = protocol.assemble(p, protocol.parse_events(out.splitlines(), req["nonce"]), 0.0)
+           DEFAULT_IMAGE, *protocol.runner_command("python3", serve=False)]
+    out = subprocess.run(cmd, input=protocol.bundle_frame() + protocol.encode_request(req), capture_output=True,
+                         timeout=120).stdout
+    v, _ = protocol.safe_assemble(p, out.splitlines(), req["nonce"], 0.0)
     return v.passed
 
 
@@ -93,7 +94,9 @@ def main() -> None:
     for k, r in results.items():
         print(f"{k:<14}{r['attempts_per_s']:>12.2f}{r['p50_s']:>10.3f}{r['p95_s']:>10.3f}")
     warm, naive, local = (results[k]["attempts_per_s"] for k in ("docker-warm", "docker-naive", "local"))
-    print(f"warm / naive throughput: {warm / naive:.1f}x (target >= 5x)")
+    print(f"warm / naive throughput: {warm / naive:.1f}x (target >= 10x)")
+    lat = results["docker-naive"]["p50_s"] / results["docker-warm"]["p50_s"]
+    print(f"naive / warm latency (p50, one attempt at a time): {lat:.1f}x")
     print(f"local / warm throughput: {local / warm:.2f}x (target <= 3x)")
 
 

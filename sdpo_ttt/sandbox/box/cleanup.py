@@ -74,18 +74,23 @@ def attempt_procs(procs, uid, keep):
 
 
 def reap(exclude):
-    """Reap our exited children except `exclude`; returns the CPU seconds of those reaped (with theirs)."""
+    """Reap our exited children except `exclude` (their owners reap them); returns the CPU seconds of those
+    reaped here (with their own reaped children's)."""
     cpu = 0.0
-    me = os.getpid()
-    for p in scan():
-        if p[1] == me and p[2] in "ZX" and p[0] not in exclude:
-            try:
-                pid, _, ru = os.wait4(p[0], os.WNOHANG)
-            except ChildProcessError:
-                continue
-            if pid:
-                cpu += ru.ru_utime + ru.ru_stime
-    return cpu
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return cpu
+        if info is None or info.si_pid in exclude:
+            return cpu
+        try:
+            pid, _, ru = os.wait4(info.si_pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if not pid:
+            return cpu
+        cpu += ru.ru_utime + ru.ru_stime
 
 
 def kill_attempt(uid, keep, rounds=40):

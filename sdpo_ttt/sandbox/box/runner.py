@@ -231,13 +231,12 @@ class Proc(object):
             except OSError:
                 pass
         try:
-            os.killpg(self.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)  # no-op when it exited; its session otherwise
         except OSError:
             pass
-        reaped_cpu += cleanup.kill_attempt(self.uid, keep)
-        if main_cpu is None:
+        if main_cpu is None:  # reaped by the fork server: it exited, or the kill above is being delivered
             self.returncode, main_cpu = self.zygote.exit_message(True)
-        reaped_cpu += cleanup.reap(keep)
+        reaped_cpu += cleanup.kill_attempt(self.uid, keep)  # what it left outside its session
         self.cpu = reaped_cpu + (main_cpu or 0.0)
         if self.returncode is None:
             self.returncode = -9
@@ -706,7 +705,6 @@ def run(req, emit, session):
             try:
                 recs, cerr = judge_script(req, scratch, zygote, keep)
             finally:
-                cleanup.kill_attempt(req.get("child_uid"), keep)
                 cleanup.wipe(scratch)
             for r in recs:
                 emit(r)
@@ -717,9 +715,8 @@ def run(req, emit, session):
                              detail="not run: the attempt already exceeded the time limit on %d tests" % tle))
                 continue
             try:
-                rec, cerr = judge_test(req, i, t, scratch, zygote, keep)
+                rec, cerr = judge_test(req, i, t, scratch, zygote, keep)  # kills what the test left
             finally:
-                cleanup.kill_attempt(req.get("child_uid"), keep)
                 cleanup.wipe(scratch)
             if zygote.broken:
                 raise RuntimeError("the fork server stopped answering")
