@@ -215,3 +215,22 @@ def test_real_compare_tiny_grid(tmp_path: Path) -> None:
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert r2.stderr.count("skipped") == 4, r2.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and "report" not in p.relative_to(out).parts} == before
+
+
+def test_run_grid_with_workers_runs_every_cell_in_worker_processes(tmp_path: Path, fake: FakeSolve) -> None:
+    cells = plan_grid([PROBLEMS / "sum-two-ints"], ["best-of-k", "sdpo"], [0, 1], tmp_path, _base())
+    events: list[tuple] = []
+
+    class Rec:
+        def grid_start(self, cells, todo): pass
+        def run_start(self, cell, action, used): pass
+        def run_attempts(self, cell, used, best): pass
+        def run_done(self, cell, action, summary): events.append((cell.name, action, summary.get("status")))
+        def message(self, text): pass
+
+    out = run_grid(cells, progress=Rec(), workers=2, mp_context="fork")  # fork: the workers see the fake solve
+    assert [o.action for o in out] == ["started"] * 4 and fake.calls == []  # nothing ran in this process
+    assert sorted(events) == sorted((c.name, "started", RunDir(c.path).read_summary()["status"]) for c in cells)
+    assert all(RunDir(c.path).is_finished() for c in cells)
+    assert RunDir(cells[-1].path).read_summary()["discovery_attempt"] == 2  # sdpo solves at 2 in the fake
+    assert [o.action for o in run_grid(cells, workers=2, mp_context="fork")] == ["skipped"] * 4

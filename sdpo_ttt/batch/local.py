@@ -14,6 +14,18 @@ from typing import Any
 
 from sdpo_ttt.batch.job import Record, Todo, execute_job
 from sdpo_ttt.compare import SharedPolicy
+from sdpo_ttt.errors import UserError
+
+
+def refuse_gpu_workers(workers: int, device: str) -> None:
+    """Several worker processes would share one GPU (each loading the model, contending for its memory): refused."""
+    if workers <= 1:
+        return
+    from sdpo_ttt.policy.device import resolve_device
+
+    if resolve_device(device).type == "cuda":
+        raise UserError("--workers > 1 on a GPU: one GPU runs one run at a time",
+                        "drop --workers (runs then go one after another), or use batch --executor ray on several GPUs")
 
 
 def run_local(todo: Todo, record: Record, *, workers: int = 1, announce=None, mp_context: str = "spawn") -> None:

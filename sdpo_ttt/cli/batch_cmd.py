@@ -84,6 +84,7 @@ def register(app: typer.Typer) -> None:
         interrupted ones; failed ones are kept (with their error) unless --retry-failed. Ctrl-C stops cleanly.
         """
         from sdpo_ttt.batch import parse_grid, plan_batch, run_batch
+        from sdpo_ttt.batch.local import refuse_gpu_workers
         from sdpo_ttt.compare import parse_strategies
         from sdpo_ttt.config import resolve_config
         from sdpo_ttt.errors import UserError
@@ -95,9 +96,8 @@ def register(app: typer.Typer) -> None:
         base = resolve_config(config, options)
         plan = plan_batch(problems, parse_strategies(strategy), list(range(seed_start, seed_start + seeds)), out, base,
                           parse_grid(grid), best_of_k_fixed_n=best_of_k_fixed_n)
-        if executor == "local" and workers > 1 and any(_on_gpu(j.cell.config.policy.device) for j in plan.jobs[:1]):
-            raise UserError("--workers > 1 on a GPU: one GPU runs one job at a time",
-                            "drop --workers (jobs then run one after another), or use --executor ray on several GPUs")
+        if executor == "local":
+            refuse_gpu_workers(workers, base.policy.device)
         err = Console(stderr=True)
         for b in plan.broken:
             err.print(f"[yellow]skipping broken problem file[/] {b['path']}: {b['error']}", highlight=False)
@@ -116,9 +116,3 @@ def register(app: typer.Typer) -> None:
         counts = result.summary["counts"]
         if counts["failed"] or plan.broken:
             raise typer.Exit(1)
-
-
-def _on_gpu(device: str) -> bool:
-    from sdpo_ttt.policy.device import resolve_device
-
-    return resolve_device(device).type == "cuda"

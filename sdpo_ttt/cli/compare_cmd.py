@@ -130,6 +130,7 @@ def register(app: typer.Typer) -> None:
         strategies: str = typer.Option(",".join(STRATEGIES), help="Comma-separated strategies to compare: " + strategy_help() + "."),
         best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="Draw best-of-k's whole budget without stopping (exact pass@k from all samples), or stop it at the first success like the others."),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of solve options shared by every run (strategy and seed are set by the grid)."),
+        workers: int = typer.Option(1, min=1, help="Runs at once, in worker processes (CPU only; each gets its share of the CPUs' torch threads, see --threads)."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates for the bands and intervals."),
         x: str = typer.Option("attempts", "--x", metavar="attempts|tokens|seconds",
                               help="What to draw discovery against: attempts, generated tokens or wall-clock seconds (the headline ratio is given on every axis the runs recorded)."),
@@ -141,6 +142,7 @@ def register(app: typer.Typer) -> None:
 
         Finished runs are skipped and interrupted ones resumed, so re-running the same command continues a grid.
         """
+        from sdpo_ttt.batch.local import refuse_gpu_workers
         from sdpo_ttt.compare import parse_strategies, plan_grid, run_grid
         from sdpo_ttt.config import resolve_config
         from sdpo_ttt.report import build_report
@@ -148,12 +150,13 @@ def register(app: typer.Typer) -> None:
         err = Console(stderr=True)
         names = parse_strategies(strategies)
         base = resolve_config(config, options, GRID_DEFAULTS)
+        refuse_gpu_workers(workers, base.policy.device)
         cells = plan_grid(problems, names, list(range(seed_start, seed_start + seeds)), out, base, best_of_k_fixed_n=best_of_k_fixed_n)
         live = not quiet and err.is_terminal
         progress = RichGridProgress(err) if live else PlainGridProgress(err, quiet)
         t0 = time.monotonic()
         try:
-            run_grid(cells, progress=progress, announce=_once(err))
+            run_grid(cells, progress=progress, announce=_once(err), workers=workers)
         finally:
             progress.stop()
         analysis, paths = build_report(out, n_boot=n_boot, x=x)
