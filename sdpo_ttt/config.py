@@ -80,6 +80,10 @@ class SolveConfig(BaseModel):
     max_tokens: int | None = option(
         None, "Generated-token budget: no batch starts once this many completion tokens were sampled (whichever of "
         "--budget, --max-time, --max-tokens is hit first ends the run).", ge=1, default_help="none")
+    track: list[Literal["tensorboard", "wandb"]] = option(
+        default_factory=list, help="Also log every metrics.jsonl scalar and per-step attempt statistics to: tensorboard "
+        "(event files in RUN/tensorboard/, local) and/or wandb (offline mode, files in RUN/wandb/; needs `pip install wandb`).",
+        default_help="none")
 
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -101,6 +105,16 @@ class SolveConfig(BaseModel):
             return None
         parse_duration(v)
         return str(v)
+
+    @field_validator("track")
+    @classmethod
+    def _trackers_installed(cls, v: list[str]) -> list[str]:
+        """Refuse --track wandb before anything is opened when wandb is not installed."""
+        import importlib.util
+
+        if "wandb" in v and importlib.util.find_spec("wandb") is None:
+            raise ValueError("wandb is not installed: pip install wandb, or track with tensorboard only")
+        return list(dict.fromkeys(v))
 
     @model_validator(mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from sdpo_ttt.problem import Problem
 from sdpo_ttt.runs import RunDir
 from sdpo_ttt.signal_check import WINDOW as SIGNAL_WINDOW, no_signal_warning
 from sdpo_ttt.strategies import STRATEGIES, Attempt, make_strategy
+from sdpo_ttt.tracking import attempt_stats, numeric, open_trackers
 from sdpo_ttt.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ def run_discovery(
         return costs
 
     warn(lr_warning(cfg.optim.lr, learns))
+    trackers = open_trackers(cfg.track, run.path, run.path.name, cfg.flat())  # --track: nothing opened when empty
 
     def summary(status: str, reason: str) -> Summary:
         return Summary(
@@ -250,8 +252,9 @@ def run_discovery(
             ]
             used += n
             spent()
-            for a in attempts:
-                run.append_attempt(attempt_record(a, times, costs))
+            records = [attempt_record(a, times, costs) for a in attempts]
+            for rec in records:
+                run.append_attempt(rec)
             fe_rate = format_error_rate([v.outcome.value for v in verdicts])
             if learns and step > 0 and not jumped:  # this batch was sampled after an update; said once per run
                 jump = format_error_jump(fe_rates, fe_rate, cfg.optim.lr)
@@ -264,6 +267,7 @@ def run_discovery(
             if winner is not None and passes.first is None:
                 run.write_solution(winner.code or "")  # the first passing program, kept whether or not the run stops
             passes.add(attempts)
+            trackers.scalars(step, attempt_stats(records, best_score=best, attempts_used=used, passed_so_far=passes.count))
             if winner is not None and cfg.stop_on_success:
                 s = summary("solved", "success")
                 run.write_summary(asdict(s))
@@ -283,6 +287,7 @@ def run_discovery(
                           if len(signal_steps) == SIGNAL_WINDOW else None)  # decided once, on the first steps
                 run.append_metrics(metrics if signal is None else {**metrics, "warning": ",".join(signal.reasons), "warning_message": signal.message})
                 rep.step(step, metrics)
+                trackers.scalars(step, numeric(metrics))
                 if signal is not None:
                     rep.message(signal.message)
                 if not warned_zero and metrics.get("loss", 1.0) == 0.0 and metrics.get("grad_norm", 1.0) == 0.0:
@@ -298,6 +303,8 @@ def run_discovery(
         s = summary("interrupted", "interrupted")
         run.write_summary(asdict(s))
         raise
+    finally:
+        trackers.close()
     s = summary("budget_exhausted", ended)
     run.write_summary(asdict(s))
     return s
