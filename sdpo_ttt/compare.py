@@ -125,16 +125,15 @@ def plan_grid(problems: Sequence[Path], strategies: Sequence[str], seeds: Sequen
 
 def cell_state(cell: Cell) -> tuple[str, int]:
     """("new" | "finished" | "resume", attempts already used). Refuses a directory made with other options."""
-    path = cell.path
+    path, run = cell.path, RunDir(cell.path)
     clear_interrupted_creation(path)
     if not path.exists() or not any(path.iterdir()):
         return "new", 0
-    if not (path / "config.json").exists():
+    if not run.config_path.exists():
         raise UserError(f"{path} holds files but is not a run directory", "move it away, or pick another --out")
-    if not (path / "problem.json").exists():  # killed while being created: nothing was attempted yet
+    if not run.problem_path.exists():  # killed while being created: nothing was attempted yet
         shutil.rmtree(path)
         return "new", 0
-    run = RunDir.open_existing(path)
     have = build_config([(str(run.config_path), run.read_config())]).flat()  # options added since then: their defaults
     want = cell.config.flat()
     diff = [k for k in sorted(set(have) | set(want)) if k not in IGNORED_FOR_MATCH and have.get(k) != want.get(k)]

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,8 @@ import pytest
 from sdpo_ttt.batch import Manifest, grid_points, parse_grid, plan_batch, point_tag, run_batch
 from sdpo_ttt.config import SolveConfig
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.loop import Summary
-from sdpo_ttt.problem import load_problem
 from sdpo_ttt.runs import RunDir
+from solve_stub import finish, open_run
 
 REPO = Path(__file__).resolve().parent.parent
 PROBLEMS = REPO / "problems"
@@ -106,14 +104,7 @@ class FakeSolve:
 
     def __call__(self, problem_path, cfg, *, run_dir=None, resume=None, reporter=None, announce=None, policy=None,
                  workers=1, threads_hint=None):
-        if resume is not None:
-            run = RunDir.open_existing(resume)
-            cfg = SolveConfig.model_validate(run.read_config())
-            pid = run.read_problem()["id"]
-        else:
-            problem = load_problem(problem_path)
-            pid = problem.id
-            run = RunDir.create(run_dir, cfg.flat(), problem.to_json())
+        run, cfg, pid = open_run(problem_path, cfg, run_dir, resume)
         self.calls.append(("resume" if resume else "new", run.path))
         if self.crash and pid == "fizzbuzz" and cfg.seed == 1:
             raise RuntimeError("CUDA out of memory (pretend)")
@@ -121,11 +112,7 @@ class FakeSolve:
             run.append_attempt({"step": i // 2, "index": i, "passed": i == 2, "score": float(i == 2)})
             if i == 2:
                 break
-        n = len(run.read_attempts())
-        s = Summary("solved" if n == 3 else "budget_exhausted", n == 3, pid, cfg.strategy, cfg.seed, cfg.budget, n,
-                    3 if n == 3 else None, 2, 1.0, 0.5)
-        run.write_summary(asdict(s))
-        return s, run
+        return finish(run, cfg, pid, 3 if len(run.read_attempts()) == 3 else None), run
 
 
 def test_batch_records_failures_skips_and_retries(tmp_path: Path, monkeypatch) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,8 @@ import pytest
 from sdpo_ttt.compare import cell_state, parse_strategies, plan_grid, run_grid
 from sdpo_ttt.config import SolveConfig
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.loop import Summary
-from sdpo_ttt.problem import load_problem
 from sdpo_ttt.runs import RunDir
+from solve_stub import finish, open_run
 
 REPO = Path(__file__).resolve().parent.parent
 PROBLEMS = REPO / "problems"
@@ -74,14 +72,7 @@ class FakeSolve:
 
     def __call__(self, problem_path, cfg, *, run_dir=None, resume=None, reporter=None, announce=None, policy=None,
                  workers=1, threads_hint=None):
-        if resume is not None:
-            run = RunDir.open_existing(resume)
-            cfg = SolveConfig.model_validate(run.read_config())
-            problem_id = run.read_problem()["id"]
-        else:
-            problem = load_problem(problem_path)
-            problem_id = problem.id
-            run = RunDir.create(run_dir, cfg.flat(), problem.to_json())
+        run, cfg, problem_id = open_run(problem_path, cfg, run_dir, resume)
         self.calls.append(("resume" if resume else "new", run.path, policy))
         at = self.solve_at.get(cfg.strategy)
         done = len(run.read_attempts())
@@ -91,12 +82,8 @@ class FakeSolve:
             reporter.attempts([], i + 1, float(passed))
             if passed and cfg.stop_on_success:
                 break
-        n = len(run.read_attempts())
-        solved = at is not None and at <= n and cfg.stop_on_success
-        s = Summary("solved" if solved else "budget_exhausted", solved, problem_id, cfg.strategy, cfg.seed, cfg.budget, n,
-                    at if solved else None, (n + 1) // 2, 1.0 if at else 0.0, 0.5 * n)
-        run.write_summary(asdict(s))
-        return s, run
+        solved = at is not None and at <= len(run.read_attempts()) and cfg.stop_on_success
+        return finish(run, cfg, problem_id, at if solved else None), run
 
 
 class SharedModel(str):
