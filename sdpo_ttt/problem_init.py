@@ -123,14 +123,31 @@ def readme(folder: Path, kind: str) -> str:
     )
 
 
-def init_problem(folder: Path, kind: str) -> list[Path]:
-    """Write a new problem folder (refusing to touch an existing problem); returns the files written."""
+def with_statement(doc: dict[str, Any], text: str) -> dict[str, Any]:
+    """The template with a statement taken from a text file: its first line (without '#') becomes the title.
+    The example tests stay: replace them with the problem's own."""
+    lines = text.strip().splitlines()
+    if not lines:
+        raise UserError("the statement file is empty", "write the problem statement into it (Markdown)")
+    title = lines[0].lstrip("#").strip() or doc["title"]
+    return {**doc, "title": title, "statement": text.strip() + "\n",
+            "// tests": doc["// tests"] + " The tests below belong to the example: replace them with this problem's."}
+
+
+def init_problem(folder: Path, kind: str, statement: Path | None = None) -> list[Path]:
+    """Write a new problem folder (refusing to touch an existing problem); returns the files written.
+    statement: a text (Markdown) file whose content becomes the statement, its first line the title."""
     folder = Path(folder)
     if kind not in _TEMPLATES:
         raise UserError(f"unknown problem kind {kind!r}", f"use --kind {' or '.join(KINDS)}")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UserError(f"{folder} already exists and is not an empty folder", "pick a new folder name for the problem")
     doc = template(kind, problem_id_for(folder))
+    if statement is not None:
+        try:
+            doc = with_statement(doc, Path(statement).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{statement}: cannot read the statement file ({e})", "pass a readable text file to --statement") from None
     parse_problem(doc, "template")  # the template itself must be a valid problem
     _, ref, wrong = _TEMPLATES[kind]
     files = {

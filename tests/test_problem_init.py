@@ -111,3 +111,19 @@ def test_shipped_problems_by_name_from_any_folder(tmp_path: Path, monkeypatch: p
     init_problem(tmp_path / "mine" / "custom", "stdio")
     monkeypatch.chdir(tmp_path / "mine" / "custom" / "reference")
     assert load_problem("custom").id == "custom"
+
+
+def test_init_from_a_text_file(tmp_path: Path) -> None:
+    text = tmp_path / "problem.md"
+    text.write_text("# Longest run\n\nRead a string and print the length of its longest run of equal characters.\n")
+    init_problem(tmp_path / "run-length", "stdio", statement=text)
+    p = load_problem(tmp_path / "run-length")
+    assert p.title == "Longest run" and p.statement.startswith("# Longest run\n\nRead a string")
+    raw = json.loads((tmp_path / "run-length" / "problem.json").read_text())
+    assert "replace them with this problem's" in raw["// tests"]
+    (tmp_path / "empty.md").write_text("\n")
+    with pytest.raises(UserError, match="statement file is empty"):
+        init_problem(tmp_path / "x", "stdio", statement=tmp_path / "empty.md")
+    with pytest.raises(UserError, match="cannot read the statement file"):
+        init_problem(tmp_path / "y", "stdio", statement=tmp_path / "missing.md")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -47,12 +47,14 @@ def init_cmd(
     folder: Path = typer.Argument(..., help="the new problem's folder (must not exist, or be empty)"),
     kind: KindChoice = typer.Option(KindChoice.stdio, help="stdio: reads stdin, prints stdout; function: defines a function "
                                     "called per test; script: asserts check a function (HumanEval/MBPP style)"),
+    statement: Optional[Path] = typer.Option(None, help="a text (Markdown) file with the problem statement: it becomes the "
+                                             "statement, its first line the title [default: the example's statement]"),
 ) -> None:
     """Write a new problem folder that validates as written: a commented problem.json, reference/ and wrong/
     solutions and a README with the commands that validate and run it."""
     from sdpo_ttt.problem_init import init_problem
 
-    for f in init_problem(folder, kind.value):
+    for f in init_problem(folder, kind.value, statement):
         typer.echo(f"wrote {f}")
     typer.echo(f"next: edit {folder / 'problem.json'}, then `sdpo-ttt problem validate {folder}`")
 
