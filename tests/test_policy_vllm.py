@@ -251,6 +251,23 @@ def test_gguf_resolves_to_a_converted_folder_for_vllm(tmp_path: Path, monkeypatc
     assert not [p for p in (tmp_path / "cache" / "converted").iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 
+def test_preparing_a_built_in_on_first_use_logs_to_stderr(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`solve --json` on a fresh machine prepares the model first: its progress must not reach stdout."""
+    from sdpo_ttt.policy import catalog
+
+    monkeypatch.setenv("SDPO_TTT_CACHE", str(tmp_path))
+    monkeypatch.setattr(catalog, "packages_installed", lambda m: True)
+
+    def fake_prepare(name: str, *, force: bool = False, log=print) -> Path:  # noqa: ANN001
+        log(f"[{name}] converting")
+        return catalog.model_dir(name)
+
+    monkeypatch.setattr(catalog, "prepare", fake_prepare)
+    catalog.resolve_model("smollm2-135m")
+    out, err = capsys.readouterr()
+    assert out == "" and "[smollm2-135m] converting" in err
+
+
 @pytest.mark.model
 def test_policy_with_vllm_backend_loads_a_gguf_from_its_converted_folder(tmp_path: Path, monkeypatch) -> None:
     """The real small GGUF (SmolLM2-135M from its PyPI package) through Policy.load with --backend vllm."""
