@@ -23,8 +23,8 @@ from sdpo_ttt.sdpo.loss import (
     sequence_advantage,
     token_surrogate,
     topk_divergence,
-    trust_region_teacher_logprobs,
 )
+from sdpo_ttt.sdpo.teacher import trust_region_log_probs
 
 ALPHAS = [0.0, 0.3, 1.0]
 
@@ -413,6 +413,10 @@ def test_grpo_with_constant_rewards_is_pure_sdpo():
     hyb = sdpo_loss_from_logits(S, Tt, Y, M, LossConfig(mode="full", grpo_weight=0.5), rewards=torch.ones(3))
     torch.testing.assert_close(hyb.loss, 0.5 * base.loss)
     assert hyb.stats["grpo/loss"] == 0.0
+
+
+def trust_region_teacher_logprobs(ref_logits, cur_logits, rate):
+    return trust_region_log_probs(torch.log_softmax(ref_logits, -1), torch.log_softmax(cur_logits, -1), rate)
 
 
 def test_trust_region_teacher_bruteforce():

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sdpo_ttt.sdpo.config import LossConfig
+from sdpo_ttt.sdpo.teacher import trust_region_log_probs
 
 
 # --------------------------------------------------------------------------------------------- basics
@@ -192,16 +193,6 @@ def group_advantages(rewards: Tensor, eps: float = 1e-4, scale_by_std: bool = Fa
     return centred / (r.std(correction=0) + eps) if scale_by_std else centred
 
 
-def trust_region_teacher_logprobs(ref_logits: Tensor, cur_logits: Tensor, rate: float, temperature: float = 1.0) -> Tensor:
-    """'trust-region' teacher: log_softmax((1−a)·log q_ref + a·log q_θ) [N, V] (no grad).
-
-    q_ref: base model (adapter off) on the teacher prompt; q_θ: current model on the teacher prompt.
-    """
-    with torch.no_grad():
-        mixed = (1.0 - rate) * log_probs(ref_logits, temperature) + rate * log_probs(cur_logits, temperature)
-        return F.log_softmax(mixed, dim=-1)
-
-
 def masked_seq_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Mean over each row's unmasked entries, then mean over rows that have any. [B, T] -> scalar.
 
@@ -238,7 +229,7 @@ def per_token_terms(
     tau = cfg.temperature
     ls = log_probs(student_logits, tau)
     if teacher_ref_logits is not None:
-        lt = trust_region_teacher_logprobs(teacher_ref_logits, teacher_logits, cfg.teacher_rate, tau)
+        lt = trust_region_log_probs(log_probs(teacher_ref_logits, tau), log_probs(teacher_logits, tau), cfg.teacher_rate)
     else:
         lt = log_probs(teacher_logits, tau).detach()
     y = target_ids.long()[:, None]

@@ -8,9 +8,9 @@ What θ' is, per `--teacher` mode (ρ = a = `--teacher-rate`):
                                                                                 effective update ΔW = s·B·A
                                                                                 (policy/adapters.py: ema_update)
   trust-region  log_softmax((1−a)·log q_base + a·log q_θ), q_base the base      nothing (no state)
-                model (adapters off) and q_θ the student, both on (x, [d], f);
-                mixed per token inside the chunked loss, where the logits exist
-                (sdpo/loss.py: trust_region_teacher_logprobs)
+                model (adapters off) and q_θ the student, both on (x, [d], f):
+                `trust_region_log_probs` below, applied per token by the loss
+                (sdpo/loss.py), where the logits exist chunk by chunk
   frozen        the base model (adapters off)                                    nothing
   live          the student θ itself (no regularisation; paper's ablation)       nothing
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from sdpo_ttt.policy.model import STUDENT, TEACHER
@@ -41,6 +42,16 @@ SCORING_ADAPTER: dict[str, str | None] = {
     "frozen": BASE_MODEL,
     "live": STUDENT,
 }
+
+
+def trust_region_log_probs(base_lp: Tensor, current_lp: Tensor, rate: float) -> Tensor:
+    """The trust-region teacher's log-probs log_softmax((1−a)·log q_base + a·log q_θ) over the last dim, no grad.
+
+    base_lp, current_lp: log-probs of the base model and of the student on the teacher prompt (same shape).
+    a = 0 is the base model, a = 1 the student ("live").
+    """
+    with torch.no_grad():
+        return F.log_softmax((1.0 - rate) * base_lp + rate * current_lp, dim=-1)
 
 
 @dataclass
