@@ -13,6 +13,7 @@ config, whose errors name the flag.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 from collections.abc import Callable, Iterable
@@ -59,6 +60,15 @@ def _typer_option(name: str, default_help: str | None) -> Any:
         metavar="|".join(c) if c else ("A,B,..." if _is_list(name) else None),
         rich_help_panel=PANELS[FLAT[name][0]] + " options",
     )
+
+
+def choice_enum(name: str, class_name: str) -> type[enum.Enum]:
+    """A str Enum of a config option's choices, for a command whose own option takes the same values
+    (e.g. `problem validate --sandbox`): the choices are the config's, declared once."""
+    c = choices(field_info(name))
+    if not c:
+        raise RuntimeError(f"config option {name!r} has no choices")
+    return enum.Enum(class_name, {v: v for v in c}, type=str)  # type: ignore[return-value]
 
 
 def _parse(name: str, value: Any) -> Any:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sdpo_ttt.cli.config_options import config_options
+from sdpo_ttt.cli.config_options import choice_enum, config_options
 
 if TYPE_CHECKING:
     from sdpo_ttt.validate import SolutionCheck
@@ -27,10 +27,7 @@ IMPORT_EXIT_CODES = ("Exit 0 every record imported (or skipped by design) and, w
                      "1 a record was skipped or failed its check; 2 bad arguments.")
 
 
-class SandboxKind(str, Enum):
-    auto = "auto"
-    docker = "docker"
-    local = "local"
+SandboxKind = choice_enum("sandbox", "SandboxKind")  # the run config's sandbox choices
 
 
 _STATUS_STYLE = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "invalid": "[bold red]invalid[/]"}
