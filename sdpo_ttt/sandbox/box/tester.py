@@ -228,10 +228,10 @@ def run(spec, fname, call_fd, reply_fd, events_fd):
         return 0
     ns = {"__name__": "tests", "__builtins__": __builtins__}
     proxy = Proxy(fname, call_fd, reply_fd, state)
-    ns[fname] = proxy
-    ns["__sdpo"] = Helpers(emit, state)
     try:
         exec(compile(spec.get("setup_code") or "", "setup_code", "exec"), ns)
+        ns[fname] = proxy  # after the setup: a stub of the entry point there (a HumanEval prompt) is replaced
+        ns["__sdpo"] = Helpers(emit, state)
         exec(compile(spec["test_code"], "test_code", "exec"), ns)
         if spec.get("check_function"):
             ns[spec["check_function"]](proxy)
