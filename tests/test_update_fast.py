@@ -13,7 +13,7 @@ from fast_helpers import base_state, load_policy, lora_state, tiny_config
 from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
 from sdpo_ttt.reprompt import Contexts
 from sdpo_ttt.sdpo.microbatch import UpdateBatch
-from sdpo_ttt.sdpo.teacher import TEACHER_MODES
+from sdpo_ttt.sdpo.teacher import TEACHER_MODES, Teacher
 from sdpo_ttt.sdpo.update import SDPOUpdater
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Print the sum of two integers."}]
@@ -80,6 +80,32 @@ def test_one_update_changes_the_student_and_not_the_base(policy, fresh, tiny_mod
         teacher1 = lora_state(policy, "teacher")
         assert all(torch.equal(teacher1[k], teacher0[k]) for k in teacher0)
         assert "teacher/ema_truncation_error" not in metrics
+
+
+def _perturb(policy, adapter: str, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if f".{adapter}." in name and ".lora_" in name:
+                p.add_(0.5 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize(("mode", "weights"), [("ema", "teacher"), ("trust-region", "student"), ("frozen", None), ("live", "student")])
+def test_each_teacher_mode_scores_with_its_own_weights(policy, fresh, mode: str, weights: str | None) -> None:
+    teacher = Teacher(policy, mode, 0.5)
+    _perturb(policy, "student", 1)  # three different models: base, student, teacher adapter
+    _perturb(policy, "teacher", 2)
+    contexts = Contexts(policy.chat_ids, QUESTION, 512)
+    prompts, completions = [contexts.teacher("wrong answer")] * 2, [[5, 6, 7], [8, 9]]
+    scores = teacher.score(prompts, completions)
+    with torch.no_grad():
+        want = {w: policy.hidden_states(prompts, completions, adapter=w)[0] for w in ("student", "teacher", None)}
+    assert not torch.equal(want["student"], want[None]) and not torch.equal(want["teacher"], want[None])
+    assert not scores.hidden.requires_grad and torch.equal(scores.hidden, want[weights])
+    if mode == "trust-region":  # plus the base model on the same prompt, for the mix
+        assert torch.equal(scores.base_hidden, want[None])
+    else:
+        assert scores.base_hidden is None
 
 
 CASES = [
