@@ -13,10 +13,12 @@ from collections.abc import Sequence
 LR_SANE = (1e-6, 1e-3)
 LR_FACTOR = 10.0
 
-# A format-error jump: the batch after an update has at least JUMP_MIN of its attempts without a program, and
-# JUMP_RISE more than the batches before it did on average.
+# A format-error jump: the batch after an update has at least JUMP_MIN of its attempts (and at least JUMP_COUNT of
+# them) without a program, and JUMP_RISE more than the batches before it did on average. Attempts cut off at
+# --max-new-tokens are not counted: the token limit, not the update, took their program away.
 JUMP_MIN = 0.5
 JUMP_RISE = 0.4
+JUMP_COUNT = 2
 
 
 def lr_warning(lr: float, learns: bool = True) -> str | None:
@@ -32,20 +34,23 @@ def lr_warning(lr: float, learns: bool = True) -> str | None:
     return None
 
 
-def format_error_rate(verdicts: Sequence[str]) -> float:
-    """Fraction of a batch's attempts with no extractable program."""
-    return sum(v == "format_error" for v in verdicts) / len(verdicts) if verdicts else 0.0
+def format_error_rate(verdicts: Sequence[str], truncated: Sequence[bool] | None = None) -> float:
+    """Fraction of a batch's attempts with no extractable program that were not cut off at the token limit."""
+    if not verdicts:
+        return 0.0
+    cut = truncated or [False] * len(verdicts)
+    return sum(v == "format_error" and not c for v, c in zip(verdicts, cut)) / len(verdicts)
 
 
-def format_error_jump(before: Sequence[float], after: float, lr: float) -> str | None:
+def format_error_jump(before: Sequence[float], after: float, lr: float, batch: int = JUMP_COUNT) -> str | None:
     """A warning when the format-error rate of the batch after an update jumped above the earlier batches' mean.
 
-    before: the format-error rates of the batches so far (at least one); after: the rate of the batch just judged,
-    sampled after the last update."""
+    before: the format-error rates of the batches so far (at least one); after: the rate of the batch just judged
+    (`batch` attempts), sampled after the last update."""
     if not before:
         return None
     base = sum(before) / len(before)
-    if after >= JUMP_MIN and after - base >= JUMP_RISE:
+    if after >= JUMP_MIN and after - base >= JUMP_RISE and round(after * batch) >= JUMP_COUNT:
         return (f"warning: format errors jumped from {base:.0%} to {after:.0%} of attempts after the last update: "
                 f"the updates may be breaking the model; check --lr (now {lr:g})")
     return None

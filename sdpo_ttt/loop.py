@@ -255,9 +255,9 @@ def run_discovery(
             records = [attempt_record(a, times, costs) for a in attempts]
             for rec in records:
                 run.append_attempt(rec)
-            fe_rate = format_error_rate([v.outcome.value for v in verdicts])
+            fe_rate = format_error_rate([v.outcome.value for v in verdicts], [t is not None for t in cut_at])
             if learns and step > 0 and not jumped:  # this batch was sampled after an update; said once per run
-                jump = format_error_jump(fe_rates, fe_rate, cfg.optim.lr)
+                jump = format_error_jump(fe_rates, fe_rate, cfg.optim.lr, len(verdicts))
                 jumped = jump is not None
                 warn(jump)
             fe_rates.append(fe_rate)

@@ -26,6 +26,10 @@ def test_format_error_jump() -> None:
     assert format_error_jump([0.5, 0.5], 0.75, 1e-4) is None  # a rise of 25 points only
     assert format_error_jump([0.0], 0.375, 1e-4) is None  # below half the batch
     assert format_error_jump([], 1.0, 1e-4) is None  # nothing to compare with
+    assert format_error_jump([0.0], 0.5, 1e-4, batch=2) is None  # one attempt of two: too few to tell
+    assert format_error_jump([0.0], 1.0, 1e-4, batch=2) is not None
+    # an attempt cut off at --max-new-tokens lost its program to the limit, not to the update
+    assert format_error_rate(["format_error", "format_error", "wrong_answer"], [True, False, False]) == pytest.approx(1 / 3)
 
 
 def test_warnings_reach_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
