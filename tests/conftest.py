@@ -1,7 +1,10 @@
 """Shared test configuration: everything runs for real (Docker daemon, small model, LoRA steps).
 
 Tests that need Docker are marked `docker` and skip with the reason when no daemon or image can be had;
-tests that load a model are marked `model`; end-to-end ones `slow` (CI runs all of them).
+tests that load a real model are marked `model`; end-to-end ones `slow`; those that run attempts in the local
+process sandbox `sandbox` (CI runs all of them). The fast loop leaves all four out and still reaches the
+update, the loop and the strategies through `tiny_model_dir` (a random-initialised model) and a scripted
+sandbox (tests/fast_helpers.py).
 """
 
 from __future__ import annotations
