@@ -119,3 +119,33 @@ def test_temp_dirs_are_removed(sb, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", None)
     sb.judge(stdio_problem(), "open('junk.txt', 'w').write('x' * 1000)\n" + ADD_STDIO)
     assert os.listdir(tmp_path) == []
+
+
+def _as_nobody(problem, code: str) -> tuple:
+    """The one-shot runner as uid 65534 (what the local sandbox is when not started as root)."""
+    import shutil
+
+    from sdpo_ttt.sandbox import protocol
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to run the runner as another, unprivileged user")
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="sdpo-ttt-nobody-")  # pytest's tmp_path is private to root
+    os.chown(scratch, 65534, 65534)
+    req = protocol.build_request(problem, code, scratch=scratch + "/s")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        *protocol.runner_command("/usr/bin/python3", serve=False)],
+                       input=protocol.bundle_frame() + protocol.encode_request(req), capture_output=True, cwd="/tmp",
+                       timeout=60)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return protocol.safe_assemble(problem, r.stdout.splitlines(), req["nonce"], 0.0, runner_reachable=True)
+
+
+def test_without_root_the_same_uid_attempt_is_still_judged_on_its_own() -> None:
+    v, broken = _as_nobody(stdio_problem(), ADD_STDIO)
+    assert v.passed and not broken
+    # it CAN kill the fork server (same uid): charged to the attempt, never a pass nor a verifier error
+    v, broken = _as_nobody(stdio_problem(), "import os\nos.kill(os.getppid(), 9)\nprint(3)\n")
+    assert [t.outcome.value for t in v.tests] == ["runtime_error", "runtime_error"] and not broken
+    assert "killed the fork server" in v.tests[0].detail

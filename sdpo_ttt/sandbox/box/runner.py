@@ -719,7 +719,15 @@ def run(req, emit, session):
             finally:
                 cleanup.wipe(scratch)
             if zygote.broken:
-                raise RuntimeError("the fork server stopped answering")
+                if req.get("child_uid") is not None:  # out of the attempt's reach: the verifier failed
+                    raise RuntimeError("the fork server stopped answering")
+                # same uid (the local sandbox without root): the attempt can kill it, and did
+                session.tainted = True
+                why = "the attempt killed the fork server (the local sandbox without root cannot stop it)"
+                emit(dict(rec, outcome="runtime_error", detail=why))
+                for j in range(i + 1, len(tests)):
+                    emit(_record(j, tests[j], outcome="runtime_error", detail="not run: " + why))
+                break
             if cerr is not None:
                 compile_error = cerr
                 emit(rec)
