@@ -46,7 +46,7 @@ def test_greedy_ids_and_logprobs_equal_generate(policy: Policy, adapter: str | N
     assert [c.completion_ids for c in fast] == [c.completion_ids for c in ref]
     for f, r in zip(fast, ref):
         assert f.finish_reason == r.finish_reason == "length"
-        assert f.logprobs == pytest.approx(r.logprobs, abs=1e-4)
+        assert f.logprobs == pytest.approx(r.logprobs, abs=5e-4)
     assert fast[0].completion_ids == fast[2].completion_ids  # the repeated prompt
 
 
@@ -57,13 +57,32 @@ def test_student_lora_changes_what_is_sampled(policy: Policy) -> None:
     assert with_lora != base
 
 
+def test_an_update_of_the_student_shows_at_the_next_call(policy: Policy) -> None:
+    kw = dict(temperature=0.0, max_new_tokens=8, seed=0, adapter="student")
+    before = [c.completion_ids for c in policy.sample(PROMPTS, **kw)]
+    saved = [p.detach().clone() for p in policy.trainable_parameters()]
+    g = torch.Generator().manual_seed(9)
+    try:
+        with torch.no_grad():  # in place, as the optimizer does
+            for p in policy.trainable_parameters():
+                p.add_(0.5 * torch.randn(p.shape, generator=g))
+        after = [c.completion_ids for c in policy.sample(PROMPTS, **kw)]
+        assert after != before
+        assert after == [c.completion_ids for c in _with_generate(policy, **kw)]
+    finally:
+        with torch.no_grad():
+            for p, v in zip(policy.trainable_parameters(), saved):
+                p.copy_(v)
+
+
 @pytest.mark.parametrize("adapter", ["student", None])
 def test_sampled_logprobs_equal_float32_rescoring(policy: Policy, adapter: str | None) -> None:
     comps = policy.sample(PROMPTS, temperature=1.0, max_new_tokens=16, seed=5, adapter=adapter, return_logprobs=True)
     rescored = policy.token_logprobs(PROMPTS, [c.completion_ids for c in comps], adapter=adapter)
     for c, r in zip(comps, rescored):
         assert len(c.logprobs) == len(c.completion_ids) == 16
-        assert torch.tensor(c.logprobs) == pytest.approx(r, abs=1e-4)
+        # packed weights hold W + s·B·A (LoRA merged): float32 rounding differs from the unmerged scoring pass
+        assert torch.tensor(c.logprobs) == pytest.approx(r, abs=5e-4)
 
 
 def test_a_seed_reproduces_and_another_differs(policy: Policy) -> None:

@@ -45,33 +45,60 @@ def onednn_linear_available() -> bool:
 
 @dataclass
 class Linear:
-    """y = x Wᵀ + b through oneDNN (plain or pre-packed weight), or F.linear where oneDNN is missing."""
+    """y = x Wᵀ + b through oneDNN (with W as given or pre-packed), or F.linear where oneDNN is missing."""
 
-    weight: Tensor  # [out, in], the model's own tensor
+    weight: Any  # [out, in]: the model's own tensor, or a oneDNN-packed copy (an mkldnn tensor)
     bias: Tensor | None
-    packed: Any = None  # oneDNN-packed copy of weight (an mkldnn tensor), or None
-    onednn: bool = False
+    onednn: bool
 
     def __call__(self, x: Tensor) -> Tensor:
         if not self.onednn:
             return F.linear(x, self.weight, self.bias)
-        shape = x.shape
-        w = self.packed if self.packed is not None else self.weight
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, shape[-1]), w, self.bias, "none", [], "")
-        return y.view(*shape[:-1], y.shape[-1])
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.weight, self.bias, "none", [], "")
+        return y.view(*x.shape[:-1], y.shape[-1])
+
+
+@dataclass
+class Group:
+    """Projections that read the same input (q|k|v, gate|up, o, down) as one output [..., sum of their widths].
+
+    Plain weights (pack off): one product per projection over the model's own weight, concatenated, plus the
+    adapter's unmerged LoRA `y += (x Aᵀ)(s·B)ᵀ` with the group's factors stacked. Packed (pack on): one product
+    over a oneDNN-packed copy of the concatenated W + s·B·A of the adapter being sampled (rebuilt when the
+    adapter or its values change; see Decoder.prepare)."""
+
+    mods: list[torch.nn.Module]  # the base nn.Linear of each projection
+    lora: list[Any]  # per projection: its peft lora.Linear (lora_A/lora_B/scaling per adapter), or None
+    parts: list[Linear]
+    factors: tuple[Tensor, Tensor] | None = None  # unmerged LoRA (plain weights only): A stacked, s·B block-diagonal
+
+    @property
+    def widths(self) -> list[int]:
+        return [m.weight.shape[0] for m in self.mods]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        y = self.parts[0](x) if len(self.parts) == 1 else torch.cat([p(x) for p in self.parts], -1)
+        if self.factors is not None:
+            a, b = self.factors
+            y.view(-1, y.shape[-1]).addmm_(F.linear(x.reshape(-1, x.shape[-1]), a), b.t())
+        return y
+
+    def delta(self, adapter: str, i: int) -> Tensor | None:
+        """s·B·A of projection i under the adapter, or None where it has no such adapter."""
+        m = self.lora[i]
+        if m is None or adapter not in m.lora_A:
+            return None
+        return (m.lora_B[adapter].weight.detach() @ m.lora_A[adapter].weight.detach()) * m.scaling[adapter]
 
 
 @dataclass
 class Layer:
     ln_in: Tensor
     ln_post: Tensor
-    proj: dict[str, Linear]  # q_proj ... down_proj
-    lora: dict[str, Any]  # projection name -> the peft LoRA module (holding lora_A/lora_B/scaling per adapter)
+    groups: list[Group]  # as GROUPS
 
 
-def _rms_norm(x: Tensor, w: Tensor, eps: float) -> Tensor:
-    # as HF's LlamaRMSNorm/Qwen2RMSNorm, in fp32 (the only dtype this loop runs)
-    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+GROUPS = (("q_proj", "k_proj", "v_proj"), ("o_proj",), ("gate_proj", "up_proj"), ("down_proj",))
 
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -80,8 +107,12 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class Decoder:
-    """Sampling over a (peft-wrapped) causal LM's weights. Build once per Policy; weights are read, never copied
-    unless pack=True (then a oneDNN-packed copy of every projection and the LM head: ~ the model's size again)."""
+    """Sampling over a (peft-wrapped) causal LM's weights. Build once per Policy, call `generate`.
+
+    pack=False reads the model's own weight tensors and adds the LoRA unmerged. pack=True keeps one
+    oneDNN-packed copy of the weights (about the model's size again) with q|k|v and gate|up concatenated (4
+    products a layer instead of 7) and the sampled adapter merged in (W + s·B·A, rebuilt in ~1-2 s when the
+    adapter's values change, i.e. once per update): no LoRA work at all in the decode steps."""
 
     def __init__(self, model: torch.nn.Module, *, pack: bool = False) -> None:
         why = self.supports(model)
@@ -92,6 +123,7 @@ class Decoder:
         self.n_heads = cfg.num_attention_heads
         self.n_kv = cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.hidden = cfg.hidden_size
         self.eps = float(cfg.rms_norm_eps)
         inner = base.get_decoder()
         self.embed = inner.embed_tokens.weight
@@ -101,22 +133,71 @@ class Decoder:
         self.pack = pack and self.onednn
         self.layers: list[Layer] = []
         for blk in inner.layers:
-            proj: dict[str, Linear] = {}
-            lora: dict[str, Any] = {}
-            for name in PROJECTIONS:
-                mod = getattr(blk.self_attn if name in PROJECTIONS[:4] else blk.mlp, name)
-                if hasattr(mod, "lora_A"):
-                    lora[name] = mod
-                    mod = mod.base_layer
-                proj[name] = self._linear(mod.weight, mod.bias)
-            self.layers.append(Layer(blk.input_layernorm.weight, blk.post_attention_layernorm.weight, proj, lora))
-        self.lm_head = self._linear(base.get_output_embeddings().weight, None)
+            groups = []
+            for names in GROUPS:
+                mods = [getattr(blk.self_attn if name in PROJECTIONS[:4] else blk.mlp, name) for name in names]
+                lora = [m if hasattr(m, "lora_A") else None for m in mods]
+                lins = [m.base_layer if hasattr(m, "lora_A") else m for m in mods]
+                groups.append(Group(lins, lora, [self._plain(m) for m in lins]))
+            self.layers.append(Layer(blk.input_layernorm.weight.detach(), blk.post_attention_layernorm.weight.detach(), groups))
+        head = base.get_output_embeddings()
+        self.lm_head = self._packed(head.weight.detach(), None) if self.pack else self._plain(head)
+        self._merged: Any = None  # (adapter, version key) the packed weights hold; None: not built yet
 
-    def _linear(self, w: Tensor, b: Tensor | None) -> Linear:
-        w = w.detach()
-        b = b.detach() if b is not None else None
-        packed = torch.ops.mkldnn._reorder_linear_weight(w, 8) if self.pack else None
-        return Linear(w, b, packed, self.onednn)
+    def _plain(self, m: torch.nn.Module) -> Linear:
+        return Linear(m.weight.detach(), m.bias.detach() if m.bias is not None else None, self.onednn)
+
+    @staticmethod
+    def _packed(w: Tensor, b: Tensor | None) -> Linear:
+        return Linear(torch.ops.mkldnn._reorder_linear_weight(w, 8), b, True)
+
+    def prepare(self, adapter: str | None) -> None:
+        """Make the weights sample under `adapter` (None: the base model) with its current values."""
+        if not self.pack:
+            for layer in self.layers:
+                for g in layer.groups:
+                    g.factors = self._factors(g, adapter)
+            return
+        key = (adapter, self._version(adapter))
+        if self._merged == key:
+            return
+        self._merged = None
+        with torch.no_grad():
+            for layer in self.layers:
+                for g in layer.groups:
+                    ws = []
+                    for i, m in enumerate(g.mods):
+                        d = g.delta(adapter, i) if adapter is not None else None
+                        ws.append(m.weight.detach() if d is None else m.weight.detach() + d)
+                    biases = [m.bias for m in g.mods]
+                    b = None if all(x is None for x in biases) else torch.cat(
+                        [x.detach() if x is not None else torch.zeros(m.weight.shape[0]) for x, m in zip(biases, g.mods)])
+                    g.parts = [self._packed(torch.cat(ws) if len(ws) > 1 else ws[0], b)]
+        self._merged = key
+
+    def _version(self, adapter: str | None) -> tuple:
+        """Changes whenever a LoRA factor of the adapter is modified in place or replaced."""
+        if adapter is None:
+            return ()
+        return tuple((p.data_ptr(), p._version) for layer in self.layers for g in layer.groups for m in g.lora
+                     if m is not None and adapter in m.lora_A for p in (m.lora_A[adapter].weight, m.lora_B[adapter].weight))
+
+    @staticmethod
+    def _factors(g: Group, adapter: str | None) -> tuple[Tensor, Tensor] | None:
+        """(A stacked [sum r, in], s·B block-diagonal [sum widths, sum r]) of the adapter in this group, or None."""
+        mods = [(i, m) for i, m in enumerate(g.lora) if adapter is not None and m is not None and adapter in m.lora_A]
+        if not mods:
+            return None
+        a = torch.cat([m.lora_A[adapter].weight.detach() for _, m in mods])
+        widths = g.widths
+        b = torch.zeros(sum(widths), a.shape[0], dtype=a.dtype, device=a.device)
+        col = 0
+        for i, m in mods:
+            bi = m.lora_B[adapter].weight.detach()
+            row = sum(widths[:i])
+            b[row: row + bi.shape[0], col: col + bi.shape[1]] = bi * m.scaling[adapter]
+            col += bi.shape[1]
+        return a, b
 
     @staticmethod
     def supports(model: torch.nn.Module) -> str | None:
@@ -143,37 +224,26 @@ class Decoder:
         return None
 
     # ------------------------------------------------------------------ forward
-    def _proj(self, layer: Layer, name: str, x: Tensor, adapter: str | None) -> Tensor:
-        y = layer.proj[name](x)
-        mod = layer.lora.get(name)
-        if adapter is not None and mod is not None and adapter in mod.lora_A:
-            # peft's lora.Linear in eval mode: result + lora_B(lora_A(dropout(x))) * scaling, dropout = identity
-            a, b = mod.lora_A[adapter].weight, mod.lora_B[adapter].weight
-            y = y + F.linear(F.linear(x, a), b) * mod.scaling[adapter]
-        return y
-
-    def _forward(self, x: Tensor, pos: Tensor, cache: list[tuple[Tensor, Tensor]], start: int, attn_mask: Tensor,
-                 adapter: str | None) -> Tensor:
+    def _forward(self, x: Tensor, pos: Tensor, cache: list[tuple[Tensor, Tensor]], start: int, attn_mask: Tensor) -> Tensor:
         """x [N, S, H] embeddings at positions pos [N, S], written to cache[:, :, start:start+S]; attention over
         cache[:, :, :start+S] under attn_mask (bool, [N, 1, S, start+S]). Returns the final-norm hidden states."""
         n, s, _ = x.shape
+        nh, nkv, hd = self.n_heads, self.n_kv, self.head_dim
         cos, sin = self.rotary(x, pos)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [N, 1, S, hd]
         end = start + s
         for layer, (kc, vc) in zip(self.layers, cache):
-            h = _rms_norm(x, layer.ln_in, self.eps)
-            q = self._proj(layer, "q_proj", h, adapter).view(n, s, self.n_heads, self.head_dim).transpose(1, 2)
-            k = self._proj(layer, "k_proj", h, adapter).view(n, s, self.n_kv, self.head_dim).transpose(1, 2)
-            v = self._proj(layer, "v_proj", h, adapter).view(n, s, self.n_kv, self.head_dim).transpose(1, 2)
-            kc[:, :, start:end] = _rotate(k, cos, sin)
-            vc[:, :, start:end] = v
-            o = F.scaled_dot_product_attention(_rotate(q, cos, sin), kc[:, :, :end], vc[:, :, :end], attn_mask=attn_mask,
-                                               enable_gqa=self.n_kv != self.n_heads)
-            x = x + self._proj(layer, "o_proj", o.transpose(1, 2).reshape(n, s, -1), adapter)
-            h = _rms_norm(x, layer.ln_post, self.eps)
-            g = F.silu(self._proj(layer, "gate_proj", h, adapter)) * self._proj(layer, "up_proj", h, adapter)
-            x = x + self._proj(layer, "down_proj", g, adapter)
-        return _rms_norm(x, self.norm, self.eps)
+            qkv_g, o_g, gu_g, down_g = layer.groups
+            qkv = qkv_g(F.rms_norm(x, (self.hidden,), layer.ln_in, self.eps))
+            qk = _rotate(qkv[..., : (nh + nkv) * hd].view(n, s, nh + nkv, hd).transpose(1, 2), cos, sin)
+            kc[:, :, start:end] = qk[:, nh:]
+            vc[:, :, start:end] = qkv[..., (nh + nkv) * hd:].view(n, s, nkv, hd).transpose(1, 2)
+            o = F.scaled_dot_product_attention(qk[:, :nh], kc[:, :, :end], vc[:, :, :end], attn_mask=attn_mask, enable_gqa=nkv != nh)
+            x = x + o_g(o.transpose(1, 2).reshape(n, s, nh * hd))
+            gu = gu_g(F.rms_norm(x, (self.hidden,), layer.ln_post, self.eps))
+            half = gu.shape[-1] // 2
+            x = x + down_g(F.silu(gu[..., :half]) * gu[..., half:])
+        return F.rms_norm(x, (self.hidden,), self.norm, self.eps)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -208,7 +278,8 @@ class Decoder:
         mask = (causal & valid[:, None, :]) | torch.eye(P, dtype=torch.bool, device=dev)
         cache_u = [(torch.zeros(U, self.n_kv, P, self.head_dim, device=dev), torch.zeros(U, self.n_kv, P, self.head_dim, device=dev))
                    for _ in self.layers]
-        h = self._forward(F.embedding(ids, self.embed), pos, cache_u, 0, mask[:, None], adapter)
+        self.prepare(adapter)
+        h = self._forward(F.embedding(ids, self.embed), pos, cache_u, 0, mask[:, None])
         logits = self.lm_head(h[:, -1])[row_of].float()  # [B, V]
         cache = []
         for kc_u, vc_u in cache_u:
@@ -249,7 +320,7 @@ class Decoder:
                 key_ok, next_pos = key_ok[keep], next_pos[keep]
             key_ok[:, P + t] = True
             h = self._forward(F.embedding(tok[:, None], self.embed), next_pos[:, None], cache, P + t,
-                              key_ok[:, None, None, : P + t + 1], adapter)
+                              key_ok[:, None, None, : P + t + 1])
             logits = self.lm_head(h[:, 0]).float()
             next_pos = next_pos + 1
         new: list[list[int]] = []
