@@ -70,6 +70,7 @@ class Reporter(Protocol):
     #   def opened(self, path: Path) -> None
     #   def phase(self, name: str, step: int, n: int, token_cap: int) -> None
     #   def tokens(self, n: int) -> None
+    #   def budgets(self, max_time_s: float | None, max_tokens: int | None, wall_before: float, tokens_before: int) -> None
 
 
 def _hook(rep: Any, name: str) -> Callable[..., None]:
@@ -200,6 +201,7 @@ def run_discovery(
     phase, tokens = _hook(rep, "phase"), _hook(rep, "tokens")
     _hook(rep, "opened")(run.path)
     rep.start(cfg.budget, used)
+    _hook(rep, "budgets")(max_time_s, cfg.max_tokens, costs.wall_s, costs.generated_tokens)
 
     def warn(text: str | None) -> None:
         if text and text not in warnings:

@@ -69,6 +69,17 @@ def test_eta_counts_only_this_process_after_resume() -> None:
     assert v.eta_s(now=50.0) == pytest.approx(50.0)  # 10 s per attempt here, 5 left
 
 
+def test_time_and_token_budgets_shown_and_bound_the_eta() -> None:
+    v = RunView()
+    v.start(budget=100, used=0, now=0.0)
+    v.set_budgets(max_time_s=600.0, max_tokens=5000, wall_before=500.0, tokens_before=1200)  # resumed: 500 s spent
+    assert v.eta_s(now=10.0) == 90.0  # before any batch: the time left
+    v.add_tokens(300)
+    v.add_attempts([_attempt("wrong_answer")] * 4, 4, 0.0)
+    head = render_lines(v, now=20.0)[0]
+    assert "tokens 1500/5000" in head and "8:40/10:00 of --max-time" in head and head.endswith("ETA 1:20")
+
+
 def test_cut_off_attempts_counted() -> None:
     v = RunView()
     v.start(budget=4, used=0, now=0.0)
@@ -93,7 +104,7 @@ def test_small_helpers() -> None:
     assert fmt_duration(187) == "3:07" and fmt_duration(3730) == "1:02:10"
     assert counts_text({"b": 1, "a": 1, "c": 3}) == "c 3, a 1, b 1"
     assert interrupted_hint(Path("runs/x")) == "interrupted — continue with `sdpo-ttt solve --resume runs/x`"
-    assert "nothing was written" in interrupted_hint(None)
+    assert interrupted_hint(None) == "interrupted before the run started: no attempt was made"
 
 
 def test_plain_reporter_one_line_per_batch() -> None:

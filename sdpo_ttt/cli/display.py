@@ -73,6 +73,10 @@ class RunView:
     grad_norm: float | None = None
     last_feedback: str = ""
     last_rate: float | None = None  # tokens/s of the last finished sampling phase
+    max_time_s: float | None = None  # --max-time, and what was spent before this process (resume)
+    max_tokens: int | None = None
+    wall_before: float = 0.0
+    tokens_before: int = 0
 
     def start(self, budget: int, used: int, now: float) -> None:
         self.budget, self.used, self.used_at_start, self.t_start = budget, used, used, now
@@ -105,12 +109,18 @@ class RunView:
         if "grad_norm" in metrics:
             self.grad_norm = float(metrics["grad_norm"])
 
+    def set_budgets(self, max_time_s: float | None, max_tokens: int | None, wall_before: float, tokens_before: int) -> None:
+        self.max_time_s, self.max_tokens, self.wall_before, self.tokens_before = max_time_s, max_tokens, wall_before, tokens_before
+
     def eta_s(self, now: float) -> float | None:
-        """Seconds left at this process's pace per attempt (None before the first batch)."""
+        """Seconds left: at this process's pace per attempt, or until --max-time, whichever comes first (None before
+        the first batch when there is no time budget)."""
+        left = None if self.max_time_s is None else max(self.max_time_s - self.wall_before - (now - self.t_start), 0.0)
         done = self.used - self.used_at_start
         if done <= 0 or now <= self.t_start:
-            return None
-        return (now - self.t_start) / done * max(self.budget - self.used, 0)
+            return left
+        pace = (now - self.t_start) / done * max(self.budget - self.used, 0)
+        return pace if left is None else min(pace, left)
 
     def tokens_per_s(self, now: float) -> float | None:
         if self.phase == "sampling" and self.phase_tokens and now > self.phase_t0:
@@ -121,8 +131,12 @@ class RunView:
 def render_lines(v: RunView, now: float) -> list[str]:
     """The live display as plain lines (the rich reporter styles and cuts them to the terminal width)."""
     eta = v.eta_s(now)
-    head = (f"attempts {v.used}/{v.budget} · passed {v.passed} · best score {v.best:.2f} · "
-            f"{fmt_duration(now - v.t_start)} elapsed" + (f" · ETA {fmt_duration(eta)}" if eta is not None else ""))
+    elapsed = f"{fmt_duration(now - v.t_start)} elapsed"
+    if v.max_time_s is not None:
+        elapsed = f"{fmt_duration(v.wall_before + now - v.t_start)}/{fmt_duration(v.max_time_s)} of --max-time"
+    tokens = f" · tokens {v.tokens_before + v.tokens_total}/{v.max_tokens}" if v.max_tokens is not None else ""
+    head = (f"attempts {v.used}/{v.budget}{tokens} · passed {v.passed} · best score {v.best:.2f} · {elapsed}"
+            + (f" · ETA {fmt_duration(eta)}" if eta is not None else ""))
     label = PHASE_LABELS.get(v.phase, v.phase)
     phase = f"step {v.phase_step} · {label}" + (f" {v.phase_n} attempts" if v.phase else "")
     if v.phase == "sampling":
@@ -179,7 +193,7 @@ def explain_end(summary: dict[str, Any], attempts: Sequence[dict[str, Any]], max
 
 def interrupted_hint(run_dir: Path | None) -> str:
     if run_dir is None:
-        return "interrupted before the run started; nothing was written"
+        return "interrupted before the run started: no attempt was made"
     return f"interrupted — continue with `sdpo-ttt solve --resume {run_dir}`"
 
 
@@ -200,6 +214,9 @@ class _Events:
 
     def phase(self, name: str, step: int, n: int, token_cap: int) -> None:
         self.view.set_phase(name, step, n, token_cap, self.clock())
+
+    def budgets(self, max_time_s: float | None, max_tokens: int | None, wall_before: float, tokens_before: int) -> None:
+        self.view.set_budgets(max_time_s, max_tokens, wall_before, tokens_before)
 
     def tokens(self, n: int) -> None:
         self.view.add_tokens(n)

@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
             Console().print(
                 f"[bold green]solved[/] {summary.problem_id} at attempt {summary.discovery_attempt} of {summary.budget} "
                 f"({summary.wall_time_s:.0f} s) -> {run.solution_path}"
+                + (f"; {summary.attempts_passed} of {summary.attempts_used} attempts passed" if summary.attempts_passed > 1 else "")
             )
         else:
             Console().print(
