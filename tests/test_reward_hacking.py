@@ -358,6 +358,31 @@ def test_files_anywhere_writable_do_not_carry_over(sb) -> None:
     assert v.passed, v.tests[0].got
 
 
+def test_filling_tmp_does_not_break_the_next_test(sb) -> None:
+    # every test fills the container's /tmp (outside its own scratch dir) and answers wrong; each test
+    # must still get a verdict about the program, not a verifier failure because the next set-up had no room
+    hostile = _code('''
+        import os
+        chunk = 1 << 20
+        for i in range(64):  # files of at most 30 MB (the file size limit is 32 MB), to the last byte free
+            fd = os.open("/tmp/fill-%d" % i, os.O_WRONLY | os.O_CREAT, 0o600)
+            size = 0
+            while chunk and size < 30 << 20:
+                try:
+                    size += os.write(fd, b"x" * chunk)
+                except OSError:
+                    chunk //= 2
+            os.close(fd)
+            if not chunk:
+                break
+        a, b = map(int, input().split())
+        print(a + b + 1)
+    ''')
+    p = stdio_problem([("1 2\n", "3\n"), ("5 7\n", "12\n"), ("0 0\n", "0\n")])
+    v = judge_then_reference(sb, p, hostile, {"wrong_answer"}, ADD_STDIO)
+    assert [t.outcome.value for t in v.tests] == ["wrong_answer"] * 3, _details(v)
+
+
 # ---------------------------------------------------------------------------- 4. untrusted fields
 
 MALFORMED_REPLIES = {

@@ -718,6 +718,8 @@ def run(req, emit, session):
                 rec, cerr = judge_test(req, i, t, scratch, zygote, keep)  # kills what the test left
             finally:
                 cleanup.wipe(scratch)
+                if req.get("child_uid") is not None:  # a full /tmp must not fail the next test's set-up
+                    cleanup.remove_uid_files(req["child_uid"])
             if zygote.broken:
                 if req.get("child_uid") is not None:  # out of the attempt's reach: the verifier failed
                     raise RuntimeError("the fork server stopped answering")
