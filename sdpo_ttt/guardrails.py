@@ -39,7 +39,7 @@ def format_error_rate(verdicts: Sequence[str], truncated: Sequence[bool] | None 
     if not verdicts:
         return 0.0
     cut = truncated or [False] * len(verdicts)
-    return sum(v == "format_error" and not c for v, c in zip(verdicts, cut)) / len(verdicts)
+    return sum(v == "format_error" and not c for v, c in zip(verdicts, cut, strict=True)) / len(verdicts)
 
 
 def format_error_jump(before: Sequence[float], after: float, lr: float, batch: int = JUMP_COUNT) -> str | None:

@@ -494,7 +494,7 @@ def blocks(headers: list[str], rows: list[list[str]]) -> list[str]:
     out: list[str] = []
     for r in rows:
         out.append(f"{r[0]} · {r[1]}")
-        out += [f"  {h.ljust(width)}  {c}" for h, c in zip(headers[2:], r[2:])]
+        out += [f"  {h.ljust(width)}  {c}" for h, c in zip(headers[2:], r[2:], strict=True)]
     return out
 
 
@@ -517,7 +517,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
                 "problem_id": g.problem_id, "strategy": g.strategy, "estimator": g.estimator, "runs": g.runs,
                 "solved_runs": g.solved_runs, "budget": g.budget, "horizon": g.horizon, "samples": g.samples,
                 "passes": g.passes,
-                "discovery_at_budget": dict(zip(("value", "low", "high"), g.discovery_at_budget)),
+                "discovery_at_budget": dict(zip(("value", "low", "high"), g.discovery_at_budget, strict=True)),
                 "attempts_to_p": {str(p): _interval_json(g.at_p[p]) for p in analysis.ps},
                 "ratio_to_best_of_k": {str(p): _interval_json(g.ratio.get(p)) for p in analysis.ps},
                 "mean_attempts_restricted": g.mean_attempts, "p_unsolved_at_budget": g.unsolved_mass,

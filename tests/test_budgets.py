@@ -114,10 +114,10 @@ def test_resume_counts_what_was_spent(tmp_path: Path) -> None:
     class Killed(FakePolicy):
         def sample(self, prompts, **kw):
             if self.drawn >= 4:
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt("killed")
             return super().sample(prompts, **kw)
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="killed"):
         _run(tmp_path, Killed(script), max_tokens=25)
     rest = FakePolicy(script)
     rest.drawn = 4

@@ -53,8 +53,8 @@ def test_pass_at_k_moved_onto_the_cost_grid() -> None:
 
 
 def test_bad_costs_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no cost recorded"):
         cost_unit(0.0)
     band = bootstrap_pass_at_k(4, 1, 4, n_boot=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cost per attempt must be > 0"):
         band_on_cost_grid(band, 0.0, 1.0)

@@ -157,7 +157,7 @@ def test_plot_ticks_labelled_past_the_budget_and_legend_outside(tmp_path: Path) 
         fig.canvas.draw()
         ax = fig.axes[0]
         lo, hi = ax.get_xlim()
-        shown = [(t, lab.get_text()) for t, lab in zip(ax.get_xticks(), ax.get_xticklabels()) if lo <= t <= hi]
+        shown = [(t, lab.get_text()) for t, lab in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True) if lo <= t <= hi]
         assert all(text for _, text in shown) and max(t for t, _ in shown) == 48 and 16 in [t for t, _ in shown]
         renderer = fig.canvas.get_renderer()
         legend = ax.get_legend().get_window_extent(renderer)

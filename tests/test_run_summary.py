@@ -67,10 +67,10 @@ def test_resume_keeps_the_pass_count(tmp_path: Path, stop: bool) -> None:
     class Kill(FakePolicy):
         def sample(self, prompts, **kw):
             if self.drawn >= 2:
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt("killed")
             return super().sample(prompts, **kw)
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="killed"):
         run_discovery(problem, cfg, run, Kill(script), FakeSandbox())
     interrupted = json.loads(run.summary_path.read_text())
     assert interrupted["status"] == "interrupted" and interrupted["attempts_passed"] == (0 if stop else 1)

@@ -58,7 +58,7 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
             if 5 not in ev:
                 assert ev.get(3) == b"brain.Event:2"
                 continue
-            for num, value in _fields(ev[5]):
+            for _, value in _fields(ev[5]):
                 v = dict(_fields(value))
                 out.setdefault(v[1].decode(), []).append((ev.get(2, 0), v[2]))
     return out

@@ -133,7 +133,8 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, min=1, help="Runs at once, in worker processes (CPU only; each gets its share of the CPUs' torch threads, see --threads)."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates for the bands and intervals."),
         x: str = typer.Option("attempts", "--x", metavar="attempts|tokens|seconds",
-                              help="What to draw discovery against: attempts, generated tokens or wall-clock seconds (the headline ratio is given on every axis the runs recorded)."),
+                              help="What to draw discovery against: attempts, generated tokens or wall-clock seconds "
+                                   "(the headline ratio is given on every axis the runs recorded)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display: only the table at the end."),
         *,
         options: dict[str, Any],
@@ -170,7 +171,8 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="Where to write the report [default: RUNS_DIR/report]."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates for the bands and intervals."),
         x: str = typer.Option("attempts", "--x", metavar="attempts|tokens|seconds",
-                              help="What to draw discovery against: attempts, generated tokens or wall-clock seconds (the headline ratio is given on every axis the runs recorded)."),
+                              help="What to draw discovery against: attempts, generated tokens or wall-clock seconds "
+                                   "(the headline ratio is given on every axis the runs recorded)."),
         seed: int = typer.Option(0, help="Seed of the bootstrap (the report is reproducible for a seed)."),
     ) -> None:
         """Rebuild the report (curves.png, summary.md/.csv/.json, report.html) from existing run directories; runs nothing."""
