@@ -21,18 +21,19 @@ so [B, T, V] logits never exist) and calls `after_update()` once per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from sdpo_ttt.policy.model import STUDENT, TEACHER
+from sdpo_ttt.sdpo.config import TeacherMode
 
 if TYPE_CHECKING:
     from sdpo_ttt.policy.model import Policy
 
-TEACHER_MODES: tuple[str, ...] = ("ema", "trust-region", "frozen", "live")
+TEACHER_MODES: tuple[str, ...] = get_args(TeacherMode)  # the `--teacher` choices
 BASE_MODEL = None  # adapters off
 
 # which weights score the teacher prompt, per mode
