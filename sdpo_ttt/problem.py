@@ -313,14 +313,28 @@ def shipped_problems_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "problems"
 
 
-def resolve_problem_path(path: Path) -> Path:
-    """Accept a problem.json file, a problem folder containing one, or the name of a shipped problem (`two-sum`)
-    when no such file or folder exists here, so that examples work from any folder."""
+def locate(path: Path) -> Path:
+    """`path` itself when it exists; else the shipped problem it names, by name (`two-sum`) or by its path in the
+    repository (`problems/two-sum/problem.json`, `problems/`), so that the README's examples work from any folder."""
     path = Path(path)
-    if not path.exists() and len(path.parts) == 1:
-        shipped = shipped_problems_dir() / path.name
-        if (shipped / "problem.json").is_file():
-            path = shipped
+    if path.exists() or path.is_absolute():
+        return path
+    parts = path.parts
+    if parts and parts[0] == "problems":  # the repository's layout
+        shipped = shipped_problems_dir().joinpath(*parts[1:])
+    elif len(parts) == 1:  # a shipped problem's name
+        shipped = shipped_problems_dir() / path
+        if not (shipped / "problem.json").is_file():
+            return path
+    else:
+        return path
+    return shipped if shipped.exists() else path
+
+
+def resolve_problem_path(path: Path) -> Path:
+    """Accept a problem.json file, a problem folder containing one, or a shipped problem by name (`two-sum`) or
+    repository path (`problems/two-sum`) when no such file or folder exists here."""
+    path = locate(Path(path))
     if path.is_dir():
         path = path / "problem.json"
     return path
@@ -345,8 +359,7 @@ def find_problem_files(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         path = Path(path)
-        if not path.exists() and (resolve_problem_path(path)).is_file():  # a shipped problem's name
-            path = resolve_problem_path(path)
+        path = locate(path)  # a shipped problem's name or repository path, from any folder
         if path.is_dir():
             if (path / "problem.json").exists():
                 out.append(path / "problem.json")

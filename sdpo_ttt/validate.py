@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
-from sdpo_ttt.problem import Problem, problem_errors, resolve_problem_path, strip_comments
+from sdpo_ttt.problem import Problem, locate, problem_errors, resolve_problem_path, strip_comments
 from sdpo_ttt.verdict import Outcome, Verdict
 
 
@@ -111,7 +111,7 @@ def discover(paths: list[Path]) -> list[ProblemReport]:
     problem file becomes an invalid report saying so."""
     out: list[ProblemReport] = []
     seen: set[Path] = set()
-    for path in map(Path, paths):
+    for path in (locate(Path(p)) for p in paths):
         if path.is_dir():
             direct = path / "problem.json"
             found = [direct] if direct.is_file() else sorted(path.rglob("problem.json"))

@@ -103,6 +103,10 @@ def test_shipped_problems_by_name_from_any_folder(tmp_path: Path, monkeypatch: p
     from sdpo_ttt.problem import find_problem_files
 
     assert find_problem_files([Path("two-sum"), Path("fizzbuzz")]) == [REPO / "problems" / n / "problem.json" for n in ("two-sum", "fizzbuzz")]
+    # the README's repository paths work from here too
+    assert load_problem("problems/count-inversions/problem.json").id == "count-inversions"
+    assert load_problem(Path("problems") / "fizzbuzz").id == "fizzbuzz"
+    assert len(validate_paths([Path("problems")], schema_only=True).problems) == len(list((REPO / "problems").rglob("problem.json")))
     (tmp_path / "two-sum").mkdir()  # a folder of that name here wins over the shipped one
     assert resolve_problem_path(Path("two-sum")) == Path("two-sum") / "problem.json"
     with pytest.raises(ProblemFileError, match="no such problem file"):
