@@ -68,7 +68,8 @@ class Reporter(Protocol):
     # Optional (a reporter without them still works): where the run is written; the phase a step is in
     # (sampling | judging | update) with its attempt count and token cap; tokens generated since the last call.
     #   def opened(self, path: Path) -> None
-    #   def phase(self, name: str, step: int, n: int, token_cap: int) -> None
+    #   def phase(self, name: str, step: int, n: int, token_cap: int, part: tuple[int, int] | None = None) -> None
+    #     (sampling | judging | teacher | update; part: micro-batch i of k)
     #   def tokens(self, n: int) -> None
     #   def budgets(self, max_time_s: float | None, max_tokens: int | None, wall_before: float, tokens_before: int) -> None
 
@@ -149,7 +150,7 @@ def judge_batch(problem: Problem, sandbox: "Sandbox", codes: list[str | None], v
     runnable = [i for i, c in enumerate(codes) if c is not None]
     judged = sandbox.judge_many(problem, [codes[i] for i in runnable]) if runnable else []
     verdicts: list[Verdict] = [Verdict.format_error(len(problem.tests)) for _ in codes]
-    for i, v in zip(runnable, judged):
+    for i, v in zip(runnable, judged, strict=True):
         verdicts[i] = v
     cuts = truncated_at or [None] * len(codes)
     feedback = ["" if v.passed else render_feedback(problem, v, visibility=visibility, truncated_at=t) for v, t in zip(verdicts, cuts, strict=True)]
@@ -195,6 +196,7 @@ def run_discovery(
     t_start, cpu_start, cpu_before = time.perf_counter(), time.process_time(), costs.cpu_s
     max_time_s = parse_duration(cfg.max_time) if cfg.max_time is not None else None
     learns = STRATEGIES[cfg.strategy].learns
+    updater = getattr(strategy, "updater", None)  # the strategy's SDPOUpdater, if it learns that way
     warnings: list[str] = []
     fe_rates: list[float] = []  # format-error rate of each batch (this process)
     jumped = False
@@ -250,7 +252,7 @@ def run_discovery(
             split["judge"] += times["judge"]
             attempts = [
                 Attempt(step=step, index=used + i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
-                for i, (c, code, v, fb) in enumerate(zip(completions, codes, verdicts, feedback))
+                for i, (c, code, v, fb) in enumerate(zip(completions, codes, verdicts, feedback, strict=True))
             ]
             used += n
             spent()
@@ -278,6 +280,8 @@ def run_discovery(
             last = stop_reason(spent(), cfg.budget, max_time_s, cfg.max_tokens) is not None  # no update the run will not use
             if not last:
                 phase("update", step, n, 0)
+                if updater is not None:  # SDPO: the teacher pass and the student update of each micro-batch
+                    updater.on_phase = lambda name, i, k, s=step, m=n: phase("teacher" if name == "teacher" else "update", s, m, 0, (i + 1, k))
             metrics = strategy.observe(attempts) if not last else {}
             split["update"] += time.perf_counter() - t3
             costs.device_s += time.perf_counter() - t3

@@ -69,6 +69,15 @@ def test_eta_counts_only_this_process_after_resume() -> None:
     assert v.eta_s(now=50.0) == pytest.approx(50.0)  # 10 s per attempt here, 5 left
 
 
+def test_teacher_and_update_phases_show_the_micro_batch() -> None:
+    v = RunView()
+    v.start(budget=16, used=8, now=0.0)
+    v.set_phase("teacher", step=1, n=8, token_cap=0, now=1.0, part=(3, 8))
+    assert "step 1 · teacher pass 8 attempts · micro-batch 3/8 · 0:01" == render_lines(v, now=2.0)[1]
+    v.set_phase("update", step=1, n=8, token_cap=0, now=2.0, part=(3, 8))
+    assert render_lines(v, now=2.0)[1].startswith("step 1 · update 8 attempts · micro-batch 3/8")
+
+
 def test_time_and_token_budgets_shown_and_bound_the_eta() -> None:
     v = RunView()
     v.start(budget=100, used=0, now=0.0)
@@ -136,8 +145,8 @@ def test_loop_reports_phases_and_tokens(tmp_path: Path) -> None:
             super().__init__(clock=lambda: 0.0)
             self.phases: list[tuple[str, int, int, int]] = []
 
-        def phase(self, name: str, step: int, n: int, token_cap: int) -> None:
-            super().phase(name, step, n, token_cap)
+        def phase(self, name: str, step: int, n: int, token_cap: int, part=None) -> None:
+            super().phase(name, step, n, token_cap, part)
             self.phases.append((name, step, n, token_cap))
 
     problem = load_problem(REPO / "problems" / "sum-two-ints" / "problem.json")
@@ -218,3 +227,35 @@ def test_token_counter_stops_counting_a_row_after_its_eos() -> None:
         counter.put(torch.tensor(step))
     counter.end()
     assert calls == [3, 2, 1]  # 1 + 2 + 3 = the completion lengths (EOS included); padding after EOS never counted
+
+
+@pytest.mark.model
+def test_sdpo_reports_teacher_and_update_per_micro_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """With SDPO the display sees the teacher pass and the student update of every micro-batch."""
+    import torch
+
+    from sdpo_ttt.loop import run_discovery
+    from sdpo_ttt.problem import load_problem
+    from sdpo_ttt.runs import RunDir
+    from tests.fakes import FakeSandbox
+    from tests.fast_helpers import load_policy, tiny_config
+
+    torch.set_num_threads(1)
+
+    class Recorder(_Events):
+        def __init__(self) -> None:
+            super().__init__(clock=lambda: 0.0)
+            self.seen: list[tuple[str, int, tuple[int, int] | None]] = []
+
+        def phase(self, name: str, step: int, n: int, token_cap: int, part=None) -> None:
+            super().phase(name, step, n, token_cap, part)
+            self.seen.append((name, step, part))
+
+    cfg = tiny_config(tiny_model_dir, strategy="sdpo", budget=4, batch_size=2, micro_batch_size=1)
+    problem = load_problem(REPO / "problems" / "sum-two-ints" / "problem.json")
+    run = RunDir.create(tmp_path / "run", cfg.flat(), problem.to_json())
+    rec = Recorder()
+    run_discovery(problem, cfg, run, load_policy(cfg), FakeSandbox(), reporter=rec)
+    assert rec.seen == [("sampling", 0, None), ("judging", 0, None), ("update", 0, None),
+                        ("teacher", 0, (1, 2)), ("update", 0, (1, 2)), ("teacher", 0, (2, 2)), ("update", 0, (2, 2)),
+                        ("sampling", 1, None), ("judging", 1, None)]

@@ -24,7 +24,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-PHASE_LABELS = {"sampling": "sampling", "judging": "judging", "update": "teacher + update", "": "starting"}
+PHASE_LABELS = {"sampling": "sampling", "judging": "judging", "teacher": "teacher pass", "update": "update", "": "starting"}
 
 
 def fmt_duration(seconds: float) -> str:
@@ -59,6 +59,7 @@ class RunView:
     phase_step: int = 0
     phase_n: int = 0
     phase_t0: float = 0.0
+    phase_part: tuple[int, int] | None = None  # micro-batch i of k (teacher / update)
     token_cap: int = 0
     phase_tokens: int = 0
     tokens_total: int = 0  # generated tokens in this process
@@ -81,10 +82,11 @@ class RunView:
     def start(self, budget: int, used: int, now: float) -> None:
         self.budget, self.used, self.used_at_start, self.t_start = budget, used, used, now
 
-    def set_phase(self, name: str, step: int, n: int, token_cap: int, now: float) -> None:
+    def set_phase(self, name: str, step: int, n: int, token_cap: int, now: float, part: tuple[int, int] | None = None) -> None:
         if self.phase == "sampling" and name != "sampling" and now > self.phase_t0 and self.phase_tokens:
             self.last_rate = self.phase_tokens / (now - self.phase_t0)
         self.phase, self.phase_step, self.phase_n, self.token_cap, self.phase_t0 = name, step, n, token_cap, now
+        self.phase_part = part
         self.phase_tokens = 0
 
     def add_tokens(self, n: int) -> None:
@@ -141,6 +143,8 @@ def render_lines(v: RunView, now: float) -> list[str]:
     phase = f"step {v.phase_step} · {label}" + (f" {v.phase_n} attempts" if v.phase else "")
     if v.phase == "sampling":
         phase += f" · {v.phase_tokens}/{v.token_cap} tokens"
+    if v.phase_part is not None:
+        phase += f" · micro-batch {v.phase_part[0]}/{v.phase_part[1]}"
     rate = v.tokens_per_s(now)
     if rate is not None:
         phase += f" · {rate:.1f} tok/s"
@@ -212,8 +216,8 @@ class _Events:
     def start(self, budget: int, used: int) -> None:
         self.view.start(budget, used, self.clock())
 
-    def phase(self, name: str, step: int, n: int, token_cap: int) -> None:
-        self.view.set_phase(name, step, n, token_cap, self.clock())
+    def phase(self, name: str, step: int, n: int, token_cap: int, part: tuple[int, int] | None = None) -> None:
+        self.view.set_phase(name, step, n, token_cap, self.clock(), part)
 
     def budgets(self, max_time_s: float | None, max_tokens: int | None, wall_before: float, tokens_before: int) -> None:
         self.view.set_budgets(max_time_s, max_tokens, wall_before, tokens_before)

@@ -18,6 +18,7 @@ what it logs depends on `micro_batch_size`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -56,6 +57,8 @@ def build_contexts(attempts: list["Attempt"], contexts: Contexts) -> UpdateBatch
 class SDPOUpdater:
     """Holds the optimiser and the teacher; `step(attempts)` learns from one judged batch and returns its metrics."""
 
+    on_phase: Callable[[str, int, int], None] | None = None  # ("teacher" | "student", micro-batch i, of n): live display
+
     def __init__(self, policy: "Policy", cfg: SolveConfig, contexts: Contexts) -> None:
         self.policy = policy
         self.contexts = contexts
@@ -74,10 +77,15 @@ class SDPOUpdater:
         stats = UpdateStats(batch, advantages)
         for _ in range(self.optim.steps_per_batch):
             self.optimizer.zero_grad(set_to_none=True)
-            for mb in micro_batches(batch, self.optim.micro_batch_size):
+            mbs = list(micro_batches(batch, self.optim.micro_batch_size))
+            for i, mb in enumerate(mbs):
+                if self.on_phase is not None:
+                    self.on_phase("teacher", i, len(mbs))
                 with stats.time("teacher"):
                     teacher = self.teacher.score(mb.teacher_prompts, mb.completions)  # 2. π_θ'(·|x,[d],f,y<t)
                     reference = self.base_on_student_prompt(mb)  # π_base(·|x,y<t), for β·L_kl only
+                if self.on_phase is not None:
+                    self.on_phase("student", i, len(mbs))
                 with stats.time("student"):
                     student, mask = self.policy.hidden_states(mb.student_prompts, mb.completions, adapter=STUDENT)  # 3.
                     out = sdpo_loss(  # 4. L and its terms, logits formed chunk by chunk from the hidden states
