@@ -11,8 +11,8 @@ OpenMP threads meet at a barrier in every matrix product, and one descheduled th
 - busy: the cores other processes kept busy, measured from /proc/stat minus this process's own CPU time
   (over 0.2 s at the first decision, then over the interval since the last one), else the load average.
 
-`adapt()` re-decides (the sampler and the scoring passes call it before each batch of work), so a run
-drops to 1 thread while another job runs and takes the cores back when it ends. An explicit choice is
+`adapt()` re-decides (the CPU sampler calls it before each call and once a second while decoding), so a
+run drops to 1 thread while another job runs and takes the cores back when it ends. An explicit choice is
 kept and never adapted, in this order: `configure(requested=N)` (a `--threads` option), the
 SDPO_TTT_THREADS environment variable, then OMP_NUM_THREADS (the standard OpenMP knob).
 """

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sdpo_ttt import threads
+
 SUPPORTED_TYPES = ("llama", "qwen2", "mistral")
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -310,6 +312,7 @@ class Decoder:
                 lps[active, t] = scores.log_softmax(-1).gather(1, tok[:, None]).squeeze(1)
             if progress is not None:
                 progress(len(active))
+            threads.adapt()  # at most once a second: a process that starts mid-call must not find us oversubscribed
             done = torch.isin(tok, eos)
             if t == max_new_tokens - 1 or bool(done.all()):
                 break
@@ -368,19 +371,21 @@ def _mem_available() -> int | None:
 
 def inverse_cdf(probs: Tensor, u: Tensor, block: int = 1024) -> Tensor:
     """Token i of each row with cdf(i-1) <= u·total < cdf(i): a draw from `probs` [N, V] (rows need not sum to 1)
-    for u [N] uniform in [0, 1). Two levels (block sums, then one block) so no full-length serial cumsum is
-    needed; sums in float64. A token of probability 0 is never returned."""
+    for u [N] uniform in [0, 1). Two levels (block sums, then a cumsum inside the one block the target falls in),
+    so no serial cumsum over the whole vocabulary; cumsums in float64. A token of probability 0 is never returned."""
     n, v = probs.shape
-    nb = -(-v // block)
-    p = F.pad(probs, (0, nb * block - v)) if nb * block != v else probs
-    p = p.view(n, nb, block)
-    mass = p.sum(-1, dtype=torch.float64)  # [N, nb]
+    whole = v // block * block
+    mass = probs[:, :whole].view(n, v // block, block).sum(-1)
+    if whole < v:
+        mass = torch.cat([mass, probs[:, whole:].sum(-1, keepdim=True)], -1)
+    mass = mass.to(torch.float64)  # [N, blocks]
     cdf = mass.cumsum(-1)
     target = (u.to(torch.float64) * cdf[:, -1]).clamp(max=cdf[:, -1] * (1 - 2**-52))[:, None]
-    j = torch.searchsorted(cdf, target, right=True).clamp(max=nb - 1)  # the block holding the target
+    j = torch.searchsorted(cdf, target, right=True).clamp(max=mass.shape[1] - 1)  # the block holding the target
     start = torch.where(j > 0, cdf.gather(1, (j - 1).clamp(min=0)), torch.zeros_like(target))
-    inside = p.gather(1, j[:, :, None].expand(n, 1, block)).squeeze(1).to(torch.float64).cumsum(-1)  # [N, block]
-    # the target's place inside the block, as a fraction of the block's own cumsum (ends at exactly 1)
+    idx = j * block + torch.arange(block, device=probs.device)  # [N, block]
+    inside = probs.gather(1, idx.clamp(max=v - 1)).masked_fill(idx >= v, 0).to(torch.float64).cumsum(-1)
+    # the target's place inside the block, as a fraction of the block's own cumsum (which ends at exactly 1)
     frac = ((target - start) / mass.gather(1, j)).clamp(0, 1 - 2**-52)
     k = torch.searchsorted(inside / inside[:, -1:], frac, right=True).clamp(max=block - 1)
     return (j * block + k).squeeze(1)
