@@ -222,6 +222,8 @@ SURVIVOR = _code('''
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
+            import ctypes
+            ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # non-dumpable: its /proc entries become root's
             end = time.time() + 8
             while time.time() < end:
                 for pid in os.listdir("/proc"):
@@ -238,7 +240,13 @@ SURVIVOR = _code('''
 
 
 def test_a_survivor_cannot_touch_later_attempts(sb) -> None:
-    judge_then_reference(sb, stdio_problem(), SURVIVOR, {"wrong_answer"}, ADD_STDIO)
+    from test_sandbox_docker import _container_procs
+
+    w = sb._workers[0]
+    assert sb.judge(stdio_problem(), SURVIVOR).outcome is Outcome.wrong_answer
+    left = [pid for pid, uid in _container_procs(w.container) if uid in (w.uid, w.uid + 1)]
+    assert not left, left  # swept by uid, though it left the session and made itself non-dumpable
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed
     # a known-wrong attempt and an always-true-__eq__ attempt after it are still judged on their own
     assert sb.judge(stdio_problem(), "print(0)\n").outcome is Outcome.wrong_answer
     liar = "class A:\n    def __eq__(self, o): return True\ndef add(a, b):\n    return A()\n"
