@@ -4,7 +4,8 @@ Every test is a fresh process (forked by the runner's fork server) with rlimits 
 processes, file size), its own session, killed as a group, in a fresh scratch dir; the CPU of every process
 of the attempt is counted. What else holds depends on who runs it:
 
-- as root: the runner runs under a Python every uid can read, and each attempt under a dedicated
+- as root: the runner runs under a Python every uid can read (none: it refuses to start rather than
+  run attempts as root), and each attempt under a dedicated
   unprivileged uid per worker with no capabilities (script tests' test program under a second one). The
   attempt cannot signal, ptrace or open /proc/*/fd of the runner, the fork server, the tester or your
   session; root-only files are unreadable; after the attempt every process of its uid, every file it owns
@@ -31,13 +32,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sdpo_ttt.errors import SandboxUnavailable
 from sdpo_ttt.problem import Problem
 from sdpo_ttt.sandbox import protocol
 from sdpo_ttt.verdict import Verdict
 
 WEAKER_ISOLATION = (
     "using the LOCAL sandbox: attempts run as host processes with rlimits only (no network or filesystem "
-    "isolation)"
+    "isolation; unless started as root they run under your own uid and can signal your processes and "
+    "write your files)"
 )
 
 
@@ -80,10 +83,11 @@ class LocalSandbox:
         if self.drop_privileges:
             # the attempt is forked from the runner's interpreter: its uid must be able to read that Python
             reachable = _child_python(preferred)
-            if reachable is None:  # no Python an unprivileged uid can run: keep one uid, say so
-                self.drop_privileges = False
-            else:
-                self.python = reachable
+            if reachable is None:  # never run attempts as root
+                raise SandboxUnavailable(
+                    "the local sandbox runs as root but finds no Python an unprivileged uid can run, so attempts "
+                    "would run as root", "install a system python3 (/usr/bin/python3), or use the Docker sandbox")
+            self.python = reachable
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sdpo-local")
         self._closed = False
 
