@@ -165,7 +165,7 @@ def test_adapter_save_load_is_bit_exact(policy, tmp_path: Path, restore_adapters
     assert all(p.requires_grad for p in policy.trainable_parameters())
     with pytest.raises(ValueError, match=r"saved shape \(.*\) != model shape"):  # rank mismatch: a rank-4 student file, a rank-8 teacher
         policy.load_adapter("teacher", tmp_path / "a")
-    with pytest.raises(ModelUnavailable, match="missing: no saved adapter there"):
+    with pytest.raises(ModelUnavailable, match="missing/adapter_model.safetensors: no saved adapter there"):
         policy.load_adapter("student", tmp_path / "missing")
 
 
