@@ -69,17 +69,20 @@ def test_warnings_reach_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert all(w in rep.seen for w in summary.warnings)
 
 
-def test_unknown_model_fails_at_once_listing_builtins(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_unknown_model_fails_at_once_listing_builtins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
 
+    from sdpo_ttt.cli import app
     from sdpo_ttt.policy.catalog import BUILTINS
 
     repo = Path(__file__).resolve().parent.parent
-    r = subprocess.run([sys.executable, "-m", "sdpo_ttt.cli", "solve", str(repo / "problems" / "sum-two-ints"), "--model",
-                        "qwen2.5-coder", "--sandbox", "local", "--run-dir", str(tmp_path / "run")],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert "unknown model 'qwen2.5-coder'" in r.stderr and "did you mean 'qwen2.5-coder-0.5b'" in r.stderr
-    assert all(name in r.stderr for name in BUILTINS) and "Traceback" not in r.stderr
-    assert not (tmp_path / "run").exists()
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["solve", str(repo / "problems" / "sum-two-ints"), "--model", "qwen2.5-coder", "--sandbox", "local",
+                                 "--run-dir", str(tmp_path / "run"), "--quiet"])
+    from sdpo_ttt.errors import ModelUnavailable
+
+    err = r.exception  # rendered once, at the CLI edge (sdpo_ttt.cli.main), as "error: ... / fix: ..."
+    assert isinstance(err, ModelUnavailable), r.output[-2000:]
+    assert "unknown model 'qwen2.5-coder'" in err.message and "did you mean 'qwen2.5-coder-0.5b'" in err.fix
+    assert all(name in err.fix for name in BUILTINS)
+    assert not (tmp_path / "run").exists()  # failed before anything was written
