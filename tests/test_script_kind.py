@@ -165,3 +165,14 @@ def test_tests_that_cannot_be_proxied_are_reported_by_the_importer(tmp_path, loc
     res = import_suite(iter([(1, record)]), convert_mbpp, tmp_path / "out", sandbox=local_sb)
     assert not res.imported and len(res.skipped) == 1 and "cannot be run against an attempt" in res.skipped[0].reason
     assert not (tmp_path / "out" / "mbpp-9").exists()
+
+
+@pytest.mark.sandbox
+def test_the_attempts_builtin_exceptions_reach_the_test_program_as_themselves(local_sb):
+    code = ("try:\n    f(-1)\n    ok = False\nexcept ValueError:\n    ok = True\nassert ok\n"
+            "assert f(2) == 4\n")
+    p = script_problem(code, check="", name="f", public=None)
+    good = "def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x * x\n"
+    assert local_sb.judge(p, good).passed
+    v = local_sb.judge(p, "def f(x):\n    if x < 0:\n        raise KeyError(x)\n    return x * x\n")
+    assert not v.passed and v.tests[0].outcome is Outcome.runtime_error and "KeyError" in v.tests[0].detail

@@ -14,6 +14,7 @@ one result per assert site as JSON lines on the events fd, then a final status l
   {"status": "unproxyable", "detail"}                the test program passed a value that cannot be sent
 """
 
+import builtins
 import json
 import os
 import traceback
@@ -52,6 +53,24 @@ class AttemptRaised(Exception):
     def __init__(self, type_name, error):
         Exception.__init__(self, "%s raised in the attempt's function" % type_name)
         self.type_name, self.error = type_name, error
+
+
+# builtin exceptions an attempt's error is re-raised as (besides AttemptRaised), so a test program's
+# `except ValueError:` behaves as it would with the function in-process
+_RERAISE = ("ValueError", "TypeError", "KeyError", "IndexError", "ZeroDivisionError", "AssertionError",
+            "RuntimeError", "NotImplementedError", "AttributeError", "ArithmeticError", "OverflowError",
+            "LookupError", "RecursionError", "NameError", "UnboundLocalError")
+_RAISED_CLASSES = {}
+
+
+def raised_error(type_name, error):
+    """The exception standing for the attempt's `type_name` exception."""
+    if type_name not in _RERAISE:
+        return AttemptRaised(type_name, error)
+    cls = _RAISED_CLASSES.get(type_name)
+    if cls is None:
+        cls = _RAISED_CLASSES[type_name] = type(type_name, (AttemptRaised, getattr(builtins, type_name)), {})
+    return cls(type_name, error)
 
 
 class NotPlain(Exception):
@@ -127,7 +146,7 @@ class Proxy(object):
         if kind == "raised":
             if reply["raised"] == "MemoryError":
                 raise AttemptGone("memory", "MemoryError")
-            raise AttemptRaised(reply["raised"], reply.get("error", ""))
+            raise raised_error(reply["raised"], reply.get("error", ""))
         if kind == "unencodable":
             call[1] = "<%s object>" % reply["unencodable"]
             raise NotPlain("%s returned a %s object; only plain values (int, float, str, bool, None, bytes, complex, "
