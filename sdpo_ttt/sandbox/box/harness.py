@@ -8,7 +8,6 @@ on fd 4 is the attempt's word: whoever reads it validates it (wire.Malformed) an
 Nothing here is trusted and nothing here knows a test's expected value.
 """
 
-import os
 import sys
 import traceback
 
@@ -144,7 +143,3 @@ def _serve_calls(fn):
             wire.write_frame(REPLY_FD, {"value": enc})
         except (OSError, ValueError):
             return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], sys.stdout, sys.stderr))

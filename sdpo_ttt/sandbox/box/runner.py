@@ -24,7 +24,6 @@ import os
 import selectors
 import signal
 import socket
-import sys
 import tempfile
 import time
 
