@@ -14,7 +14,7 @@ max_new_tokens (EOS disabled, so a batch of 8 stays 8 rows). Columns:
   thread count) is measured in this run;
 - % bound: decode tok/s / bound tok/s.
 Log-prob gap: |log p of each sampled token as the sampler computed it - log p from the float32 training
-model's scoring pass (Policy.token_logprobs)|, mean and max, over the first row of every call and all rows
+model's forward (transformers + peft, autograd on, as in the student pass)|, mean and max, over the first row of every call and all rows
 of the batch-8 LoRA call. The load line says how many cores other processes kept busy meanwhile.
 """
 
@@ -57,6 +57,18 @@ def step_bytes(policy, batch: int, context: float, adapter: bool) -> float:
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     kv = cfg.num_hidden_layers * 2 * batch * cfg.num_key_value_heads * context * head_dim * 4
     return weights + (lora if adapter else 0) + kv
+
+
+def training_logprobs(policy, prompt: list[int], completion: list[int], adapter: str | None):
+    """log p of each completion token from the float32 training forward: transformers + peft with autograd on,
+    as the student pass of an update computes them (without autograd, Policy.hidden_states uses the sampler's code)."""
+    import torch
+
+    with torch.enable_grad():
+        h, _ = policy.hidden_states([prompt], [completion], adapter=adapter)
+    with torch.no_grad():
+        logits = h[0].detach().float() @ policy.lm_head_weight.float().T
+        return torch.log_softmax(logits, -1).gather(1, torch.tensor(completion)[:, None]).squeeze(1)
 
 
 def main() -> None:
@@ -120,9 +132,8 @@ def main() -> None:
             t.add_row(str(b), "student LoRA" if adapter else "base", str(threads.current()), str(n), f"{dt:.1f}", f"{n / dt:.1f}", f"{dec_rate:.1f}",
                       f"{bound:.1f}", f"{100 * dec_rate / bound:.0f}%", f"{sb / 1e9:.2f}", f"{rss:.2f}")
             rows = comps if (adapter and b == a.rescore_all_at) else comps[:1]
-            scored = pol.token_logprobs([c.prompt_ids for c in rows], [c.completion_ids for c in rows], adapter=adapter)
-            for c, s in zip(rows, scored):
-                gaps.extend((torch.tensor(c.logprobs) - s.cpu()).abs().tolist())
+            for c in rows:
+                gaps.extend((torch.tensor(c.logprobs) - training_logprobs(pol, c.prompt_ids, c.completion_ids, adapter)).abs().tolist())
             con.print(f"batch {b:>2} {'lora' if adapter else 'base'}: {n} tokens in {dt:.1f} s = {n / dt:.1f} tok/s, "
                       f"decode {dec_rate:.1f} tok/s = {100 * dec_rate / bound:.0f}% of {bound:.1f}", highlight=False)
     after = threads.cpu_sample()

@@ -127,6 +127,18 @@ def test_eos_and_finish_reason_agree_with_generate(policy: Policy) -> None:
     assert len(fast[1].completion_ids) <= 4 and fast[1].finish_reason != "length"
 
 
+@pytest.mark.parametrize("adapter", ["student", "teacher", None])
+def test_no_grad_hidden_states_equal_the_training_forward(policy: Policy, adapter: str | None) -> None:
+    """Scoring without autograd (teacher, token_logprobs) runs on the decoder; with autograd on transformers."""
+    completions = [[5, 6, 7], [8], [9, 10, 11, 12, 13], [14, 15]]  # ragged: right padding too
+    with torch.no_grad():
+        fast, mask = policy.hidden_states(PROMPTS, completions, adapter=adapter)
+    with torch.enable_grad():
+        ref, ref_mask = policy.hidden_states(PROMPTS, completions, adapter=adapter)
+    assert torch.equal(mask, ref_mask) and fast.shape == ref.shape
+    torch.testing.assert_close(fast[mask], ref.detach()[mask], rtol=0, atol=1e-4)
+
+
 def test_packed_and_plain_weights_agree(policy: Policy) -> None:
     rows = []
     for pack in (False, True):

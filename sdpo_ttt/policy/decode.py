@@ -64,22 +64,24 @@ class Linear:
 class Group:
     """Projections that read the same input (q|k|v, gate|up, o, down) as one output [..., sum of their widths].
 
-    Plain weights (pack off): one product per projection over the model's own weight, concatenated, plus the
-    adapter's unmerged LoRA `y += (x Aᵀ)(s·B)ᵀ` with the group's factors stacked. Packed (pack on): one product
-    over a oneDNN-packed copy of the concatenated W + s·B·A of the adapter being sampled (rebuilt when the
-    adapter or its values change; see Decoder.prepare)."""
+    Plain: one product per projection over the model's own weight, concatenated, plus the adapter's unmerged
+    LoRA `y += (x Aᵀ)(s·B)ᵀ` with the group's factors stacked. Packed: one product over a oneDNN-packed copy of
+    the concatenated W + s·B·A of the adapter being sampled (see Decoder.prepare)."""
 
     mods: list[torch.nn.Module]  # the base nn.Linear of each projection
     lora: list[Any]  # per projection: its peft lora.Linear (lora_A/lora_B/scaling per adapter), or None
-    parts: list[Linear]
-    factors: tuple[Tensor, Tensor] | None = None  # unmerged LoRA (plain weights only): A stacked, s·B block-diagonal
+    plain: list[Linear]
+    packed: Linear | None = None
+    factors: tuple[Tensor, Tensor] | None = None  # unmerged LoRA for the plain weights: A stacked, s·B block-diagonal
 
     @property
     def widths(self) -> list[int]:
         return [m.weight.shape[0] for m in self.mods]
 
-    def __call__(self, x: Tensor) -> Tensor:
-        y = self.parts[0](x) if len(self.parts) == 1 else torch.cat([p(x) for p in self.parts], -1)
+    def __call__(self, x: Tensor, packed: bool) -> Tensor:
+        if packed and self.packed is not None:
+            return self.packed(x)
+        y = self.plain[0](x) if len(self.plain) == 1 else torch.cat([p(x) for p in self.plain], -1)
         if self.factors is not None:
             a, b = self.factors
             y.view(-1, y.shape[-1]).addmm_(F.linear(x.reshape(-1, x.shape[-1]), a), b.t())
@@ -114,7 +116,9 @@ class Decoder:
     pack=False reads the model's own weight tensors and adds the LoRA unmerged. pack=True keeps one
     oneDNN-packed copy of the weights (about the model's size again) with q|k|v and gate|up concatenated (4
     products a layer instead of 7) and the sampled adapter merged in (W + s·B·A, rebuilt in ~1-2 s when the
-    adapter's values change, i.e. once per update): no LoRA work at all in the decode steps."""
+    adapter's values change, i.e. once per update): no LoRA work at all in the decode steps.
+    `hidden_states` (the no-grad scoring passes) always runs on the plain weights with the LoRA unmerged, so
+    scoring under the teacher never forces a re-pack of the sampling copy."""
 
     def __init__(self, model: torch.nn.Module, *, pack: bool = False) -> None:
         why = self.supports(model)
@@ -145,6 +149,7 @@ class Decoder:
         head = base.get_output_embeddings()
         self.lm_head = self._packed(head.weight.detach(), None) if self.pack else self._plain(head)
         self._merged: Any = None  # (adapter, version key) the packed weights hold; None: not built yet
+        self._factors_of: Any = None  # (adapter, version key) the plain weights' LoRA factors hold
 
     def _plain(self, m: torch.nn.Module) -> Linear:
         return Linear(m.weight.detach(), m.bias.detach() if m.bias is not None else None, self.onednn)
@@ -153,14 +158,17 @@ class Decoder:
     def _packed(w: Tensor, b: Tensor | None) -> Linear:
         return Linear(torch.ops.mkldnn._reorder_linear_weight(w, 8), b, True)
 
-    def prepare(self, adapter: str | None) -> None:
-        """Make the weights sample under `adapter` (None: the base model) with its current values."""
-        if not self.pack:
-            for layer in self.layers:
-                for g in layer.groups:
-                    g.factors = self._factors(g, adapter)
-            return
+    def prepare(self, adapter: str | None, *, packed: bool) -> None:
+        """Make the packed (or the plain) weights compute under `adapter` (None: the base model) with its current values."""
         key = (adapter, self._version(adapter))
+        if not packed:
+            if self._factors_of != key:
+                for layer in self.layers:
+                    for g in layer.groups:
+                        g.factors = self._factors(g, adapter)
+                self._factors_of = key
+            return
+        
         if self._merged == key:
             return
         self._merged = None
@@ -174,7 +182,8 @@ class Decoder:
                     biases = [m.bias for m in g.mods]
                     b = None if all(x is None for x in biases) else torch.cat(
                         [x.detach() if x is not None else torch.zeros(m.weight.shape[0]) for x, m in zip(biases, g.mods)])
-                    g.parts = [self._packed(torch.cat(ws) if len(ws) > 1 else ws[0], b)]
+                    g.packed = None  # free the old copy before building the new one
+                    g.packed = self._packed(torch.cat(ws) if len(ws) > 1 else ws[0], b)
         self._merged = key
 
     def _version(self, adapter: str | None) -> tuple:
@@ -226,7 +235,7 @@ class Decoder:
         return None
 
     # ------------------------------------------------------------------ forward
-    def _forward(self, x: Tensor, pos: Tensor, cache: list[tuple[Tensor, Tensor]], start: int, attn_mask: Tensor) -> Tensor:
+    def _forward(self, x: Tensor, pos: Tensor, cache: list[tuple[Tensor, Tensor]], start: int, attn_mask: Tensor, packed: bool) -> Tensor:
         """x [N, S, H] embeddings at positions pos [N, S], written to cache[:, :, start:start+S]; attention over
         cache[:, :, :start+S] under attn_mask (bool, [N, 1, S, start+S]). Returns the final-norm hidden states."""
         n, s, _ = x.shape
@@ -236,16 +245,46 @@ class Decoder:
         end = start + s
         for layer, (kc, vc) in zip(self.layers, cache):
             qkv_g, o_g, gu_g, down_g = layer.groups
-            qkv = qkv_g(F.rms_norm(x, (self.hidden,), layer.ln_in, self.eps))
+            qkv = qkv_g(F.rms_norm(x, (self.hidden,), layer.ln_in, self.eps), packed)
             qk = _rotate(qkv[..., : (nh + nkv) * hd].view(n, s, nh + nkv, hd).transpose(1, 2), cos, sin)
             kc[:, :, start:end] = qk[:, nh:]
             vc[:, :, start:end] = qkv[..., (nh + nkv) * hd:].view(n, s, nkv, hd).transpose(1, 2)
             o = F.scaled_dot_product_attention(qk[:, :nh], kc[:, :, :end], vc[:, :, :end], attn_mask=attn_mask, enable_gqa=nkv != nh)
-            x = x + o_g(o.transpose(1, 2).reshape(n, s, nh * hd))
-            gu = gu_g(F.rms_norm(x, (self.hidden,), layer.ln_post, self.eps))
+            x = x + o_g(o.transpose(1, 2).reshape(n, s, nh * hd), packed)
+            gu = gu_g(F.rms_norm(x, (self.hidden,), layer.ln_post, self.eps), packed)
             half = gu.shape[-1] // 2
-            x = x + down_g(F.silu(gu[..., :half]) * gu[..., half:])
+            x = x + down_g(F.silu(gu[..., :half]) * gu[..., half:], packed)
         return F.rms_norm(x, (self.hidden,), self.norm, self.eps)
+
+    @torch.no_grad()
+    def hidden_states(self, prompts: list[list[int]], completions: list[list[int]], adapter: str | None, pad_id: int
+                      ) -> tuple[Tensor, Tensor]:
+        """Policy.hidden_states without autograd: final hidden states [B, T, H] predicting each completion token and
+        the mask [B, T], T = longest completion; layout [left pad | prompt | completion[:-1] | right pad]."""
+        B = len(prompts)
+        T = max((len(c) for c in completions), default=0)
+        dev = self.embed.device
+        mask = torch.zeros((B, T), dtype=torch.bool, device=dev)
+        for b, c in enumerate(completions):
+            mask[b, : len(c)] = True
+        if B == 0 or T == 0:
+            return torch.zeros((B, T, self.hidden), device=dev), mask
+        P = max(len(p) for p in prompts)
+        L = P + T - 1
+        ids = torch.full((B, L), pad_id, dtype=torch.long)
+        valid = torch.zeros((B, L), dtype=torch.bool)
+        for b, (p, c) in enumerate(zip(prompts, completions)):
+            seq = list(p) + list(c[:-1])
+            ids[b, P - len(p): P - len(p) + len(seq)] = torch.tensor(seq, dtype=torch.long)
+            valid[b, P - len(p): P - len(p) + len(seq)] = True
+        ids, valid = ids.to(dev), valid.to(dev)
+        pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        att = (torch.ones((L, L), dtype=torch.bool, device=dev).tril() & valid[:, None, :]) | torch.eye(L, dtype=torch.bool, device=dev)
+        cache = [(torch.empty(B, self.n_kv, L, self.head_dim, device=dev), torch.empty(B, self.n_kv, L, self.head_dim, device=dev))
+                 for _ in self.layers]
+        self.prepare(adapter, packed=False)
+        h = self._forward(F.embedding(ids, self.embed), pos, cache, 0, att[:, None], packed=False)
+        return h[:, P - 1: P - 1 + T], mask
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -280,8 +319,8 @@ class Decoder:
         mask = (causal & valid[:, None, :]) | torch.eye(P, dtype=torch.bool, device=dev)
         cache_u = [(torch.zeros(U, self.n_kv, P, self.head_dim, device=dev), torch.zeros(U, self.n_kv, P, self.head_dim, device=dev))
                    for _ in self.layers]
-        self.prepare(adapter)
-        h = self._forward(F.embedding(ids, self.embed), pos, cache_u, 0, mask[:, None])
+        self.prepare(adapter, packed=self.pack)
+        h = self._forward(F.embedding(ids, self.embed), pos, cache_u, 0, mask[:, None], self.pack)
         logits = self.lm_head(h[:, -1])[row_of].float()  # [B, V]
         cache = []
         for kc_u, vc_u in cache_u:
@@ -323,7 +362,7 @@ class Decoder:
                 key_ok, next_pos = key_ok[keep], next_pos[keep]
             key_ok[:, P + t] = True
             h = self._forward(F.embedding(tok[:, None], self.embed), next_pos[:, None], cache, P + t,
-                              key_ok[:, None, None, : P + t + 1])
+                              key_ok[:, None, None, : P + t + 1], self.pack)
             logits = self.lm_head(h[:, 0]).float()
             next_pos = next_pos + 1
         new: list[list[int]] = []

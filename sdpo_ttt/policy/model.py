@@ -415,6 +415,10 @@ class Policy:
             return torch.zeros((B, T, H), dtype=self.dtype, device=self.device), mask
         if any(not p for p in prompts):
             raise ValueError("empty prompt")
+        fast = None if torch.is_grad_enabled() else self._fast_decoder()
+        if fast is not None:  # no autograd (teacher, scoring) on CPU: the sampler's forward (oneDNN, LoRA unmerged)
+            threads.adapt()
+            return fast.hidden_states(prompts, completions, adapter, self.pad_id)
         P = max(len(p) for p in prompts)
         L = P + T - 1  # the last completion token is predicted, never fed
         ids = torch.full((B, L), self.pad_id, dtype=torch.long)
