@@ -84,6 +84,10 @@ class SolveConfig(BaseModel):
         default_factory=list, help="Also log every metrics.jsonl scalar and per-step attempt statistics to: tensorboard "
         "(event files in RUN/tensorboard/, local) and/or wandb (offline mode, files in RUN/wandb/; needs `pip install wandb`).",
         default_help="none")
+    threads: int = option(
+        0, "torch threads per run; 0 = its share of the free CPUs (CPUs / parallel workers, fewer while other "
+        "processes keep cores busy), re-decided as the load changes (sdpo_ttt/threads.py). SDPO_TTT_THREADS or "
+        "OMP_NUM_THREADS in the environment also fix it.", ge=0, default_help="0: the free CPUs' share")
 
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
