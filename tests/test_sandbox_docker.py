@@ -238,3 +238,43 @@ def test_tampering_with_the_session_is_refused(sb, name) -> None:
         assert v.passed, (name, [(t.outcome.value, t.detail) for t in v.tests])
     assert w.session.pids == before  # nothing needed replacing
     _assert_clean_and_usable(sb)
+
+
+def test_a_bad_runner_event_is_one_sandbox_error_and_a_fresh_container(monkeypatch) -> None:
+    require_docker()
+    from sdpo_ttt.sandbox import protocol
+    from sdpo_ttt.sandbox.docker_backend import DockerSandbox
+
+    real = protocol.check_events
+    calls = {"n": 0}
+
+    def first_one_is_bad(events, n_tests):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise protocol.BadEvent("injected")
+        return real(events, n_tests)
+
+    with DockerSandbox(workers=1) as s:
+        w = s._workers[0]
+        before = w.container.id
+        monkeypatch.setattr(protocol, "check_events", first_one_is_bad)
+        v = s.judge(stdio_problem(), ADD_STDIO)
+        assert v.outcome.value == "sandbox_error" and "injected" in v.tests[0].detail
+        assert w.container.id != before  # replaced, and judging goes on
+        assert s.judge(stdio_problem(), ADD_STDIO).passed
+
+
+def test_no_exception_leaves_judge_many(monkeypatch) -> None:
+    require_docker()
+    from sdpo_ttt.sandbox.docker_backend import DockerSandbox, _Worker
+
+    def broken(self, *a, **k):
+        raise ConnectionError("the daemon went away")
+
+    with DockerSandbox(workers=1) as s:
+        monkeypatch.setattr(_Worker, "run_request", broken)
+        vs = s.judge_many(stdio_problem(), [ADD_STDIO, ADD_STDIO])
+        assert [v.outcome.value for v in vs] == ["sandbox_error", "sandbox_error"]
+        assert "the daemon went away" in vs[0].tests[0].detail
+        monkeypatch.undo()
+        assert s.judge(stdio_problem(), ADD_STDIO).passed
