@@ -34,7 +34,6 @@ def register(app: typer.Typer) -> None:
         """
         from sdpo_ttt.config import resolve_config
         from sdpo_ttt.errors import UserError
-        from sdpo_ttt.solve import solve as run_solve
 
         err = Console(stderr=True)
         if resume is not None:
@@ -44,7 +43,9 @@ def register(app: typer.Typer) -> None:
         else:
             if problem is None:
                 raise UserError("no problem given", "pass a problem.json (or folder), e.g. `sdpo-ttt solve problems/two-sum/problem.json`")
-            cfg = resolve_config(config, options)
+            cfg = resolve_config(config, options)  # a bad option fails here, before torch is even imported
+        from sdpo_ttt.solve import solve as run_solve
+
         live = not (quiet or json_out) and sys.stderr.isatty()
         reporter = LiveReporter(err) if live else PlainReporter(err, quiet or json_out)
         announce = (lambda m: err.print(f"[yellow]{m}[/]")) if not json_out else (lambda m: err.print(m))
