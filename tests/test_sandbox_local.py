@@ -149,3 +149,20 @@ def test_without_root_the_same_uid_attempt_is_still_judged_on_its_own() -> None:
     v, broken = _as_nobody(stdio_problem(), "import os\nos.kill(os.getppid(), 9)\nprint(3)\n")
     assert [t.outcome.value for t in v.tests] == ["runtime_error", "runtime_error"] and not broken
     assert "killed the fork server" in v.tests[0].detail
+
+
+def test_as_root_files_in_world_writable_dirs_do_not_survive(sb) -> None:
+    import tempfile
+
+    if not sb.drop_privileges:
+        pytest.skip("without root the attempt runs under your uid: its files are yours (documented)")
+    shared = tempfile.mkdtemp(prefix="sdpo-ttt-ww-")
+    os.chmod(shared, 0o1777)  # like /tmp/.X11-unix: world-writable, below /tmp
+    try:
+        code = (f"import os\nopen({shared!r} + '/left', 'w').write('x')\nos.mkdir('/tmp/sdpo-ttt-left-' + str(os.getuid()))\n"
+                "print(3)\n")
+        assert sb.judge(stdio_problem([("1 2\n", "3\n")]), code).passed
+        assert os.listdir(shared) == []
+        assert not [n for n in os.listdir("/tmp") if n.startswith("sdpo-ttt-left-")]
+    finally:
+        os.rmdir(shared)

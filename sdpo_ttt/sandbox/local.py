@@ -9,7 +9,8 @@ of the attempt is counted. What else holds depends on who runs it:
   unprivileged uid per worker with no capabilities (script tests' test program under a second one). The
   attempt cannot signal, ptrace or open /proc/*/fd of the runner, the fork server, the tester or your
   session; root-only files are unreadable; after the attempt every process of its uid, every file it owns
-  in /tmp, /var/tmp, /dev/shm, /dev/mqueue, and every SysV IPC object it created are removed.
+  in the world-writable dirs (/tmp, /var/tmp, /dev/shm, /dev/mqueue, /run/lock and those below them)
+  and every SysV IPC object it created are removed.
 - not root: everything runs under YOUR uid. The runner and fork server are non-dumpable (no ptrace, no
   /proc/<pid>/fd or mem of theirs), but the attempt CAN signal them and every other process of yours (your
   session included), read and write every file you can, and its files outside the scratch dir survive.

@@ -15,9 +15,10 @@ import ctypes
 import os
 import shutil
 import signal
+import stat
 import time
 
-WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
 _TICK = float(os.sysconf("SC_CLK_TCK"))
 IPC_RMID = 0
 
@@ -149,8 +150,9 @@ def _remove(p):
         pass
 
 
-def remove_uid_files(uid, dirs=WORLD_WRITABLE):
-    """Remove what `uid` owns directly in the world-writable dirs (it can create nothing elsewhere)."""
+def remove_uid_files(uid, dirs=WORLD_WRITABLE, depth=4):
+    """Remove what `uid` owns in the world-writable dirs, and in the world-writable dirs below them (an
+    attempt's uid, without groups, can create entries nowhere else but in what it owns, removed whole)."""
     for d in dirs:
         try:
             names = os.listdir(d)
@@ -159,10 +161,13 @@ def remove_uid_files(uid, dirs=WORLD_WRITABLE):
         for name in names:
             p = os.path.join(d, name)
             try:
-                if os.lstat(p).st_uid == uid:
-                    _remove(p)
+                st = os.lstat(p)
             except OSError:
-                pass
+                continue
+            if st.st_uid == uid:
+                _remove(p)
+            elif depth > 0 and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_IWOTH:
+                remove_uid_files(uid, (p,), depth - 1)
 
 
 # ------------------------------------------------------------------------------------------ IPC
