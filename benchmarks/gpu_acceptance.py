@@ -116,7 +116,11 @@ class Meter:
 
 
 class Recorder:
-    """A loop Reporter that keeps each step's metrics, attempts and per-phase (time, peak memory)."""
+    """A loop Reporter that keeps each step's metrics, attempts and per-phase (time, peak memory).
+
+    A phase reported several times in a step (teacher / update once per micro-batch) adds up its time and keeps
+    its highest peak.
+    """
 
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
@@ -127,10 +131,13 @@ class Recorder:
     def _close(self) -> None:
         if self._open is not None:
             step, name, t0 = self._open
-            self.steps.setdefault(step, {})[name] = {"s": time.perf_counter() - t0, "peak_gb": self.meter.peak_gb()}
+            d = self.steps.setdefault(step, {}).setdefault(name, {"s": 0.0, "peak_gb": None})
+            d["s"] += time.perf_counter() - t0
+            peak = self.meter.peak_gb()
+            d["peak_gb"] = peak if d["peak_gb"] is None else max(d["peak_gb"], peak or 0.0)
             self._open = None
 
-    def phase(self, name: str, step: int, n: int, token_cap: int) -> None:
+    def phase(self, name: str, step: int, n: int, token_cap: int, *more: Any) -> None:
         self._close()
         self._open = (step, name, self.meter.start())
 
@@ -206,7 +213,9 @@ def run_shape(name: str, args: argparse.Namespace, tokenizer: Path, problem: Any
     for step in sorted(rec.steps):
         st = rec.steps[step]
         m = st.get("metrics", {})
-        sample, judge, update = st.get("sampling", {}), st.get("judging", {}), st.get("update", {})
+        sample, judge = st.get("sampling", {}), st.get("judging", {})
+        update_peaks = [st[k]["peak_gb"] for k in ("teacher", "update") if k in st and st[k]["peak_gb"] is not None]
+        update = {"peak_gb": max(update_peaks) if update_peaks else None}
         gen = st.get("generated", 0)
         row = {"step": step, "sample_s": sample.get("s"), "judge_s": judge.get("s"), "teacher_s": m.get("time/teacher_s"),
                "student_fwd_bwd_s": m.get("time/student_fwd_bwd_s"), "loss": m.get("loss"), "generated_tokens": gen,
