@@ -62,7 +62,7 @@ def main() -> None:
             comps = policy.sample(strategy.prompts(n), temperature=1.0, max_new_tokens=args.max_new_tokens, seed=seed, adapter="student")
             codes = [extract_code(c.text) for c in comps]
             verdicts, fbs = judge_batch(problem, sandbox, codes, "public")
-            return [Attempt(0, i, i, c, code, v, fb) for i, (c, code, v, fb) in enumerate(zip(comps, codes, verdicts, fbs))]
+            return [Attempt(0, i, i, c, code, v, fb) for i, (c, code, v, fb) in enumerate(zip(comps, codes, verdicts, fbs, strict=True))]
 
         def gap(attempts: list[Attempt], demo: str | None) -> float:
             """Mean per-token KL(student ‖ base model on the re-prompt) over failed attempts.

@@ -71,15 +71,15 @@ def judge_rows(rows: list[dict], problems: dict, sandbox: str) -> None:
             by_prob: dict[tuple[str, str], list[int]] = {}
             for k, r in enumerate(rows):
                 by_prob.setdefault((r["model"], r["problem"]), []).append(k)
-            for (model, pid), idx in by_prob.items():
+            for (_, pid), idx in by_prob.items():
                 codes = [fn(rows[k]["text"]) for k in idx]
-                todo = [k for k, c in zip(idx, codes) if c is not None]
+                todo = [k for k, c in zip(idx, codes, strict=True) if c is not None]
                 verdicts = sb.judge_many(problems[pid], [c for c in codes if c is not None]) if todo else []
                 for k in idx:
                     rows[k][f"passed_{rule}"] = False
                     rows[k][f"score_{rule}"] = 0.0
                     rows[k][f"nocode_{rule}"] = True
-                for k, v in zip(todo, verdicts):
+                for k, v in zip(todo, verdicts, strict=True):
                     rows[k][f"passed_{rule}"] = bool(v.passed)
                     rows[k][f"score_{rule}"] = float(v.score)
                     rows[k][f"nocode_{rule}"] = False

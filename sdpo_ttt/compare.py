@@ -155,13 +155,13 @@ def run_grid(cells: Sequence[Cell], *, progress: GridProgress | None = None, ann
     once in worker processes (CPU; batch's local executor), each with its share of the CPUs' torch threads."""
     progress = progress or _Silent()
     states = [cell_state(c) for c in cells]  # all checks before anything runs
-    todo = sum(c.config.budget - used for c, (st, used) in zip(cells, states) if st != "finished")
+    todo = sum(c.config.budget - used for c, (st, used) in zip(cells, states, strict=True) if st != "finished")
     progress.grid_start(list(cells), todo)
     if workers > 1:
         return _run_parallel(list(cells), states, workers, progress, announce, mp_context)
     models = SharedPolicy()
     return [run_cell(cell, state, used, models=models, progress=progress, announce=announce)
-            for cell, (state, used) in zip(cells, states)]
+            for cell, (state, used) in zip(cells, states, strict=True)]
 
 
 def _run_parallel(cells: list[Cell], states: list[tuple[str, int]], workers: int, progress: GridProgress,
@@ -172,7 +172,7 @@ def _run_parallel(cells: list[Cell], states: list[tuple[str, int]], workers: int
 
     outcomes: dict[str, CellOutcome] = {}
     todo = []
-    for cell, (state, used) in zip(cells, states):
+    for cell, (state, used) in zip(cells, states, strict=True):
         if state == "finished":
             outcomes[cell.name] = run_cell(cell, state, used, progress=progress)
         else:

@@ -233,7 +233,7 @@ def test_ray_executor_makes_the_same_run_dirs_as_local(tmp_path: Path, monkeypat
     assert res.summary["counts"]["done"] == 2, res.summary
     view = Manifest(tmp_path / "ray" / "jobs.jsonl").latest()
     assert {v["state"] for v in view.values()} == {"done"} and all(v.get("executor") == "ray" for v in view.values()), view
-    for a, b in zip(local.jobs, remote.jobs):
+    for a, b in zip(local.jobs, remote.jobs, strict=True):
         assert a.id == b.id
         ra, rb = RunDir(a.cell.path), RunDir(b.cell.path)
         assert rb.is_finished() and ra.read_config() == rb.read_config()

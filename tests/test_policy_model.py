@@ -93,7 +93,7 @@ def test_scoring_reproduces_sampling_logprobs(policy, prompt, short_prompt) -> N
     # mixed prompt lengths: both left padding (sampling) and the scoring layout are exercised
     comps = policy.sample([prompt, short_prompt, prompt], max_new_tokens=24, seed=3, return_logprobs=True)
     scored = policy.token_logprobs([c.prompt_ids for c in comps], [c.completion_ids for c in comps], adapter="student")
-    for c, lp in zip(comps, scored):
+    for c, lp in zip(comps, scored, strict=True):
         assert lp.shape == (len(c.completion_ids),)
         torch.testing.assert_close(lp, torch.tensor(c.logprobs), rtol=0, atol=2e-4)
 
@@ -101,7 +101,7 @@ def test_scoring_reproduces_sampling_logprobs(policy, prompt, short_prompt) -> N
 def test_batched_scoring_matches_single(policy, prompt, short_prompt) -> None:
     comps = policy.sample([prompt, short_prompt], max_new_tokens=20, seed=4)
     both = policy.token_logprobs([c.prompt_ids for c in comps], [c.completion_ids for c in comps], adapter=None)
-    for c, lp in zip(comps, both):
+    for c, lp in zip(comps, both, strict=True):
         alone = policy.token_logprobs([c.prompt_ids], [c.completion_ids], adapter=None)[0]
         torch.testing.assert_close(lp, alone, rtol=0, atol=2e-4)
 
@@ -178,7 +178,7 @@ def test_ema_on_the_model_matches_dense_reference(policy, restore_adapters) -> N
     new_s = [dense_update(get_factors(m, "student")) for _, m in layers]
     disc = policy.ema_update_teacher(0.25)
     assert disc < 1e-5  # rank r + r fits the rank-2r teacher: exact
-    for (_, m), t0, s1 in zip(layers, old_t, new_s):
+    for (_, m), t0, s1 in zip(layers, old_t, new_s, strict=True):
         ref = 0.75 * t0 + 0.25 * s1
         got = dense_update(get_factors(m, "teacher"))
         assert float((got - ref).norm() / ref.norm()) < 1e-5

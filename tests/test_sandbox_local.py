@@ -48,7 +48,7 @@ def test_verdict_kinds(sb) -> None:
     }
     verdicts = sb.judge_many(p, list(codes.values()))
     assert [v.outcome.value for v in verdicts] == list(codes)
-    by = dict(zip(codes, verdicts))
+    by = dict(zip(codes, verdicts, strict=True))
     assert by["passed"].score == 1.0 and by["wrong_answer"].score == 0.0
     assert "ValueError: boom" in by["runtime_error"].tests[0].stderr_tail
     assert "solution.py" in by["runtime_error"].tests[0].stderr_tail and '"<string>"' not in by["runtime_error"].tests[0].stderr_tail

@@ -146,7 +146,7 @@ def test_docker_judges_like_local(local_sb):
     with open_sandbox("docker", workers=1) as sb:
         dv = sb.judge_many(p, codes)
     lv = local_sb.judge_many(p, codes)
-    for d, l in zip(dv, lv):
+    for d, l in zip(dv, lv, strict=True):
         assert [(t.outcome, t.got, t.detail) for t in d.tests] == [(t.outcome, t.got, t.detail) for t in l.tests]
     assert dv[0].passed and not dv[1].passed and not dv[2].passed
 

@@ -124,7 +124,7 @@ def _run_pool(todo: Todo, record: Record, *, workers: int, mp_context: str) -> N
             if all(not p.is_alive() for p in procs):
                 while drain(0.2):
                     pass
-                for i, (job, _, _) in enumerate(todo):  # workers gone with jobs never handed out: restart the pool
+                for i in range(len(todo)):  # workers gone with jobs never handed out: restart the pool
                     if i not in finished and i not in running:
                         return _run_pool([t for k, t in enumerate(todo) if k not in finished], record, workers=workers,
                                          mp_context=mp_context)

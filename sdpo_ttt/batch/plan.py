@@ -75,7 +75,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """The cartesian product of the axes, first axis slowest; [{}] for no grid."""
     keys = list(grid)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
 def point_tag(point: dict[str, Any]) -> str:

@@ -68,7 +68,7 @@ def judge(
     all_passed = True
     with open_sandbox(sandbox.value, workers=1, announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False)) as sb:
         backend = sb.name
-        for attempt, code in zip(attempts, codes):
+        for attempt, code in zip(attempts, codes, strict=True):
             verdict = sb.judge(prob, code)
             all_passed = all_passed and verdict.passed
             feedback = render_feedback(prob, verdict, visibility.value)

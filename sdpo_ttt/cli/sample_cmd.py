@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
                 cut_at = [sampling.max_new_tokens if a.completion.finish_reason == "length" else None for a in attempts]
                 verdicts, feedback = judge_batch(prob, sb, [a.code for a in attempts], cfg.judge.feedback_visibility, cut_at)
         out = Console()
-        for i, (a, v, fb) in enumerate(zip(attempts, verdicts, feedback)):
+        for i, (a, v, fb) in enumerate(zip(attempts, verdicts, feedback, strict=True)):
             c = a.completion
             if as_json:
                 rec = {"index": i, "text": c.text, "code": a.code, "n_tokens": len(c.completion_ids), "finish_reason": c.finish_reason}

@@ -152,7 +152,7 @@ def mutants(code: str, limit: int = MAX_MUTANTS) -> list[tuple[str, str]]:
 
 def _same_node(tree: ast.AST, node: ast.AST, original: ast.AST) -> ast.AST | None:
     """The node of `tree` at the same ast.walk position as `node` in `original` (both parsed from one source)."""
-    for a, b in zip(ast.walk(original), ast.walk(tree)):
+    for a, b in zip(ast.walk(original), ast.walk(tree), strict=True):
         if a is node:
             return b
     return None
@@ -225,7 +225,7 @@ def _judge_variants(sandbox: Any, doc: dict[str, Any], reference: str) -> tuple[
         raise BadRecord(f"its test program cannot be run against an attempt: {why}")
     ref = judge_check(Role.reference, Path("reference/solution.py"), verdicts[0])
     ref_text = "passed" if ref.ok else ref.detail
-    for (what, src), v in zip(muts, verdicts[1:]):
+    for (what, src), v in zip(muts, verdicts[1:], strict=True):
         if judge_check(Role.wrong, Path("wrong/mutant.py"), v).ok:
             return ref_text, (f"kept mutant ({what}): {v.outcome.value}, score {v.score:.2f}", src)
     return ref_text, (f"none: {len(muts)} mutant(s) tried, all passed" if muts else "none: no mutation point", None)

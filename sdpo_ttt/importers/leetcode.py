@@ -223,8 +223,8 @@ def _matches(args: list[Any], params: list[str], expected: Any, example: tuple[d
         return False
     # names usually agree with the method's parameters; fall back to position when they do not
     if set(ex_args) == set(params):
-        return all(_same(a, ex_args[p]) for a, p in zip(args, params))
-    return all(_same(a, v) for a, v in zip(args, ex_args.values()))
+        return all(_same(a, ex_args[p]) for a, p in zip(args, params, strict=True))
+    return all(_same(a, v) for a, v in zip(args, ex_args.values(), strict=True))
 
 
 # ---------------------------------------------------------------- conversion
@@ -385,7 +385,7 @@ def convert(raw: Any, *, time_s: float = DEFAULT_TIME_S, memory_mb: int = DEFAUL
             "name": name,
             "starter_code": f"from __future__ import annotations\n\n\nclass Solution:\n    def {name}{signature}:\n        pass\n",
         },
-        "tests": [{"input": json.dumps(a), "output": json.dumps(e), "public": p} for (a, e), p in zip(parsed, public)],
+        "tests": [{"input": json.dumps(a), "output": json.dumps(e), "public": p} for (a, e), p in zip(parsed, public, strict=True)],
         "compare": {"mode": "json", "float_tol": float_tol},
         "limits": {"time_s": time_s, "memory_mb": memory_mb},
         "difficulty": difficulty,

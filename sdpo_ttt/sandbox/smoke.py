@@ -27,7 +27,7 @@ def smoke_test(sb: Sandbox) -> list[tuple[str, str, str]]:
         ("syntax error", "compile_error", "print(\n"),
     ]
     verdicts = sb.judge_many(stdio, [c for _, _, c in cases])
-    out = [(name, want, v.outcome.value) for (name, want, _), v in zip(cases, verdicts)]
+    out = [(name, want, v.outcome.value) for (name, want, _), v in zip(cases, verdicts, strict=True)]
     fn = sb.judge(parse_problem(_FUNC, "smoke"), "class Solution:\n    def add(self, a, b):\n        return a + b\n")
     out.append(("function problem (class Solution)", "passed", fn.outcome.value))
     return out

@@ -181,7 +181,7 @@ def ipc_objects():
             with open("/proc/sysvipc/%s" % kind) as f:
                 head = f.readline().split()
                 for line in f:
-                    cols = dict(zip(head, line.split()))
+                    cols = dict(zip(head, line.split()))  # noqa: B905 - lenient parse of /proc; Python 3.9 here (no strict=)
                     ident = cols.get("shmid") or cols.get("msqid") or cols.get("semid")
                     if ident is not None and "cuid" in cols:
                         out[(kind, int(ident))] = int(cols["cuid"])

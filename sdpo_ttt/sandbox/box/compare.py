@@ -70,7 +70,7 @@ def _number_ok(got, exp, got_is_int, exp_is_int, tol, ints_are_floats):
 def compare_tokens(got, exp, tol, ints_are_floats=False):
     """(ok, detail): whitespace tokens equal; numbers as described in the module doc."""
     g, e = got.split(), exp.split()
-    for i, (a, b) in enumerate(zip(g, e)):
+    for i, (a, b) in enumerate(zip(g, e)):  # noqa: B905 - uneven on purpose (lengths compared below); Python 3.9 here
         if a == b:
             continue
         if _NUM.match(a) and _NUM.match(b):
@@ -93,7 +93,7 @@ def compare_lines(got, exp):
         return ls
 
     g, e = norm(got), norm(exp)
-    for i, (a, b) in enumerate(zip(g, e)):
+    for i, (a, b) in enumerate(zip(g, e)):  # noqa: B905 - uneven on purpose (lengths compared below); Python 3.9 here
         if a != b:
             return False, "line %d: expected %s, got %s" % (i + 1, short(b), short(a))
     if len(g) != len(e):

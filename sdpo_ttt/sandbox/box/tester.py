@@ -99,9 +99,9 @@ def read_reply(fd):
     try:
         body = wire.read_frame(fd, MAX_REPLY_BYTES)
     except wire.Malformed as e:
-        raise AttemptGone("protocol", str(e))
+        raise AttemptGone("protocol", str(e)) from None
     except OSError as e:
-        raise AttemptGone("exited", str(e))
+        raise AttemptGone("exited", str(e)) from None
     if body is None:
         raise AttemptGone("exited")
     try:
@@ -116,7 +116,7 @@ def read_reply(fd):
             msg["value"] = wire.decode(msg["value"])
         return kind, msg
     except wire.Malformed as e:
-        raise AttemptGone("protocol", "the attempt's reply is malformed: %s" % e)
+        raise AttemptGone("protocol", "the attempt's reply is malformed: %s" % e) from None
 
 
 class Proxy(object):
@@ -132,7 +132,7 @@ class Proxy(object):
             msg = {"args": [wire.encode(a) for a in args], "kwargs": {str(k): wire.encode(v) for k, v in kwargs.items()}}
         except (wire.NotEncodable, RecursionError) as e:
             raise NotProxyable("the test program passes %s to %s, which cannot be sent to the attempt's process"
-                               % (e, self.fname))
+                               % (e, self.fname)) from None
         data = wire.frame(msg)
         if len(data) > MAX_CALL_BYTES:
             raise NotProxyable("the test program passes %d bytes of arguments (limit %d)" % (len(data), MAX_CALL_BYTES))
@@ -141,7 +141,7 @@ class Proxy(object):
             while view:
                 view = view[os.write(self.call_fd, view):]
         except OSError:
-            raise AttemptGone("exited")
+            raise AttemptGone("exited") from None
         kind, reply = read_reply(self.reply_fd)
         if kind == "raised":
             if reply["raised"] == "MemoryError":
