@@ -60,18 +60,23 @@ def register(app: typer.Typer) -> None:
     @config_options(exclude=GRID_SETS)
     def batch(
         problems: list[Path] = typer.Argument(..., help="Problem folders or problem.json files (searched recursively); broken files are reported and skipped."),
-        out: Path = typer.Option(..., "--out", help="Folder of the batch: [<grid point>/]<problem>/<strategy>/seed<k>/ run dirs, jobs.jsonl, batch-summary.{json,md}, report/. Re-running continues it."),
+        out: Path = typer.Option(..., "--out", help="Folder of the batch: [<grid point>/]<problem>/<strategy>/seed<k>/ run dirs, jobs.jsonl, "
+                                                    "batch-summary.{json,md}, report/. Re-running continues it."),
         strategy: str = typer.Option("sdpo", "--strategy", help="Strategy, or a comma-separated list: " + strategy_help() + "."),
         seeds: int = typer.Option(1, min=1, help="Independent runs (seeds) per problem, strategy and grid point."),
         seed_start: int = typer.Option(0, min=0, help="First seed; runs use seed_start .. seed_start+seeds-1."),
-        grid: list[str] = typer.Option([], "--grid", help="key=v1,v2: one grid axis over an option (key as the option's name, e.g. lr or temperature); jobs run at every combination of the axes (repeatable)."),
-        executor: str = typer.Option("local", metavar="local|ray", help="local: this machine (one job at a time, or --workers processes on CPU); ray: one Ray task per job."),
+        grid: list[str] = typer.Option([], "--grid", help="key=v1,v2: one grid axis over an option (key as the option's name, e.g. lr or "
+                                                          "temperature); jobs run at every combination of the axes (repeatable)."),
+        executor: str = typer.Option("local", metavar="local|ray", help="local: this machine (one job at a time, or --workers processes on CPU); "
+                                                                        "ray: one Ray task per job."),
         workers: int = typer.Option(1, min=1, help="local executor: parallel worker processes (CPU only; a GPU runs one job at a time)."),
-        address: Optional[str] = typer.Option(None, help="ray executor: cluster to join (auto, or ray://HEAD:10001); default: start Ray on this machine, on 127.0.0.1."),
+        address: Optional[str] = typer.Option(None, help="ray executor: cluster to join (auto, or ray://HEAD:10001); default: start Ray on this "
+                                                         "machine, on 127.0.0.1."),
         cpus_per_job: float = typer.Option(1.0, help="ray executor: CPU cores per job (a job gets one GPU when the cluster has GPUs)."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Run jobs again whose last attempt failed (they are skipped otherwise)."),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of solve options for every job (below the options given here)."),
-        best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="As in compare: draw best-of-k's whole budget (exact pass@k), or stop it at the first success."),
+        best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="As in compare: draw best-of-k's whole budget "
+                                                                                                  "(exact pass@k), or stop it at the first success."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write OUT/report/ (as `sdpo-ttt report OUT`) at the end."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates of the report."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only finished jobs and the summary."),

@@ -128,9 +128,13 @@ def register(app: typer.Typer) -> None:
         seeds: int = typer.Option(5, min=1, help="Independent runs (seeds) per problem and strategy."),
         seed_start: int = typer.Option(0, min=0, help="First seed; runs use seed_start .. seed_start+seeds-1."),
         strategies: str = typer.Option(",".join(STRATEGIES), help="Comma-separated strategies to compare: " + strategy_help() + "."),
-        best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="Draw best-of-k's whole budget without stopping (exact pass@k from all samples), or stop it at the first success like the others."),
-        config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of solve options shared by every run (strategy and seed are set by the grid)."),
-        workers: int = typer.Option(1, min=1, help="Runs at once, in worker processes (CPU only; each gets its share of the CPUs' torch threads, see --threads)."),
+        best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="Draw best-of-k's whole budget without stopping "
+                                                                                                  "(exact pass@k from all samples), or stop it at "
+                                                                                                  "the first success like the others."),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of solve options shared by every run (strategy and "
+                                                                     "seed are set by the grid)."),
+        workers: int = typer.Option(1, min=1, help="Runs at once, in worker processes (CPU only; each gets its share of the CPUs' torch threads, see "
+                                                   "--threads)."),
         n_boot: int = typer.Option(2000, help="Bootstrap replicates for the bands and intervals."),
         x: str = typer.Option("attempts", "--x", metavar="attempts|tokens|seconds",
                               help="What to draw discovery against: attempts, generated tokens or wall-clock seconds "

@@ -147,7 +147,8 @@ def import_lcb_cmd(
     out = Console()
     if not as_json:
         for item in result.imported:
-            out.print(f"[green]imported[/] {item.source}: {_esc(item.problem_id)} ({item.info['kind']}, {item.tests} tests) -> {_esc(str(item.path))}", highlight=False)
+            out.print(f"[green]imported[/] {item.source}: {_esc(item.problem_id)} ({item.info['kind']}, {item.tests} tests) "
+                      f"-> {_esc(str(item.path))}", highlight=False)
     _finish_import(result, as_json, f"from {_esc(str(file))} into {_esc(str(out_dir))}")
 
 
@@ -167,7 +168,8 @@ def import_leetcode_cmd(
     difficulty: LeetCodeDifficulty | None = typer.Option(None, help="import only this difficulty"),
     limit: int | None = typer.Option(None, min=1, help="stop after N convertible problems (LeetCode-number order)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
-    validate: bool = typer.Option(False, "--validate", help="judge each imported problem in the sandbox (table-lookup oracle passes, a None-returning attempt fails)"),
+    validate: bool = typer.Option(False, "--validate", help="judge each imported problem in the sandbox (table-lookup oracle passes, a "
+                                                            "None-returning attempt fails)"),
     sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="where --validate judges"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ) -> None:

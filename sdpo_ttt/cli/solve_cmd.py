@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
     def solve(
         problem: Optional[Path] = typer.Argument(None, help="problem.json (or its folder). Not needed with --resume."),
         run_dir: Optional[Path] = typer.Option(None, help="Where the run is written [default: runs/<problem>-<strategy>-s<seed>-<time>]."),
-        config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of options (keys are the option names, '-' or '_'); options given here override it."),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of options (keys are the option names, '-' or '_'); "
+                                                                     "options given here override it."),
         resume: Optional[Path] = typer.Option(None, help="Continue a killed run from its last complete step (uses that run's config)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display; print only the result line."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout (no live display)."),

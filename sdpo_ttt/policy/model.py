@@ -168,7 +168,8 @@ class Policy:
                     warnings.simplefilter("ignore", FutureWarning)
                     model = get_peft_model(base, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, **common), adapter_name=STUDENT)
             except ValueError as e:
-                raise ModelUnavailable(f"LoRA targets {cfg.lora_targets} do not fit model {cfg.model!r}: {e}", "pass --lora-targets with module names of this model") from None
+                raise ModelUnavailable(f"LoRA targets {cfg.lora_targets} do not fit model {cfg.model!r}: {e}",
+                                       "pass --lora-targets with module names of this model") from None
             # Same scaling s = alpha/r for the teacher so that copying the student is exact.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
@@ -423,7 +424,7 @@ class Policy:
         L = P + T - 1  # the last completion token is predicted, never fed
         ids = torch.full((B, L), self.pad_id, dtype=torch.long)
         att = torch.zeros((B, L), dtype=torch.long)
-        for b, (p, c) in enumerate(zip(prompts, completions)):
+        for b, (p, c) in enumerate(zip(prompts, completions, strict=True)):
             seq = list(p) + list(c[:-1]) if c else list(p)
             ids[b, P - len(p): P - len(p) + len(seq)] = torch.tensor(seq, dtype=torch.long)
             att[b, P - len(p): P - len(p) + len(seq)] = 1
