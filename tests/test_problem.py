@@ -4,6 +4,7 @@ judges reference/wrong solutions; exit codes 0 / 1 / 2."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def write(folder: Path, doc: Any, *, raw: str | None = None) -> Path:
 
 def load_error(tmp_path: Path, doc: Any = None, raw: str | None = None) -> str:
     path = write(tmp_path / "p", doc, raw=raw)
-    with pytest.raises(ProblemFileError) as e:
+    with pytest.raises(ProblemFileError, match=re.escape(str(path))) as e:
         load_problem(path)
     msg = e.value.message
     assert str(path) in msg and "Traceback" not in msg

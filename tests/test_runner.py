@@ -160,9 +160,13 @@ def test_subclasses_travel_as_their_plain_base_and_objects_do_not_travel() -> No
 def test_fields_are_type_and_size_checked() -> None:
     spec = {"raised": (str, True, 10), "error": (str, False, 5)}
     wire.check_fields({"raised": "E"}, spec, "r")
-    for bad in ({"raised": ["E"]}, {"raised": "E" * 11}, {"raised": "E", "error": "x" * 6}, {"raised": "E", "z": 1},
-                {}, ["raised"]):
-        with pytest.raises(wire.Malformed):
+    for bad, why in (({"raised": ["E"]}, "^r field 'raised' must be str, got list$"),
+                     ({"raised": "E" * 11}, "^r field 'raised' is 11 chars, over the limit of 10$"),
+                     ({"raised": "E", "error": "x" * 6}, "^r field 'error' is 6 chars, over the limit of 5$"),
+                     ({"raised": "E", "z": 1}, "^r has an unknown field 'z'$"),
+                     ({}, "^r lacks the field 'raised'$"),
+                     (["raised"], "^r must be a JSON object$")):
+        with pytest.raises(wire.Malformed, match=why):
             wire.check_fields(bad, spec, "r")
 
 

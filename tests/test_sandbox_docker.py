@@ -197,7 +197,7 @@ def test_close_removes_containers() -> None:
     s.close()
     names = [c.name for c in s.client.containers.list(all=True)]
     assert name not in names
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="^this sandbox is closed$"):
         s.judge(stdio_problem(), ADD_STDIO)
     time.sleep(0)
 
@@ -217,12 +217,14 @@ def test_the_judge_session_is_reused_across_attempts(sb) -> None:
 TAMPER = {
     # what a same-uid attempt could do to a persistent runner / fork server without ptrace rights; under its
     # own uid every one of them is refused (EPERM)
-    "prlimit-runner": "import os, resource\nfor p in os.listdir('/proc'):\n    try:\n        resource.prlimit(int(p), resource.RLIMIT_NOFILE, (8, 8))\n    except Exception:\n        pass\nprint(3)\n",
+    "prlimit-runner": "import os, resource\nfor p in os.listdir('/proc'):\n    try:\n"
+                      "        resource.prlimit(int(p), resource.RLIMIT_NOFILE, (8, 8))\n    except Exception:\n        pass\nprint(3)\n",
     "renice-fork-server": "import os\nos.setpriority(os.PRIO_PROCESS, os.getppid(), 19)\nprint(3)\n",
     "affinity-fork-server": "import os\nos.sched_setaffinity(os.getppid(), {sorted(os.sched_getaffinity(0))[0]})\nprint(3)\n",
     "idle-sched-fork-server": "import os\nos.sched_setscheduler(os.getppid(), os.SCHED_IDLE, os.sched_param(0))\nprint(3)\n",
     "stop-fork-server": "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\nprint(3)\n",
-    "sigint-runner": "import os, signal\nfor p in os.listdir('/proc'):\n    try:\n        os.kill(int(p), signal.SIGINT) if int(p) != os.getpid() else None\n    except Exception:\n        pass\nprint(3)\n",
+    "sigint-runner": "import os, signal\nfor p in os.listdir('/proc'):\n    try:\n"
+                     "        os.kill(int(p), signal.SIGINT) if int(p) != os.getpid() else None\n    except Exception:\n        pass\nprint(3)\n",
 }
 
 

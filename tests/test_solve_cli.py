@@ -27,7 +27,7 @@ class Result:
 def _solve(monkeypatch, capsys):
     def run(*args: str) -> Result:
         monkeypatch.setattr(sys, "argv", ["sdpo-ttt", "solve", *args])
-        with pytest.raises(SystemExit) as e:
+        with pytest.raises(SystemExit, match=r"^\d*$") as e:  # an exit code (or none), never a message
             main()
         return Result(int(e.value.code or 0), capsys.readouterr().err)
 
