@@ -4,7 +4,7 @@ Tests that need Docker are marked `docker` and skip with the reason when no daem
 tests that load a real model are marked `model`; end-to-end ones `slow`; those that run attempts in the local
 process sandbox `sandbox` (CI runs all of them). The fast loop leaves all four out and still reaches the
 update, the loop and the strategies through `tiny_model_dir` (a random-initialised model) and a scripted
-sandbox (tests/fast_helpers.py).
+sandbox (tests/fakes.py).
 """
 
 from __future__ import annotations

@@ -1,23 +1,49 @@
-"""Scripted stand-ins for the policy and the sandbox, so the loop's bookkeeping can be tested in milliseconds.
+"""Test doubles and helpers of the fast tests: no process, container or real model weights needed.
 
-FakePolicy answers every sample call with the next texts of a script; FakeSandbox passes a program iff it
-contains the marker PASS_MARK and scores others by a `# score=` comment. Nothing here decides a test's outcome
-except through the real loop (sdpo_ttt/loop.py) and the real run directory (sdpo_ttt/runs.py).
+FakePolicy answers every sample call with the next texts of a script; FakeSandbox passes a program by a
+marker in its code (PASS_MARK, as `program` writes it) or by the order in which attempts reach it (`pass_at`),
+and can raise KeyboardInterrupt on a chosen call. Nothing here decides a test's outcome except through the
+real loop (sdpo_ttt/loop.py) and the real run directory (sdpo_ttt/runs.py). The tiny random model is loaded
+as a Policy with `tiny_config` + `load_policy`; `attempt` builds a judged attempt without sampling.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from sdpo_ttt.config import SolveConfig
 from sdpo_ttt.policy.model import Completion
 from sdpo_ttt.problem import Problem
 from sdpo_ttt.verdict import Outcome, TestResult, Verdict
 
 PASS_MARK = "# passes"
+
+TINY = {"lora_rank": 2, "lora_alpha": 4, "lora_targets": ["q_proj", "v_proj", "down_proj"], "max_new_tokens": 8,
+        "max_prompt_tokens": 512, "lr": 1e-2, "seed": 3, "device": "cpu"}
+
+
+def tiny_config(model_dir: Path, **overrides: Any) -> SolveConfig:
+    """A run configuration for the tiny model (flat option names, as on the command line)."""
+    return SolveConfig(**{"model": str(model_dir), **TINY, **overrides})
+
+
+def load_policy(cfg: SolveConfig):
+    from sdpo_ttt.policy.model import Policy
+
+    return Policy.load(cfg.policy, seed=cfg.seed)
+
+
+def lora_state(policy, adapter: str) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in policy.model.named_parameters() if f".{adapter}." in n and ".lora_" in n}
+
+
+def base_state(policy) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in policy.model.named_parameters() if ".lora_" not in n}
 
 
 def program(name: str, passes: bool = False, score: float = 0.0) -> str:
@@ -60,24 +86,65 @@ class FakePolicy:
 
 
 class FakeSandbox:
-    """Sandbox double: judges by the marker comments that `program` writes."""
+    """Sandbox double. The k-th attempt it sees (0-based, over its whole life) passes iff its code holds PASS_MARK
+    or k is in `pass_at`; a failing one scores its `# score=` comment (0 without one): the first
+    round(score * n_tests) of its n_tests tests pass, the others are answered wrongly.
 
-    def __init__(self, n_tests: int = 4) -> None:
+    `interrupt_on_call`: raise KeyboardInterrupt on that judge_many call (0-based), like a Ctrl-C mid-run.
+    `judged`: every code judged, in arrival order.
+    """
+
+    name = "fake"
+
+    def __init__(self, n_tests: int = 4, *, pass_at: set[int] = frozenset(), interrupt_on_call: int | None = None) -> None:
         self.n_tests = n_tests
+        self.pass_at = set(pass_at)
+        self.interrupt_on_call = interrupt_on_call
+        self.calls = 0
         self.judged: list[str] = []
 
+    def judge(self, problem: Problem, code: str) -> Verdict:
+        return self.judge_many(problem, [code])[0]
+
     def judge_many(self, problem: Problem, codes: list[str]) -> list[Verdict]:
+        if self.calls == self.interrupt_on_call:
+            raise KeyboardInterrupt("scripted interrupt")
+        self.calls += 1
+        seen = len(self.judged)
         self.judged.extend(codes)
-        out = []
-        for code in codes:
-            if PASS_MARK in code:
-                tests = [TestResult(index=i, outcome=Outcome.passed) for i in range(self.n_tests)]
-                out.append(Verdict(passed=True, score=1.0, outcome=Outcome.passed, tests=tests))
-                continue
-            m = re.search(r"# score=([0-9.]+)", code)
-            score = float(m.group(1)) if m else 0.0
-            n_ok = round(score * self.n_tests)
-            tests = [TestResult(index=i, outcome=Outcome.passed if i < n_ok else Outcome.wrong_answer, expected="1", got="2")
-                     for i in range(self.n_tests)]
-            out.append(Verdict(passed=False, score=n_ok / self.n_tests, outcome=Outcome.wrong_answer, tests=tests))
-        return out
+        return [self._verdict(code, seen + i in self.pass_at) for i, code in enumerate(codes)]
+
+    def _verdict(self, code: str, passes: bool) -> Verdict:
+        if passes or PASS_MARK in code:
+            tests = [TestResult(index=i, outcome=Outcome.passed) for i in range(self.n_tests)]
+            return Verdict(passed=True, score=1.0, outcome=Outcome.passed, tests=tests)
+        m = re.search(r"# score=([0-9.]+)", code)
+        n_ok = round((float(m.group(1)) if m else 0.0) * self.n_tests)
+        tests = [TestResult(index=i, outcome=Outcome.passed if i < n_ok else Outcome.wrong_answer, expected="1", got="2")
+                 for i in range(self.n_tests)]
+        return Verdict(passed=False, score=n_ok / self.n_tests, outcome=Outcome.wrong_answer, tests=tests)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "FakeSandbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def attempt(index: int, *, step: int = 0, chain: int | None = None, feedback: str = "", passed: bool = False,
+            code: str | None = "print(0)\n", prompt_ids: list[int] | None = None, completion_ids: list[int] | None = None):
+    """A judged attempt as the loop hands it to a strategy (no model needed)."""
+    from sdpo_ttt.strategies import Attempt
+
+    comp = Completion(prompt_ids=prompt_ids or [1, 2, 3], completion_ids=completion_ids or [4, 5], text=code or "", finish_reason="eos")
+    v = Verdict(passed=passed, score=1.0 if passed else 0.0, outcome=Outcome.passed if passed else Outcome.wrong_answer)
+    return Attempt(step=step, index=index, chain=index if chain is None else chain, completion=comp, code=code, verdict=v,
+                   feedback="" if passed else feedback)
+
+
+def char_ids(messages: list[dict[str, str]]) -> list[int]:
+    """A stand-in chat template: one token per character of every turn."""
+    return [ord(ch) for m in messages for ch in m["content"]]

@@ -238,7 +238,7 @@ def test_sdpo_reports_teacher_and_update_per_micro_batch(tiny_model_dir: Path, t
     from sdpo_ttt.problem import load_problem
     from sdpo_ttt.runs import RunDir
     from tests.fakes import FakeSandbox
-    from tests.fast_helpers import load_policy, tiny_config
+    from tests.fakes import load_policy, tiny_config
 
     torch.set_num_threads(1)
 

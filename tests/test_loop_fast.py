@@ -1,5 +1,5 @@
-"""The discovery loop end to end on the tiny random model and a scripted sandbox (seconds, no process started):
-it stops at the first pass and logs every attempt, and a resumed run equals an uninterrupted one."""
+"""The discovery loop end to end on the tiny random model and the fake sandbox passing by arrival order (seconds,
+no process started): it stops at the first pass and logs every attempt, and a resumed run equals an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from fast_helpers import ScriptedSandbox, load_policy, tiny_config
 from sdpo_ttt import loop
 from sdpo_ttt.problem import load_problem
 from sdpo_ttt.runs import RunDir
+from tests.fakes import FakeSandbox, load_policy, tiny_config
 
 PROBLEM = load_problem(Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json")
 
@@ -22,7 +22,7 @@ def every_answer_is_a_program(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loop, "extract_code", lambda text: f"print({text!r})\n")
 
 
-def _run(cfg, path: Path, sandbox: ScriptedSandbox, *, resume: bool = False) -> tuple[loop.Summary, RunDir]:
+def _run(cfg, path: Path, sandbox: FakeSandbox, *, resume: bool = False) -> tuple[loop.Summary, RunDir]:
     run = RunDir.open_existing(path) if resume else RunDir.create(path, cfg.flat(), PROBLEM.to_json())
     return loop.run_discovery(PROBLEM, cfg, run, load_policy(cfg), sandbox, resume=resume), run
 
@@ -30,7 +30,7 @@ def _run(cfg, path: Path, sandbox: ScriptedSandbox, *, resume: bool = False) -> 
 @pytest.mark.parametrize("strategy", ["sdpo", "multi-turn", "best-of-k"])
 def test_stops_at_the_first_pass_and_logs_every_attempt(tiny_model_dir: Path, tmp_path: Path, strategy: str) -> None:
     cfg = tiny_config(tiny_model_dir, strategy=strategy, budget=16, batch_size=4)
-    sandbox = ScriptedSandbox(pass_at={6, 7})  # the 7th and 8th attempts pass (step 1)
+    sandbox = FakeSandbox(pass_at={6, 7})  # the 7th and 8th attempts pass (step 1)
     summary, run = _run(cfg, tmp_path / "run", sandbox)
 
     assert summary.status == "solved" and summary.solved and summary.discovery_attempt == 7
@@ -40,8 +40,8 @@ def test_stops_at_the_first_pass_and_logs_every_attempt(tiny_model_dir: Path, tm
     assert [a["step"] for a in attempts] == [0] * 4 + [1] * 4
     assert [a["passed"] for a in attempts] == [i in (6, 7) for i in range(8)]
     assert all(a["feedback"] for a in attempts if not a["passed"]) and not attempts[6]["feedback"]
-    assert [a["code"] for a in attempts] == sandbox.codes
-    assert run.solution_path.read_text() == sandbox.codes[6]  # the first pass, not the second
+    assert [a["code"] for a in attempts] == sandbox.judged
+    assert run.solution_path.read_text() == sandbox.judged[6]  # the first pass, not the second
     assert run.read_summary()["discovery_attempt"] == 7
     updates = [m["step"] for m in run.read_metrics()]
     assert updates == ([] if strategy == "best-of-k" else [0])  # learning after step 0 only: step 1 solved it
@@ -49,15 +49,15 @@ def test_stops_at_the_first_pass_and_logs_every_attempt(tiny_model_dir: Path, tm
 
 def test_resume_equals_uninterrupted(tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = tiny_config(tiny_model_dir, budget=16, batch_size=4)
-    full_summary, full = _run(cfg, tmp_path / "full", ScriptedSandbox())
+    full_summary, full = _run(cfg, tmp_path / "full", FakeSandbox())
     assert full_summary.status == "budget_exhausted" and full_summary.attempts_used == 16
 
     with pytest.raises(KeyboardInterrupt, match="scripted interrupt"):  # stopped while judging step 2, after step 1's checkpoint: the resumed
         # run samples step 2 from the restored student and trains on it with the restored optimiser and teacher
-        _run(cfg, tmp_path / "cut", ScriptedSandbox(interrupt_on_call=2))
+        _run(cfg, tmp_path / "cut", FakeSandbox(interrupt_on_call=2))
     cut = RunDir.open_existing(tmp_path / "cut")
     assert cut.read_summary()["status"] == "interrupted" and len(cut.read_attempts()) == 8
-    summary, resumed = _run(cfg, tmp_path / "cut", ScriptedSandbox(), resume=True)
+    summary, resumed = _run(cfg, tmp_path / "cut", FakeSandbox(), resume=True)
 
     assert summary.status == "budget_exhausted" and summary.attempts_used == 16 and summary.steps == full_summary.steps
     key = ("step", "index", "chain", "completion_ids", "verdict", "score", "feedback", "code")

@@ -47,7 +47,7 @@ QUESTION = [{"role": "user", "content": "Print the sum of two integers."}]
 def test_updater_distils_at_the_sampling_temperature(tiny_model_dir, tmp_path, tau: float) -> None:
     """SDPOUpdater's loss uses the run's sampling temperature: its logged loss and teacher-student gap equal
     the chunked loss at τ on the same hidden states (and not the loss at τ = 1 when τ ≠ 1)."""
-    from fast_helpers import load_policy, tiny_config
+    from tests.fakes import load_policy, tiny_config
 
     from sdpo_ttt.reprompt import Contexts
     from sdpo_ttt.sdpo.microbatch import UpdateBatch

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from fast_helpers import attempt, char_ids, load_policy, tiny_config
 from sdpo_ttt.loop import attempt_record
 from sdpo_ttt.reprompt import CUT_MARK, MIN_FEEDBACK_CHARS, Contexts, teacher_user_turn
 from sdpo_ttt.sdpo.update import build_contexts
 from sdpo_ttt.strategies import MultiTurn
+from tests.fakes import attempt, char_ids, load_policy, tiny_config
 
 MESSAGES = [{"role": "system", "content": "S."}, {"role": "user", "content": "Q?"}]
 

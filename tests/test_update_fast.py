@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fast_helpers import base_state, load_policy, lora_state, tiny_config
 from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
 from sdpo_ttt.reprompt import Contexts
 from sdpo_ttt.sdpo.microbatch import UpdateBatch
 from sdpo_ttt.sdpo.teacher import TEACHER_MODES, Teacher
 from sdpo_ttt.sdpo.update import SDPOUpdater
+from tests.fakes import base_state, load_policy, lora_state, tiny_config
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Print the sum of two integers."}]
 
