@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 
 import typer
@@ -12,20 +11,12 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from sdpo_ttt.cli.config_options import choice_enum
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.verdict import Verdict
 
-
-class SandboxKind(str, Enum):
-    auto = "auto"
-    docker = "docker"
-    local = "local"
-
-
-class VisibilityOpt(str, Enum):
-    public = "public"
-    all = "all"
-    binary = "binary"
+SandboxKind = choice_enum("sandbox", "SandboxKind")  # the run config's choices, declared once
+VisibilityOpt = choice_enum("feedback_visibility", "VisibilityOpt")
 
 
 _STYLE = {"passed": "green", "wrong_answer": "red", "compile_error": "bold red", "format_error": "bold red",

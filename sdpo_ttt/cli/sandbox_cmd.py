@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import typer
 from rich.console import Console
+
+from sdpo_ttt.cli.config_options import choice_enum
 
 sandbox_app = typer.Typer(name="sandbox", help="The verifier's sandbox: build its image, check it, reap stale containers.",
                           no_args_is_help=True)
 
-
-class SandboxKind(str, Enum):
-    auto = "auto"
-    docker = "docker"
-    local = "local"
+SandboxKind = choice_enum("sandbox", "SandboxKind")  # the run config's choices, declared once
 
 
 @sandbox_app.command("build")
