@@ -367,8 +367,10 @@ def test_files_anywhere_writable_do_not_carry_over(sb) -> None:
 
 
 def test_filling_tmp_does_not_break_the_next_test(sb) -> None:
-    # every test fills the container's /tmp (outside its own scratch dir) and answers wrong; each test
-    # must still get a verdict about the program, not a verifier failure because the next set-up had no room
+    # every test fills the container's /tmp (outside its own scratch dir) to its last byte and answers wrong; each
+    # test must still get a verdict about the program, not a verifier failure because the next set-up had no room.
+    # Tests 2 and 3 bring 256 KB of input (stored in the scratch dir at set-up): more than the wipe of the previous
+    # test's scratch frees, so only removing what the attempt's uid left in /tmp makes room for it.
     hostile = _code('''
         import os
         chunk = 1 << 20
@@ -386,7 +388,8 @@ def test_filling_tmp_does_not_break_the_next_test(sb) -> None:
         a, b = map(int, input().split())
         print(a + b + 1)
     ''')
-    p = stdio_problem([("1 2\n", "3\n"), ("5 7\n", "12\n"), ("0 0\n", "0\n")])
+    pad = "\n" * (256 << 10)  # ignored by the program (it reads one line)
+    p = stdio_problem([("1 2\n", "3\n"), ("5 7\n" + pad, "12\n"), ("0 0\n" + pad, "0\n")])
     v = judge_then_reference(sb, p, hostile, {"wrong_answer"}, ADD_STDIO)
     assert [t.outcome.value for t in v.tests] == ["wrong_answer"] * 3, _details(v)
 
