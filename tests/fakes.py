@@ -53,15 +53,21 @@ def program(name: str, passes: bool = False, score: float = 0.0) -> str:
 
 
 class FakePolicy:
-    """Policy double: `script` is the list of texts returned by successive samples (one per attempt, in order)."""
+    """Policy double: `script` is the list of texts returned by successive samples (one per attempt, in order).
 
-    def __init__(self, script: list[str], *, length_cut: set[int] | None = None, tokens_per_attempt: int = 5) -> None:
+    `drawn`: script entries already used (a resumed run goes on from there). `interrupt_after`: a sample call made
+    once that many attempts were drawn raises KeyboardInterrupt("killed"), like a kill mid-run.
+    """
+
+    def __init__(self, script: list[str], *, length_cut: set[int] | None = None, tokens_per_attempt: int = 5,
+                 drawn: int = 0, interrupt_after: int | None = None) -> None:
         self.script = list(script)
         self.length_cut = length_cut or set()  # attempt numbers (0-based, over the whole run) cut off at max_new_tokens
         self.tokens = tokens_per_attempt
         self.device = torch.device("cpu")
         self.calls: list[dict[str, Any]] = []
-        self.drawn = 0
+        self.drawn = drawn
+        self.interrupt_after = interrupt_after
 
     def problem_messages(self, problem: Problem) -> list[dict[str, str]]:
         return [{"role": "user", "content": problem.statement}]
@@ -71,6 +77,8 @@ class FakePolicy:
 
     def sample(self, prompts: list[list[int]], *, temperature: float, top_p: float, max_new_tokens: int, seed: int,
                adapter: str | None, progress: Callable[[int], None] | None = None, **_: Any) -> list[Completion]:
+        if self.interrupt_after is not None and self.drawn >= self.interrupt_after:
+            raise KeyboardInterrupt("killed")
         self.calls.append({"n": len(prompts), "seed": seed, "adapter": adapter})
         out = []
         for p in prompts:

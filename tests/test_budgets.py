@@ -110,17 +110,9 @@ def test_time_budget_ends_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_resume_counts_what_was_spent(tmp_path: Path) -> None:
     script = [program(str(i)) for i in range(16)]
-
-    class Killed(FakePolicy):
-        def sample(self, prompts, **kw):
-            if self.drawn >= 4:
-                raise KeyboardInterrupt("killed")
-            return super().sample(prompts, **kw)
-
     with pytest.raises(KeyboardInterrupt, match="killed"):
-        _run(tmp_path, Killed(script), max_tokens=25)
-    rest = FakePolicy(script)
-    rest.drawn = 4
+        _run(tmp_path, FakePolicy(script, interrupt_after=4), max_tokens=25)
+    rest = FakePolicy(script, drawn=4)
     summary, run = _run(tmp_path, rest, resume=True, max_tokens=25)
     assert summary.stop_reason == "max_tokens" and summary.generated_tokens == 30 and summary.attempts_used == 6
     assert rest.drawn == 6  # one more batch only: the 20 tokens spent before the kill counted

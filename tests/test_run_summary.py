@@ -63,19 +63,11 @@ def test_resume_keeps_the_pass_count(tmp_path: Path, stop: bool) -> None:
     script = [program("a", passes=not stop), program("b"), program("c"), program("d", passes=True)]
     cfg = SolveConfig.model_validate({"strategy": "best-of-k", "budget": 4, "batch_size": 2, "stop_on_success": stop})
     run = RunDir.create(tmp_path / "run", cfg.model_dump(mode="json"), problem.to_json())
-
-    class Kill(FakePolicy):
-        def sample(self, prompts, **kw):
-            if self.drawn >= 2:
-                raise KeyboardInterrupt("killed")
-            return super().sample(prompts, **kw)
-
     with pytest.raises(KeyboardInterrupt, match="killed"):
-        run_discovery(problem, cfg, run, Kill(script), FakeSandbox())
+        run_discovery(problem, cfg, run, FakePolicy(script, interrupt_after=2), FakeSandbox())
     interrupted = json.loads(run.summary_path.read_text())
     assert interrupted["status"] == "interrupted" and interrupted["attempts_passed"] == (0 if stop else 1)
-    resumed_policy = FakePolicy(script)
-    resumed_policy.drawn = 2
+    resumed_policy = FakePolicy(script, drawn=2)
     summary = run_discovery(problem, cfg, run, resumed_policy, FakeSandbox(), resume=True)
     assert summary.attempts_passed == (1 if stop else 2)
     assert summary.discovery_attempt == (4 if stop else 1)
