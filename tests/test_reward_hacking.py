@@ -89,7 +89,8 @@ FORGE_RESULT_CHANNEL = _code('''
 
 def test_forged_result_channel_and_exit(sb) -> None:
     v = judge_then_reference(sb, script_problem(), FORGE_RESULT_CHANNEL, {"runtime_error"}, SCRIPT_REF)
-    assert "protocol" in v.tests[0].detail or "exited" in v.tests[0].detail
+    # it breaks the protocol, or exits; or a forged write hits a pipe already closed and SIGPIPE ends it first
+    assert any(w in v.tests[0].detail for w in ("protocol", "exited", "SIGPIPE")), v.tests[0].detail
 
 
 REBIND_HELPERS = _code('''
