@@ -42,28 +42,13 @@ ADD_FUNC = "def add(a, b):\n    return a + b\n"
 
 
 @functools.lru_cache(maxsize=None)
-def docker_unavailable_reason(image: str = DEFAULT_IMAGE) -> str | None:
-    """None when a Docker daemon answers and the sandbox image exists, else why not (for pytest.skip)."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except Exception as e:  # noqa: BLE001 - any failure means no usable daemon
-        return f"no Docker daemon answers ({type(e).__name__}: {e}); start dockerd to run these tests"
-    try:
-        client.images.get(image)
-    except Exception:  # noqa: BLE001
-        return f"the sandbox image {image} is missing; build it with `sdpo-ttt sandbox build --offline`"
-    finally:
-        client.close()
-    return None
-
-
 def require_docker() -> None:
-    reason = docker_unavailable_reason()
+    """Skip, saying why and the fix, unless the Docker backend can be used (daemon answers, image built)."""
+    from sdpo_ttt.sandbox.docker_backend import docker_fix, docker_status
+
+    reason = docker_status(DEFAULT_IMAGE)
     if reason:
-        pytest.skip(reason)
+        pytest.skip(f"{reason}; {docker_fix(DEFAULT_IMAGE)}")
 
 
 # Hostile attempts: (id, problem factory, code, allowed outcomes). Each must end in one of the outcomes,
