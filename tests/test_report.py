@@ -43,10 +43,9 @@ def fabricate(root: Path, problem: str, strategy: str, seed: int, *, passes: lis
     return d
 
 
-@pytest.fixture()
-def grid(tmp_path: Path) -> Path:
-    root = tmp_path / "cmp"
-    # problem a: sdpo solves at attempts 3, 5 and never; multi-turn never; best-of-k fixed-n with 2 passes in 32
+def fabricate_problem_a(root: Path) -> Path:
+    """Problem a, 3 seeds each: sdpo solves at attempts 3, 5 and never; multi-turn never; best-of-k fixed-n with
+    2 passes in its 3 x 16 samples."""
     fabricate(root, "a", "sdpo", 0, passes=[2])
     fabricate(root, "a", "sdpo", 1, passes=[4])
     fabricate(root, "a", "sdpo", 2)
@@ -55,6 +54,12 @@ def grid(tmp_path: Path) -> Path:
     fabricate(root, "a", "best-of-k", 0, passes=[7], stop=False)
     fabricate(root, "a", "best-of-k", 1, passes=[3], stop=False)
     fabricate(root, "a", "best-of-k", 2, stop=False)
+    return root
+
+
+@pytest.fixture()
+def grid(tmp_path: Path) -> Path:
+    root = fabricate_problem_a(tmp_path / "cmp")
     # problem b: nobody solves it
     for strat in ("sdpo", "multi-turn"):
         for s in range(3):

@@ -25,7 +25,7 @@ from sdpo_ttt.report import (
     time_unit,
     x_ticks,
 )
-from tests.test_report import fabricate
+from tests.test_report import fabricate, fabricate_problem_a
 
 
 @pytest.fixture()
@@ -41,16 +41,8 @@ def clear_win(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def mixed(tmp_path: Path) -> Path:
-    root = tmp_path / "mixed"
-    fabricate(root, "a", "sdpo", 0, passes=[2])
-    fabricate(root, "a", "sdpo", 1, passes=[4])
-    fabricate(root, "a", "sdpo", 2)
-    for s in range(3):
-        fabricate(root, "a", "multi-turn", s)
-    fabricate(root, "a", "best-of-k", 0, passes=[7], stop=False)
-    fabricate(root, "a", "best-of-k", 1, passes=[3], stop=False)
-    fabricate(root, "a", "best-of-k", 2, stop=False)
-    return root
+    """Problem a alone (test_report's grid without problem b)."""
+    return fabricate_problem_a(tmp_path / "mixed")
 
 
 def test_ratio_verdict() -> None:
