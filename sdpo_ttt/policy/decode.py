@@ -1,18 +1,22 @@
 """A lean CPU decode loop for Llama/Qwen2-style decoders: `Policy.sample` at the pace of the memory bus.
 
 Hugging Face `generate` spends most of a CPU decode step outside the matrix products (cache objects, mask
-building, logits processors, peft's per-layer adapter dispatch), and PyTorch's default fp32 matmul (MKL)
-runs small-batch products at a third of what this CPU's oneDNN kernels do. This loop reads the model's
-own weights and the live peft LoRA factors and runs, per step and layer, only: RMSNorm, the projections
-(oneDNN, weights optionally pre-packed once), `y + s·B(A x)` for each LoRA-targeted projection (the
-adapter is never merged, so an update is visible at the next call without any copy), RoPE from the
-model's own rotary module, and SDPA over a preallocated KV cache.
+building, logits processors, peft's per-layer adapter dispatch, a B x V multinomial), and PyTorch's default
+fp32 matmul (MKL) runs small-batch products at a third of what oneDNN does on this project's CPU. This loop
+runs, per step and layer, only: RMSNorm, 4 projections (q|k|v and gate|up concatenated) through oneDNN on a
+packed copy of the weights with the sampled adapter merged in (W + s·B·A, rebuilt when the adapter's values
+change, i.e. once per update), RoPE from the model's own rotary module, and SDPA over a preallocated KV cache.
+Without memory for the packed copy (see `pack_weights`) it runs on the model's own weights with the LoRA
+unmerged. The no-grad scoring passes (teacher, `Policy.token_logprobs`) use the same forward on the model's
+own weights, LoRA unmerged (`Decoder.hidden_states`); passes with autograd stay on transformers + peft.
 
 What it keeps from `generate` (tests/test_decode.py holds it to that):
 - the distribution: temperature, then top-p (generate's order and tie rules), then a draw from the softmax;
   greedy (temperature 0) is generate's argmax, so greedy token ids are generate's up to float rounding;
 - the layout [left pad | prompt | completion], positions counted from the first real token;
-- the stop rule: a row stops at its first EOS (kept), the loop when every row stopped or at max_new_tokens.
+- the stop rule: a row stops at its first EOS (kept), the loop when every row stopped or at max_new_tokens;
+- the log-probs: the float32 model's up to rounding (the merged W + s·B·A rounds differently from peft's
+  unmerged sum: ~1e-6 nats on average, benchmarks/sampling_throughput.py prints the gap).
 
 What it changes: the draw is by inverse CDF from one uniform per row and step (`inverse_cdf`), not
 `torch.multinomial`, whose B x V exponentials cost 20-40 ms a step on this CPU whatever the thread count.
@@ -62,30 +66,34 @@ class Linear:
 
 @dataclass
 class Group:
-    """Projections that read the same input (q|k|v, gate|up, o, down) as one output [..., sum of their widths].
+    """Projections that read the same input (q|k|v, gate|up, o, down); called, gives each one's output.
 
-    Plain: one product per projection over the model's own weight, concatenated, plus the adapter's unmerged
-    LoRA `y += (x Aᵀ)(s·B)ᵀ` with the group's factors stacked. Packed: one product over a oneDNN-packed copy of
-    the concatenated W + s·B·A of the adapter being sampled (see Decoder.prepare)."""
+    Plain: one product per projection over the model's own weight, plus the adapter's unmerged LoRA
+    `y += (x Aᵀ)(s·B)ᵀ` (one x Aᵀ for the group, A stacked). Packed: one product over a oneDNN-packed copy of
+    the concatenated W + s·B·A of the adapter being sampled (see Decoder.prepare), split into views."""
 
     mods: list[torch.nn.Module]  # the base nn.Linear of each projection
     lora: list[Any]  # per projection: its peft lora.Linear (lora_A/lora_B/scaling per adapter), or None
     plain: list[Linear]
     packed: Linear | None = None
-    factors: tuple[Tensor, Tensor] | None = None  # unmerged LoRA for the plain weights: A stacked, s·B block-diagonal
+    factors: Any = None  # unmerged LoRA for the plain weights: (A stacked, per projection (columns of x Aᵀ, s·B) or None)
 
     @property
     def widths(self) -> list[int]:
         return [m.weight.shape[0] for m in self.mods]
 
-    def __call__(self, x: Tensor, packed: bool) -> Tensor:
+    def __call__(self, x: Tensor, packed: bool) -> list[Tensor]:
         if packed and self.packed is not None:
-            return self.packed(x)
-        y = self.plain[0](x) if len(self.plain) == 1 else torch.cat([p(x) for p in self.plain], -1)
+            return list(self.packed(x).split(self.widths, -1))
+        ys = [p(x) for p in self.plain]
         if self.factors is not None:
-            a, b = self.factors
-            y.view(-1, y.shape[-1]).addmm_(F.linear(x.reshape(-1, x.shape[-1]), a), b.t())
-        return y
+            a, per = self.factors
+            xa = F.linear(x.reshape(-1, x.shape[-1]), a)
+            for y, f in zip(ys, per):
+                if f is not None:
+                    (c0, c1), b = f
+                    y.view(-1, y.shape[-1]).addmm_(xa[:, c0:c1], b.t())
+        return ys
 
     def delta(self, adapter: str, i: int) -> Tensor | None:
         """s·B·A of projection i under the adapter, or None where it has no such adapter."""
@@ -194,21 +202,20 @@ class Decoder:
                      if m is not None and adapter in m.lora_A for p in (m.lora_A[adapter].weight, m.lora_B[adapter].weight))
 
     @staticmethod
-    def _factors(g: Group, adapter: str | None) -> tuple[Tensor, Tensor] | None:
-        """(A stacked [sum r, in], s·B block-diagonal [sum widths, sum r]) of the adapter in this group, or None."""
-        mods = [(i, m) for i, m in enumerate(g.lora) if adapter is not None and m is not None and adapter in m.lora_A]
-        if not mods:
+    def _factors(g: Group, adapter: str | None) -> Any:
+        """(A of the group's projections stacked [sum r, in], per projection ((first, last) column of x Aᵀ, s·B) or None)."""
+        if adapter is None or not any(m is not None and adapter in m.lora_A for m in g.lora):
             return None
-        a = torch.cat([m.lora_A[adapter].weight.detach() for _, m in mods])
-        widths = g.widths
-        b = torch.zeros(sum(widths), a.shape[0], dtype=a.dtype, device=a.device)
-        col = 0
-        for i, m in mods:
-            bi = m.lora_B[adapter].weight.detach()
-            row = sum(widths[:i])
-            b[row: row + bi.shape[0], col: col + bi.shape[1]] = bi * m.scaling[adapter]
-            col += bi.shape[1]
-        return a, b
+        a, per, col = [], [], 0
+        for m in g.lora:
+            if m is None or adapter not in m.lora_A:
+                per.append(None)
+                continue
+            ai = m.lora_A[adapter].weight.detach()
+            a.append(ai)
+            per.append(((col, col + ai.shape[0]), m.lora_B[adapter].weight.detach() * m.scaling[adapter]))
+            col += ai.shape[0]
+        return torch.cat(a), per
 
     @staticmethod
     def supports(model: torch.nn.Module) -> str | None:
@@ -235,9 +242,11 @@ class Decoder:
         return None
 
     # ------------------------------------------------------------------ forward
-    def _forward(self, x: Tensor, pos: Tensor, cache: list[tuple[Tensor, Tensor]], start: int, attn_mask: Tensor, packed: bool) -> Tensor:
+    def _forward(self, x: Tensor, pos: Tensor, cache: list[tuple[Tensor, Tensor]], start: int, packed: bool, *,
+                 attn_mask: Tensor | None = None, first: list[int] | None = None) -> Tensor:
         """x [N, S, H] embeddings at positions pos [N, S], written to cache[:, :, start:start+S]; attention over
-        cache[:, :, :start+S] under attn_mask (bool, [N, 1, S, start+S]). Returns the final-norm hidden states."""
+        cache[:, :, :start+S] under attn_mask (bool, [N, 1, S, start+S]), or, for a whole sequence (start 0),
+        causal over each row's tokens from first[row] on (left pads skipped). Returns the final-norm hidden states."""
         n, s, _ = x.shape
         nh, nkv, hd = self.n_heads, self.n_kv, self.head_dim
         cos, sin = self.rotary(x, pos)
@@ -245,16 +254,27 @@ class Decoder:
         end = start + s
         for layer, (kc, vc) in zip(self.layers, cache):
             qkv_g, o_g, gu_g, down_g = layer.groups
-            qkv = qkv_g(F.rms_norm(x, (self.hidden,), layer.ln_in, self.eps), packed)
-            qk = _rotate(qkv[..., : (nh + nkv) * hd].view(n, s, nh + nkv, hd).transpose(1, 2), cos, sin)
-            kc[:, :, start:end] = qk[:, nh:]
-            vc[:, :, start:end] = qkv[..., (nh + nkv) * hd:].view(n, s, nkv, hd).transpose(1, 2)
-            o = F.scaled_dot_product_attention(qk[:, :nh], kc[:, :, :end], vc[:, :, :end], attn_mask=attn_mask, enable_gqa=nkv != nh)
-            x = x + o_g(o.transpose(1, 2).reshape(n, s, nh * hd), packed)
-            gu = gu_g(F.rms_norm(x, (self.hidden,), layer.ln_post, self.eps), packed)
-            half = gu.shape[-1] // 2
-            x = x + down_g(F.silu(gu[..., :half]) * gu[..., half:], packed)
+            q, k, v = qkv_g(F.rms_norm(x, (self.hidden,), layer.ln_in, self.eps), packed)
+            q = _rotate(q.view(n, s, nh, hd).transpose(1, 2), cos, sin)
+            kc[:, :, start:end] = _rotate(k.view(n, s, nkv, hd).transpose(1, 2), cos, sin)
+            vc[:, :, start:end] = v.view(n, s, nkv, hd).transpose(1, 2)
+            o = self._attention(q, kc[:, :, :end], vc[:, :, :end], attn_mask, first)
+            x = x + o_g(o.transpose(1, 2).reshape(n, s, nh * hd), packed)[0]
+            gate, up = gu_g(F.rms_norm(x, (self.hidden,), layer.ln_post, self.eps), packed)
+            x = x + down_g(F.silu(gate) * up, packed)[0]
         return F.rms_norm(x, (self.hidden,), self.norm, self.eps)
+
+    def _attention(self, q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None, first: list[int] | None) -> Tensor:
+        gqa = self.n_kv != self.n_heads
+        if first is None:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, enable_gqa=gqa)
+        if not any(first):  # no left padding: one causal call without a mask (SDPA's fast kernel)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+        o = torch.zeros_like(q)  # left-pad positions: zero (no key ever attends to them)
+        for b, f in enumerate(first):
+            o[b: b + 1, :, f:] = F.scaled_dot_product_attention(q[b: b + 1, :, f:], k[b: b + 1, :, f:], v[b: b + 1, :, f:],
+                                                                  is_causal=True, enable_gqa=gqa)
+        return o
 
     @torch.no_grad()
     def hidden_states(self, prompts: list[list[int]], completions: list[list[int]], adapter: str | None, pad_id: int
@@ -279,11 +299,10 @@ class Decoder:
             valid[b, P - len(p): P - len(p) + len(seq)] = True
         ids, valid = ids.to(dev), valid.to(dev)
         pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        att = (torch.ones((L, L), dtype=torch.bool, device=dev).tril() & valid[:, None, :]) | torch.eye(L, dtype=torch.bool, device=dev)
         cache = [(torch.empty(B, self.n_kv, L, self.head_dim, device=dev), torch.empty(B, self.n_kv, L, self.head_dim, device=dev))
                  for _ in self.layers]
         self.prepare(adapter, packed=False)
-        h = self._forward(F.embedding(ids, self.embed), pos, cache, 0, att[:, None], packed=False)
+        h = self._forward(F.embedding(ids, self.embed), pos, cache, 0, False, first=[P - len(p) for p in prompts])
         return h[:, P - 1: P - 1 + T], mask
 
     # ------------------------------------------------------------------ sampling
@@ -314,13 +333,10 @@ class Decoder:
             valid[u, P - len(p):] = True
         ids, valid = ids.to(dev), valid.to(dev)
         pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        causal = torch.ones((P, P), dtype=torch.bool, device=dev).tril()
-        # a pad query sees itself only (a fully masked row would give NaN, and NaN·0 leaks into real rows)
-        mask = (causal & valid[:, None, :]) | torch.eye(P, dtype=torch.bool, device=dev)
         cache_u = [(torch.zeros(U, self.n_kv, P, self.head_dim, device=dev), torch.zeros(U, self.n_kv, P, self.head_dim, device=dev))
                    for _ in self.layers]
         self.prepare(adapter, packed=self.pack)
-        h = self._forward(F.embedding(ids, self.embed), pos, cache_u, 0, mask[:, None], self.pack)
+        h = self._forward(F.embedding(ids, self.embed), pos, cache_u, 0, self.pack, first=[P - len(p) for p in uniq])
         logits = self.lm_head(h[:, -1])[row_of].float()  # [B, V]
         cache = []
         for kc_u, vc_u in cache_u:
@@ -361,8 +377,8 @@ class Decoder:
                 cache = [(kc[keep], vc[keep]) for kc, vc in cache]
                 key_ok, next_pos = key_ok[keep], next_pos[keep]
             key_ok[:, P + t] = True
-            h = self._forward(F.embedding(tok[:, None], self.embed), next_pos[:, None], cache, P + t,
-                              key_ok[:, None, None, : P + t + 1], self.pack)
+            h = self._forward(F.embedding(tok[:, None], self.embed), next_pos[:, None], cache, P + t, self.pack,
+                              attn_mask=key_ok[:, None, None, : P + t + 1])
             logits = self.lm_head(h[:, 0]).float()
             next_pos = next_pos + 1
         new: list[list[int]] = []
