@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -108,7 +107,8 @@ def main() -> None:
     bw = copy_bandwidth()
 
     con = Console(width=150)
-    sampler = "generate (transformers)" if dec is None else f"policy/decode.py ({'oneDNN, packed weights' if dec.pack else 'oneDNN' if dec.onednn else 'F.linear'})"
+    kernels = "oneDNN, packed weights" if dec is not None and dec.pack else "oneDNN" if dec is not None and dec.onednn else "F.linear"
+    sampler = "generate (transformers)" if dec is None else f"policy/decode.py ({kernels})"
     con.print(f"{a.model} float32 on cpu, torch {torch.__version__}; sampler: {sampler}; load {load_s:.1f} s; "
               f"prompt {len(prompt)} tokens; max_new_tokens {a.max_new_tokens}; copy bandwidth {bw / 1e9:.1f} GB/s", highlight=False)
     t = Table(title=f"sampling throughput vs the memory-bandwidth bound ({time.strftime('%Y-%m-%d')})")
@@ -120,7 +120,7 @@ def main() -> None:
             stamps: list[tuple[float, int]] = []
             t1 = time.perf_counter()
             comps = pol.sample([prompt] * b, max_new_tokens=a.max_new_tokens, seed=b, adapter=adapter, return_logprobs=True,
-                               progress=lambda n: stamps.append((time.perf_counter(), n)))
+                               progress=lambda n, stamps=stamps: stamps.append((time.perf_counter(), n)))
             dt = time.perf_counter() - t1
             n = sum(len(c.completion_ids) for c in comps)
             dec_tokens, dec_s = n - stamps[0][1], stamps[-1][0] - stamps[0][0]

@@ -34,7 +34,6 @@ def main() -> None:
     ap.add_argument("--hogs", type=int, default=1, help="busy-loop processes started for the loaded rows (default: 1)")
     a = ap.parse_args()
 
-    import torch
     from rich.console import Console
     from rich.table import Table
 

@@ -44,7 +44,7 @@ def test_greedy_ids_and_logprobs_equal_generate(policy: Policy, adapter: str | N
     kw = dict(temperature=0.0, max_new_tokens=12, seed=0, adapter=adapter, return_logprobs=True)
     fast, ref = policy.sample(PROMPTS, **kw), _with_generate(policy, **kw)
     assert [c.completion_ids for c in fast] == [c.completion_ids for c in ref]
-    for f, r in zip(fast, ref):
+    for f, r in zip(fast, ref, strict=True):
         assert f.finish_reason == r.finish_reason == "length"
         assert f.logprobs == pytest.approx(r.logprobs, abs=5e-4)
     assert fast[0].completion_ids == fast[2].completion_ids  # the repeated prompt
@@ -71,7 +71,7 @@ def test_an_update_of_the_student_shows_at_the_next_call(policy: Policy) -> None
         assert after == [c.completion_ids for c in _with_generate(policy, **kw)]
     finally:
         with torch.no_grad():
-            for p, v in zip(policy.trainable_parameters(), saved):
+            for p, v in zip(policy.trainable_parameters(), saved, strict=True):
                 p.copy_(v)
 
 
@@ -79,7 +79,7 @@ def test_an_update_of_the_student_shows_at_the_next_call(policy: Policy) -> None
 def test_sampled_logprobs_equal_float32_rescoring(policy: Policy, adapter: str | None) -> None:
     comps = policy.sample(PROMPTS, temperature=1.0, max_new_tokens=16, seed=5, adapter=adapter, return_logprobs=True)
     rescored = policy.token_logprobs(PROMPTS, [c.completion_ids for c in comps], adapter=adapter)
-    for c, r in zip(comps, rescored):
+    for c, r in zip(comps, rescored, strict=True):
         assert len(c.logprobs) == len(c.completion_ids) == 16
         # packed weights hold W + s·B·A (LoRA merged): float32 rounding differs from the unmerged scoring pass
         assert torch.tensor(c.logprobs) == pytest.approx(r, abs=5e-4)
@@ -105,7 +105,7 @@ def test_eos_stops_a_row_and_the_others_continue_unchanged(policy: Policy) -> No
     finally:
         policy.eos_ids = eos_before
     assert len(cut[0].completion_ids) <= 3 and len(cut[3].completion_ids) <= 7
-    for f, c in zip(free, cut):
+    for f, c in zip(free, cut, strict=True):
         first = next((i for i, x in enumerate(f.completion_ids) if x in stops), None)
         n = len(f.completion_ids) if first is None else first + 1
         assert c.completion_ids == f.completion_ids[:n]

@@ -89,7 +89,7 @@ class Group:
         if self.factors is not None:
             a, per = self.factors
             xa = F.linear(x.reshape(-1, x.shape[-1]), a)
-            for y, f in zip(ys, per):
+            for y, f in zip(ys, per, strict=True):
                 if f is not None:
                     (c0, c1), b = f
                     y.view(-1, y.shape[-1]).addmm_(xa[:, c0:c1], b.t())
@@ -189,7 +189,7 @@ class Decoder:
                         ws.append(m.weight.detach() if d is None else m.weight.detach() + d)
                     biases = [m.bias for m in g.mods]
                     b = None if all(x is None for x in biases) else torch.cat(
-                        [x.detach() if x is not None else torch.zeros(m.weight.shape[0]) for x, m in zip(biases, g.mods)])
+                        [x.detach() if x is not None else torch.zeros(m.weight.shape[0]) for x, m in zip(biases, g.mods, strict=True)])
                     g.packed = None  # free the old copy before building the new one
                     g.packed = self._packed(torch.cat(ws) if len(ws) > 1 else ws[0], b)
         self._merged = key
@@ -252,7 +252,7 @@ class Decoder:
         cos, sin = self.rotary(x, pos)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [N, 1, S, hd]
         end = start + s
-        for layer, (kc, vc) in zip(self.layers, cache):
+        for layer, (kc, vc) in zip(self.layers, cache, strict=True):
             qkv_g, o_g, gu_g, down_g = layer.groups
             q, k, v = qkv_g(F.rms_norm(x, (self.hidden,), layer.ln_in, self.eps), packed)
             q = _rotate(q.view(n, s, nh, hd).transpose(1, 2), cos, sin)
@@ -293,7 +293,7 @@ class Decoder:
         L = P + T - 1
         ids = torch.full((B, L), pad_id, dtype=torch.long)
         valid = torch.zeros((B, L), dtype=torch.bool)
-        for b, (p, c) in enumerate(zip(prompts, completions)):
+        for b, (p, c) in enumerate(zip(prompts, completions, strict=True)):
             seq = list(p) + list(c[:-1])
             ids[b, P - len(p): P - len(p) + len(seq)] = torch.tensor(seq, dtype=torch.long)
             valid[b, P - len(p): P - len(p) + len(seq)] = True
