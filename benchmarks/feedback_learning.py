@@ -16,8 +16,9 @@ teacher-student log-prob gap, tokens and wall time. (a) and (d) do not depend on
 `--lr 1e-5,3e-5,1e-4,3e-4` re-runs only (b)+(c) per rate.
 
 Seeds vary the sampling seeds only; every condition starts from the adapters as loaded (LoRA initialised with
-seed 0, ΔW = 0). Cost on the 2-core CPU with the 0.5B (estimated from README figures, ≤ 256 tokens): ~3 min per
-evaluation condition of 8 attempts, ~3.5 min per update of B = 4: ~16 min per problem, ~10 min per further lr.
+seed 0, ΔW = 0). Cost on the 2-core CPU with the 0.5B (measured 2026-12-01 with the CPU decode loop, ≤ 256 tokens): ~0.5-1 min
+per evaluation condition of 8 attempts, ~1.5 min per update of B = 4: ~4.7 min per problem (37 min for the 8 of
+problems/feedback-learning.txt), ~3-4 min per further lr.
 
 Resumable: every finished (condition, problem, seed[, lr]) is appended to OUT/results.jsonl at once; a re-run
 with the same settings skips what is there, so a long run can be split over sessions (Ctrl-C is safe; an
