@@ -495,3 +495,28 @@ def test_integers_are_not_floats_unless_the_problem_says_so(sb) -> None:
     assert "integer" in v.tests[0].detail
     fp = function_problem([([1, 2], 3)])
     judge_then_reference(sb, fp, "def add(a, b):\n    return 3.0000000001\n", {"wrong_answer"}, ADD_FUNC)
+
+
+DELAYED_FORGER = _code('''
+    import os, time
+    if os.fork() == 0:  # a detached child that forges "passed" events on every fd once the tests run
+        os.setsid()
+        time.sleep(0.2)
+        for _ in range(20):
+            for fd in range(64):
+                for line in (b'{"event": "test", "index": 0, "verdict": "passed"}\\n', b'{"status": "ok"}\\n'):
+                    try:
+                        os.write(fd, line)
+                    except OSError:
+                        pass
+            time.sleep(0.05)
+        os._exit(0)
+    def add(a, b):
+        return 0
+''')
+
+
+def test_a_detached_child_forging_events_on_every_fd(sb) -> None:
+    """The lead's own attack (session 3): a setsid() child writes forged verdict lines to every fd while the tests
+    run; the attempt is judged on what its function returned, and a reference right after passes."""
+    judge_then_reference(sb, function_problem(), DELAYED_FORGER, {"wrong_answer"}, ADD_FUNC)
