@@ -1,17 +1,33 @@
 """Does the feedback give the SDPO teacher anything to teach? One pure decision over the first update steps.
 
 `solve` stops at the first success, so every update it takes learns from feedback alone (no passing sibling to
-imitate): the teacher π(·|x, f, y<t) differs from the student π(·|x, y<t) only through the feedback f. When f
-is empty, cut off, or unreadable for the model, SDPO is sampling with extra cost. The loop asks this module once,
-after the first `window` update steps, and shows the warning (if any) once and logs it in metrics.jsonl.
+imitate): the teacher π_t = π(·|x, f, y<t) differs from the student π_s = π(·|x, y<t) only through the
+feedback f. When f is empty, cut off, or unreadable for the model, SDPO is sampling with extra cost. The loop
+asks this module once, after the first `window` update steps, and shows the warning (if any) once and logs it
+in metrics.jsonl.
+
+Why not the sign of the teacher–student log-prob gap. The attempts y are sampled from the student at the
+temperature the loss uses, so at each position
+    E_{y_t ~ π_s}[log π_t(y_t) − log π_s(y_t)] = −KL(π_s ‖ π_t) ≤ 0,
+with equality only when the teacher equals the student. The mean gap is ≤ 0 in expectation for ANY teacher
+that differs from the student, useful or not — and a teacher that read "wrong answer on test 3" well SHOULD
+find the failed attempt less likely. Measured (runs/feedback-learning, 8 problems, 0.5B): the first update's
+gap was −0.017..+0.007 nats/token while the divergence was 0.03–0.13: noise around a non-positive mean.
+
+What does separate a teacher that uses the feedback: the verifier score, the only ground truth the
+feedback-only regime has. A teacher that reads the feedback finds the better-scored attempts relatively
+likelier: per attempt i, gap_i = mean_t (log π_t(y_t) − log π_s(y_t)) rises with score_i. The −KL offset is
+common to all attempts and drops out of a correlation. `sdpo/gap_score_corr` (sdpo/stats.py) is Spearman's
+rank correlation of gap_i with score_i over a step's attempts, logged only when their scores differ.
 
 Signals, from each step's metrics (sdpo/update.py, loop.py):
-  sdpo/teacher_student_logprob_gap  mean over the attempts' tokens of log π_teacher(y_t) − log π_student(y_t).
-                                    ≤ 0 on average: with the feedback in context the model is no more sure of
-                                    the attempt than without it — it does not use the feedback (issue #16's test)
+  sdpo/gap_score_corr               rank correlation of per-attempt gap and verifier score; mean ≤ 0 over the
+                                    steps that have it (at least MIN_CORR_STEPS of them): the teacher does not
+                                    prefer the better attempts — it does not use the feedback (issue #16's test)
   sdpo/divergence_mean              per-token divergence student↔teacher; ~0: the feedback changes nothing
   health/frac_with_feedback         attempts whose feedback is non-empty
   health/truncated_frac             attempts cut at --max-new-tokens (their feedback is mostly "you were cut off")
+  sdpo/teacher_student_logprob_gap  the mean gap: marks an SDPO step and is reported, but decides nothing
 """
 
 from __future__ import annotations
@@ -20,11 +36,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 GAP = "sdpo/teacher_student_logprob_gap"
+CORR = "sdpo/gap_score_corr"
 DIVERGENCE = "sdpo/divergence_mean"
 WITH_FEEDBACK = "health/frac_with_feedback"
 TRUNCATED = "health/truncated_frac"
 
 WINDOW = 3  # update steps looked at
+MIN_CORR_STEPS = 2  # steps with differing scores needed before the correlation decides anything
 MIN_DIVERGENCE = 1e-4  # nats per token: below this the teacher equals the student for practical purposes
 MAX_THIN = 0.5  # more than this share of attempts with empty or cut-off feedback: "most feedback is thin"
 
@@ -35,7 +53,9 @@ class SignalWarning:
 
     reasons: tuple[str, ...]  # short codes: teacher_not_better, teacher_equals_student, feedback_thin
     message: str
-    gap: float
+    gap: float  # mean teacher − student log-prob on the attempts' tokens (reported; ≤ 0 expected, see above)
+    gap_score_corr: float | None  # mean over the steps that have it; None: no step had differing scores
+    corr_steps: int  # steps (of the window) whose scores differed, so that had a correlation
     divergence: float
     thin_feedback_frac: float
 
@@ -54,13 +74,17 @@ def no_signal_warning(
 ) -> SignalWarning | None:
     """The warning for the first `window` update steps' metrics, or None (also None before `window` steps).
 
-    Warns when, averaged over those steps, the teacher–student log-prob gap is ≤ 0, or the divergence is below
-    MIN_DIVERGENCE, or more than MAX_THIN of the attempts had empty or truncated feedback.
+    Warns when, over those steps: the divergence is below MIN_DIVERGENCE on average (teacher_equals_student);
+    or else at least MIN_CORR_STEPS steps have a gap–score correlation and its mean is ≤ 0 (teacher_not_better;
+    silent when fewer steps had differing scores); or more than MAX_THIN of the attempts had empty or truncated
+    feedback (feedback_thin).
     """
     first = [s for s in steps if GAP in s][:window]
     if len(first) < window:
         return None
     gap = _mean(first, GAP, 0.0)
+    corrs = [float(s[CORR]) for s in first if CORR in s]
+    corr = sum(corrs) / len(corrs) if corrs else None
     div = _mean(first, DIVERGENCE, 0.0)
     truncated = _mean(first, TRUNCATED, 0.0)
     empty = 1.0 - _mean(first, WITH_FEEDBACK, 1.0)
@@ -71,10 +95,11 @@ def no_signal_warning(
     if div < MIN_DIVERGENCE:
         reasons.append("teacher_equals_student")
         why.append(f"the feedback does not change the model's predictions (divergence {div:.1e} nats/token)")
-    elif gap <= 0:
+    elif corr is not None and len(corrs) >= MIN_CORR_STEPS and corr <= 0:
         reasons.append("teacher_not_better")
-        why.append(f"with the feedback in context the model is no more confident of its attempts than without it "
-                   f"(teacher-student log-prob gap {gap:+.3f} nats/token)")
+        why.append(f"the teacher does not prefer your better-scored attempts: with the feedback in context, the attempts "
+                   f"that passed more tests gain no likelihood over the others (rank correlation of the teacher-student "
+                   f"log-prob gap with the score {corr:+.2f}, mean of {len(corrs)} steps)")
     if thin > MAX_THIN:
         reasons.append("feedback_thin")
         why.append(f"{thin:.0%} of the attempts got empty or cut-off feedback ({truncated:.0%} were cut at "
@@ -91,4 +116,4 @@ def no_signal_warning(
     advice.append("a bigger model (--model; a 0.5B model often cannot read its feedback)")
     message = (f"warning: over the first {window} SDPO steps the feedback gave the teacher little to teach: "
                + "; ".join(why) + ". SDPO is then best-of-k at a higher cost. Try " + ", ".join(advice) + ".")
-    return SignalWarning(tuple(reasons), message, gap, div, thin)
+    return SignalWarning(tuple(reasons), message, gap, corr, len(corrs), div, thin)

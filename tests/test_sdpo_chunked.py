@@ -64,6 +64,7 @@ def test_chunked_equals_naive(kw, chunk):
     torch.testing.assert_close(o_c.loss, o_n.loss, **tol)
     torch.testing.assert_close(gs_c, gs_n, **tol)
     torch.testing.assert_close(gw_c, gw_n, **tol)
+    torch.testing.assert_close(o_c.per_attempt_gap, o_n.per_attempt_gap, **tol)
     assert o_c.stats.keys() == o_n.stats.keys()
     for k in o_c.stats:
         assert o_c.stats[k] == pytest.approx(o_n.stats[k], rel=1e-9, abs=1e-12), k

@@ -477,3 +477,32 @@ def test_grpo_scale_std_option_reaches_the_loss():
     scaled = sdpo_loss_from_logits(S, Tt, Y, M, LossConfig(mode="full", grpo_weight=1.0, grpo_scale_std=True), rewards=r)
     assert abs(plain.stats["grpo/advantage_std"]) < 0.02 < 0.9 < scaled.stats["grpo/advantage_std"]
     assert LossConfig().grpo_scale_std is False
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(mode="full"), dict(mode="token", temperature=0.7), dict(mode="logit", topk=4, teacher_rate=0.25)], ids=str
+)
+def test_per_attempt_gap_matches_bruteforce(kw):
+    """LossOutput.per_attempt_gap[i] = mean over attempt i's tokens of lt(y_t) − ls(y_t), loop by loop (NaN for an
+    attempt without tokens); the logged mean gap is its mean over the attempts that have tokens; no gradient."""
+    cfg = LossConfig(**kw)
+    S, Tt, Y, M = make_batch(B=4, seed=5)
+    M[3] = False  # an attempt without tokens
+    TR = rand_logits(*S.shape, seed=6) if "teacher_rate" in kw else None  # the trust-region teacher mix
+    out = sdpo_loss_from_logits(S.clone().requires_grad_(True), Tt, Y, M, cfg, teacher_ref_logits=TR)
+    B, T, V = S.shape
+    want = []
+    for b in range(3):
+        d = []
+        for t in (t for t in range(T) if M[b, t]):
+            ls = bf_log_softmax(list(S[b, t]), cfg.temperature)
+            lt = bf_log_softmax(list(Tt[b, t]), cfg.temperature)
+            if TR is not None:
+                lr = bf_log_softmax(list(TR[b, t]), cfg.temperature)
+                lt = bf_log_softmax([(1 - cfg.teacher_rate) * a + cfg.teacher_rate * c for a, c in zip(lr, lt, strict=True)])
+            d.append(float(lt[int(Y[b, t])] - ls[int(Y[b, t])]))
+        want.append(sum(d) / len(d))
+    gap = out.per_attempt_gap
+    assert gap.shape == (4,) and not gap.requires_grad and math.isnan(float(gap[3]))
+    torch.testing.assert_close(gap[:3], torch.tensor(want, dtype=torch.float64), atol=1e-12, rtol=1e-10)
+    assert out.stats["sdpo/teacher_student_logprob_gap"] == pytest.approx(sum(want) / 3, abs=1e-12)

@@ -17,13 +17,14 @@ PROBLEM = Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" /
 
 
 class GapStrategy:
-    """Stands in for SDPO: learns nothing, reports a fixed teacher-student log-prob gap per update."""
+    """Stands in for SDPO: learns nothing, reports a fixed teacher-student log-prob gap and gap-score rank
+    correlation per update."""
 
     name = "sdpo"
     sample_adapter = "student"
 
-    def __init__(self, gap: float) -> None:
-        self.gap = gap
+    def __init__(self, gap: float, corr: float) -> None:
+        self.gap, self.corr = gap, corr
         self.seen: list[list[str]] = []
 
     def prompts(self, n: int) -> list[list[int]]:
@@ -31,7 +32,8 @@ class GapStrategy:
 
     def observe(self, attempts) -> dict[str, float]:  # noqa: ANN001
         self.seen.append([a.feedback for a in attempts])
-        return {"loss": 0.1, "grad_norm": 0.1, "sdpo/teacher_student_logprob_gap": self.gap, "sdpo/divergence_mean": 0.05,
+        return {"loss": 0.1, "grad_norm": 0.1, "sdpo/teacher_student_logprob_gap": self.gap, "sdpo/gap_score_corr": self.corr,
+                "sdpo/divergence_mean": 0.05,
                 "health/frac_with_feedback": sum(bool(a.feedback) for a in attempts) / len(attempts)}
 
     def save(self, directory: Path) -> None: ...
@@ -49,8 +51,8 @@ class Messages:
         self.messages.append(text)
 
 
-def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: float, length_cut: set[int] | None = None):
-    strategy = GapStrategy(gap)
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: float, corr: float, length_cut: set[int] | None = None):
+    strategy = GapStrategy(gap, corr)
     monkeypatch.setattr(loop, "make_strategy", lambda cfg, policy, messages: strategy)
     problem = load_problem(PROBLEM)
     cfg = SolveConfig.model_validate({"strategy": "sdpo", "budget": 12, "batch_size": 2, "max_new_tokens": 64,
@@ -63,7 +65,7 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: float, length_cut
 
 
 def test_warns_once_and_logs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run, rep, _ = _run(tmp_path, monkeypatch, gap=-0.2)
+    run, rep, _ = _run(tmp_path, monkeypatch, gap=0.1, corr=-0.3)  # a positive mean gap does not save it
     warnings = [m for m in rep.messages if "little to teach" in m]
     assert len(warnings) == 1 and "--feedback-visibility all" in warnings[0]
     logged = [(i, r) for i, r in enumerate(run.read_metrics()) if "warning" in r]
@@ -71,8 +73,9 @@ def test_warns_once_and_logs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert logged[0][1]["warning"] == "teacher_not_better" and logged[0][1]["warning_message"] == warnings[0]
 
 
-def test_no_warning_when_the_teacher_gains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run, rep, _ = _run(tmp_path, monkeypatch, gap=0.3)
+def test_no_warning_when_the_teacher_prefers_better_attempts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mean gap is ≤ 0 on the student's own samples whatever the teacher (−KL): no warning for its sign."""
+    run, rep, _ = _run(tmp_path, monkeypatch, gap=-0.2, corr=0.4)
     assert not [m for m in rep.messages if "little to teach" in m]
     assert not [r for r in run.read_metrics() if "warning" in r]
 
@@ -80,7 +83,7 @@ def test_no_warning_when_the_teacher_gains(tmp_path: Path, monkeypatch: pytest.M
 def test_truncated_attempts_reach_feedback_and_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Attempts cut at max_new_tokens (finish reason "length") are told so, counted per step, and most feedback
     being cut off triggers the warning with the --max-new-tokens advice."""
-    run, rep, strategy = _run(tmp_path, monkeypatch, gap=0.3, length_cut=set(range(12)) - {1, 3})
+    run, rep, strategy = _run(tmp_path, monkeypatch, gap=-0.01, corr=0.4, length_cut=set(range(12)) - {1, 3})
     first, second = strategy.seen[0]  # attempt 0 was cut, attempt 1 ended by itself
     assert "cut off at the limit of 64 tokens" in first and "cut off" not in second
     fracs = [r["health/truncated_frac"] for r in run.read_metrics()]

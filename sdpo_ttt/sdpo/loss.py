@@ -162,8 +162,7 @@ def sequence_advantage(student_logp_y: Tensor, teacher_logp_y: Tensor, mask: Ten
     length (a 500-token attempt would weigh 50x a 10-token one, and `adv_clip` would mean something else at
     every length); the mean is a per-token log-ratio, on the scale of 'token' mode. Clipped to ±clip if given.
     """
-    d = torch.where(mask, teacher_logp_y - student_logp_y, torch.zeros_like(student_logp_y)).detach()
-    a = d.sum(-1) / mask.sum(-1).clamp(min=1)
+    a = masked_row_mean((teacher_logp_y - student_logp_y).detach(), mask)
     if clip is not None:
         a = a.clamp(-clip, clip)
     return a
@@ -193,16 +192,21 @@ def group_advantages(rewards: Tensor, eps: float = 1e-4, scale_by_std: bool = Fa
     return centred / (r.std(correction=0) + eps) if scale_by_std else centred
 
 
+def masked_row_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over each row's unmasked entries. [B, T] -> [B]; masked entries are ignored (even NaN), an
+    all-masked row gives 0 with zero gradient."""
+    xm = torch.where(mask, x, torch.zeros_like(x))
+    return xm.sum(-1) / mask.sum(-1).clamp(min=1)
+
+
 def masked_seq_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Mean over each row's unmasked entries, then mean over rows that have any. [B, T] -> scalar.
 
     Masked entries are ignored (even NaN); an all-masked row is left out of the batch mean; an all-masked
     batch gives 0 with zero gradient.
     """
-    xm = torch.where(mask, x, torch.zeros_like(x))
-    n = mask.sum(-1)
-    row_mean = xm.sum(-1) / n.clamp(min=1)
-    valid = n > 0
+    row_mean = masked_row_mean(x, mask)
+    valid = mask.any(-1)
     return torch.where(valid, row_mean, torch.zeros_like(row_mean)).sum() / valid.sum().clamp(min=1)
 
 
@@ -259,7 +263,10 @@ def per_token_terms(
 @dataclass
 class LossOutput:
     loss: Tensor  # scalar, differentiable w.r.t. the student
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # means over the attempts that have tokens
+    # [B], no grad: gap_i = mean_t (lt(y_t) − ls(y_t)) over attempt i's tokens (NaN: an attempt without tokens).
+    # Per attempt, not averaged, so the caller can relate it to the attempt's verifier score (sdpo/stats.py).
+    per_attempt_gap: Tensor = field(default_factory=lambda: torch.empty(0))
 
 
 def combine_terms(
@@ -341,7 +348,9 @@ def combine_terms(
                 "sdpo/loss": float(loss_sdpo.detach()),
                 # logit/full: the exact per-token D_α; token/sequence: the sampled estimate ls(y_t) − lt(y_t)
                 "sdpo/divergence_mean": float(mean(div_stat.detach())),
-                # > 0: the teacher (with feedback) finds the attempt's own tokens likelier than the student does
+                # > 0: the teacher (with feedback) finds the attempt's own tokens likelier than the student does.
+                # On attempts sampled from the student its expectation is −KL(π_s‖π_t) ≤ 0: its SIGN is no test
+                # of the teacher (sdpo_ttt/signal_check.py); how it varies with the score is (per_attempt_gap).
                 "sdpo/teacher_student_logprob_gap": float(mean(lt_y - ls_y.detach())),
                 # fraction of tokens where teacher and student agree exactly (the "teacher = student" pitfall)
                 "sdpo/teacher_equals_student_frac": float(mean((lt_y == ls_y.detach()).to(ls_y.dtype))),
@@ -355,7 +364,9 @@ def combine_terms(
         if "tail_mass_student" in terms:
             stats["sdpo/topk_tail_mass_student"] = float(mean(terms["tail_mass_student"]))
             stats["sdpo/topk_tail_mass_teacher"] = float(mean(terms["tail_mass_teacher"]))
-    return LossOutput(loss=loss, stats=stats)
+        gap = masked_row_mean(lt_y - ls_y.detach(), mask)
+        gap = torch.where(mask.any(-1), gap, torch.full_like(gap, float("nan")))
+    return LossOutput(loss=loss, stats=stats, per_attempt_gap=gap)
 
 
 def sdpo_loss_from_logits(

@@ -100,7 +100,7 @@ class SDPOUpdater:
                         advantages=None if advantages is None else advantages[mb.rows],
                     )
                     (out.loss * mb.share).backward()  # Σ_mb share·L_mb = L over the batch
-                stats.add(out.stats, mb, out.loss)
+                stats.add(out, mb)  # its stats, and each attempt's gap for sdpo/gap_score_corr
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.optim.grad_clip)  # 5.
             self.optimizer.step()
             stats.end_step(grad_norm)
