@@ -12,7 +12,9 @@ only the feedback. This measures that regime. Per problem and seed, with fixed s
 "score" = fraction of tests passed. Reported per problem and pooled over problems: Δ pass rate and Δ score
 (c − a) with a 90% bootstrap interval (problems resampled, then each problem's paired samples), the teacher's
 advantage (d − a: is a feedback-conditioned teacher better than the student at all?), the first update's
-teacher-student log-prob gap, tokens and wall time. (a) and (d) do not depend on the learning rate: a list
+teacher-student log-prob gap and the rank correlation of each attempt's gap with its score (the teacher
+should prefer the better attempts; the gap's sign says nothing, see sdpo_ttt/signal_check.py), tokens and wall
+time. (a) and (d) do not depend on the learning rate: a list
 `--lr 1e-5,3e-5,1e-4,3e-4` re-runs only (b)+(c) per rate.
 
 Seeds vary the sampling seeds only; every condition starts from the adapters as loaded (LoRA initialised with
@@ -308,7 +310,8 @@ class Experiment:
             row["wall_s"] = time.perf_counter() - t1
             steps.append(row)
             self.log(f"    update {t + 1}/{self.settings.updates}: {len(failed)}/{len(attempts)} failed"
-                     + (f", loss {row['loss']:.4f}, gap {row.get('sdpo/teacher_student_logprob_gap', math.nan):+.4f}" if failed else ", skipped")
+                     + (f", loss {row['loss']:.4f}, gap {row.get('sdpo/teacher_student_logprob_gap', math.nan):+.4f}, "
+                        f"gap-score corr {row.get('sdpo/gap_score_corr', math.nan):+.2f}" if failed else ", skipped")
                      + f" ({row['wall_s']:.0f} s)")
         after = self._draw(problem, [ctx.student()] * self.settings.samples, stable_seed(problem.id, seed, "eval"), "student")
         return {"samples": self._samples(after), "steps": steps, "train_samples": train_samples,
@@ -344,12 +347,12 @@ def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
     for lr in lrs:
         lines += [f"### lr = {lr:g}", "",
                   "| problem | seeds | base pass | base score | base cut off | after pass | after score | Δ pass (pp) [90% CI] "
-                  "| Δ score [90% CI] | teacher pass | teacher score | teacher − base score [90% CI] | gap₀ | tokens | wall |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| Δ score [90% CI] | teacher pass | teacher score | teacher − base score [90% CI] | gap₀ | corr₀ | tokens | wall |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         pooled_pass, pooled_score, pooled_teacher = [], [], []
         n_teacher_better = n_thin = n_gain = 0
         for pid in ids:
-            base, after, teach, gaps, tokens, wall = [], [], [], [], 0, 0.0
+            base, after, teach, gaps, corrs, tokens, wall = [], [], [], [], [], 0, 0.0
             seeds = sorted({r["seed"] for r in recs if r["problem"] == pid and r["kind"] == "trained" and float(r["lr"]) == lr})
             d_pass, d_score, d_teach = [], [], []
             for seed in seeds:
@@ -367,6 +370,8 @@ def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
                 first = next((s for s in a["steps"] if "sdpo/teacher_student_logprob_gap" in s), None)
                 if first is not None:
                     gaps.append(first["sdpo/teacher_student_logprob_gap"])
+                    if "sdpo/gap_score_corr" in first:  # absent when that batch's failed attempts all scored the same
+                        corrs.append(first["sdpo/gap_score_corr"])
                 for r in (b, a, t):
                     if r is not None:
                         tokens += sum(s["tokens"] for s in r["samples"]) + sum(s["tokens"] for s in r.get("train_samples", []))
@@ -385,16 +390,20 @@ def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
                 f"| {pid} | {len(seeds)} | {_frac(base)} | {_rate(base, 'score'):.2f} | {cut:.0%} | {_frac(after)} "
                 f"| {_rate(after, 'score'):.2f} | {_ci(bootstrap_mean([d_pass], n_boot=n_boot), pct=True)} | {_ci(score_ci)} "
                 f"| {_frac(teach)} | {_rate(teach, 'score'):.2f} | {_ci(teach_ci)} "
-                f"| {np.mean(gaps) if gaps else math.nan:+.3f} | {tokens} | {wall / 60:.1f} min |")
+                f"| {np.mean(gaps) if gaps else math.nan:+.3f} | {f'{np.mean(corrs):+.2f}' if corrs else '-'} "
+                f"| {tokens} | {wall / 60:.1f} min |")
         p = len(pooled_pass)
         lines.append(
             f"| **pooled ({p} problems)** | | | | | | | {_ci(bootstrap_mean(pooled_pass, n_boot=n_boot), pct=True)} "
-            f"| {_ci(bootstrap_mean(pooled_score, n_boot=n_boot))} | | | {_ci(bootstrap_mean(pooled_teacher, n_boot=n_boot))} | | | |")
+            f"| {_ci(bootstrap_mean(pooled_score, n_boot=n_boot))} | | | {_ci(bootstrap_mean(pooled_teacher, n_boot=n_boot))} | | | | |")
         lines += ["", f"Ingredients: the student gained (Δ score interval above 0) on {n_gain}/{p} problems; the teacher's "
                   f"context beat the base model (teacher − base score > 0) on {n_teacher_better}/{p}; most base attempts were "
                   f"cut off at {results.settings.max_new_tokens} tokens on {n_thin}/{p}.", ""]
     lines.append("Δ = after − base on the same sampling seeds (pp: percentage points); CIs: 90% bootstrap over problems, "
-                 "then samples; gap₀: teacher − student log-prob on the first update's attempts (nats/token).")
+                 "then samples; gap₀: teacher − student log-prob on the first update's attempts (nats/token; ≤ 0 in "
+                 "expectation for any teacher, since the attempts are the student's samples: −KL(π_s‖π_t)); corr₀: the "
+                 "first update's rank correlation of each attempt's gap with its score (> 0: the teacher prefers the "
+                 "better-scored attempts; '-': their scores all tied).")
     return "\n".join(lines)
 
 

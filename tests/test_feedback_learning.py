@@ -116,7 +116,7 @@ def test_report_rows_pooled_row_and_ingredients(tmp_path: Path) -> None:
     def samples(passed, scores, cut=(False,) * 4):
         return [{"passed": p, "score": s, "tokens": 10, "truncated": c, "verdict": "x"} for p, s, c in zip(passed, scores, cut, strict=True)]
 
-    no, gap = [False] * 4, {"step": 0, "sdpo/teacher_student_logprob_gap": 0.25}
+    no, gap = [False] * 4, {"step": 0, "sdpo/teacher_student_logprob_gap": 0.25, "sdpo/gap_score_corr": -0.5}
     for pid, after_scores, teach_scores, cut in (("p1", [1.0, 1.0, 1.0, 1.0], [0.5] * 4, (True,) * 4),
                                                 ("p2", [0.5] * 4, [0.0] * 4, (False,) * 4)):
         res.add({"kind": "base", "problem": pid, "seed": 0, "lr": None, "samples": samples(no, [0.5] * 4, cut), "wall_s": 60.0})
@@ -125,7 +125,8 @@ def test_report_rows_pooled_row_and_ingredients(tmp_path: Path) -> None:
                  "samples": samples([s == 1.0 for s in after_scores], after_scores)})
     text = fl.report(res, ["p1", "p2"], n_boot=200)
     row1 = next(line for line in text.splitlines() if line.startswith("| p1 |"))
-    assert "| 0/4 | 0.50 | 100% | 4/4 | 1.00 | +100 [+100, +100] | +0.50 [+0.50, +0.50] | 0/4 | 0.50 | +0.00 [+0.00, +0.00] | +0.250 | 120 | 3.0 min |" in row1
+    assert ("| 0/4 | 0.50 | 100% | 4/4 | 1.00 | +100 [+100, +100] | +0.50 [+0.50, +0.50] | 0/4 | 0.50 | +0.00 [+0.00, +0.00] "
+            "| +0.250 | -0.50 | 120 | 3.0 min |") in row1
     pooled = next(line for line in text.splitlines() if "pooled (2 problems)" in line)
     assert "+50 [+0, +100]" in pooled and "+0.25 [+0.00, +0.50]" in pooled and "-0.25 [-0.50, +0.00]" in pooled
     assert "gained (Δ score interval above 0) on 1/2" in text and "beat the base model (teacher − base score > 0) on 0/2" in text
