@@ -117,7 +117,7 @@ def main() -> None:
     from sdpo_ttt.problem import find_problem_files, load_problem
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=list(BUILTINS))
+    ap.add_argument("--models", nargs="+", default=[n for n, b in BUILTINS.items() if not b.on_demand])  # optional ones by name
     ap.add_argument("--problems", nargs="*", default=None, help="problem ids (folders under problems/); default all")
     ap.add_argument("-n", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=512)

