@@ -312,6 +312,22 @@ def test_sysv_ipc_and_pinned_memory_do_not_survive(sb) -> None:
     assert v.passed, _details(v)
 
 
+SYSV_SMALL = SYSV.replace("300 * 1024 * 1024", "64 * 1024")
+
+
+def test_small_sysv_ipc_objects_are_removed_in_the_same_container(sb) -> None:
+    # too small to push the container's memory over its baseline: nothing replaces the container, so it is the
+    # runner's clean-up (the IPC cleaner it runs when the attempt uid created an object) that removes them
+    w = sb._workers[0]
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed
+    container, session = w.container.id, w.session
+    v = sb.judge(stdio_problem([("write\n", "written\n")]), SYSV_SMALL)
+    assert v.passed, _details(v)  # the objects were created: the attack did run
+    v = sb.judge(stdio_problem([("read\n", "clean\n")]), SYSV_SMALL)
+    assert v.passed, _details(v)
+    assert w.container.id == container and w.session is session
+
+
 def test_a_container_whose_memory_is_not_back_to_baseline_is_replaced() -> None:
     require_docker()
     from sdpo_ttt.sandbox.docker_backend import DockerSandbox
@@ -436,6 +452,30 @@ def test_an_int_result_and_huge_returned_ints(sb) -> None:
     p = function_problem([([1, 2], 3)])
     judge_then_reference(sb, p, "def add(a, b):\n    return 10 ** 6000\n", {"wrong_answer"}, ADD_FUNC)
     judge_then_reference(sb, p, "def add(a, b):\n    return float('nan')\n", {"wrong_answer"}, ADD_FUNC)
+
+
+def test_its_stdin_cannot_be_written_reopened_or_given_a_name(sb) -> None:
+    # stdin is a file without a name (O_TMPFILE | O_EXCL), root's, read-only for the attempt: it cannot write
+    # the next test's input into it, reopen it for writing through /proc, or link it into a directory
+    hostile = _code('''
+        import ctypes, os, sys
+        libc = ctypes.CDLL(None, use_errno=True)
+        for f in (lambda: os.write(0, b"5 5\\n"), lambda: open("/proc/self/fd/0", "w"),
+                  lambda: open("/proc/self/fd/0", "r+")):
+            try:
+                f(); print("LEAK", file=sys.stderr)
+            except OSError:
+                pass
+        for target in (b"/tmp/attempt/stolen", b"/dev/shm/stolen", os.path.abspath("stolen").encode()):
+            if libc.linkat(-100, b"/proc/self/fd/0", -100, target, 0x400) == 0:  # AT_SYMLINK_FOLLOW
+                print("LEAK", target, file=sys.stderr)
+        a, b = map(int, input().split())
+        print(a + b)
+    ''')
+    p = stdio_problem([("1 2\n", "3\n"), ("5 7\n", "12\n")])
+    v = sb.judge(p, hostile)
+    assert v.passed and not _leaks(v), _details(v)
+    assert sb.judge(p, ADD_STDIO).passed
 
 
 def test_deleting_its_own_stdin(sb) -> None:

@@ -214,6 +214,25 @@ def test_the_judge_session_is_reused_across_attempts(sb) -> None:
     assert w.session is first and w.session.pids == first.pids
 
 
+ENV_PROBE = textwrap.dedent('''
+    import os
+    cwd = os.getcwd()
+    assert os.environ["HOME"] == cwd and os.environ["TMPDIR"] == cwd, (dict(os.environ), cwd)
+    print(" ".join(sorted(os.environ)), os.getenv("PYTHONDONTWRITEBYTECODE"), os.getenv("HOSTNAME"))
+''')
+
+
+def test_every_test_process_gets_exactly_its_environment(sb) -> None:
+    # the fork server sets the attempt's environment before it forks (only HOME and TMPDIR change between
+    # tests): each test sees its own directory, and nothing of the server's own environment
+    keys = "HOME LANG LC_ALL MKL_NUM_THREADS OMP_NUM_THREADS OPENBLAS_NUM_THREADS PATH TMPDIR"
+    expected = f"{keys} None None\n"
+    p = stdio_problem([("", expected)] * 3, mode="exact")
+    for _ in range(2):
+        v = sb.judge(p, ENV_PROBE)
+        assert v.passed, [(t.outcome, t.got, t.stderr_tail[-300:]) for t in v.tests]
+
+
 TAMPER = {
     # what a same-uid attempt could do to a persistent runner / fork server without ptrace rights; under its
     # own uid every one of them is refused (EPERM)

@@ -151,6 +151,25 @@ def test_without_root_the_same_uid_attempt_is_still_judged_on_its_own() -> None:
     assert "killed the fork server" in v.tests[0].detail
 
 
+KILL_THE_RUNNER_ON_TEST_2 = (
+    "import os, signal\n"
+    "a, b = map(int, input().split())\n"
+    "if a == 5:  # the runner: our fork server's parent\n"
+    "    runner = int(open('/proc/%d/stat' % os.getppid()).read().rsplit(')', 1)[1].split()[1])\n"
+    "    os.kill(runner, signal.SIGKILL)\n"
+    "print(a + b)\n")
+
+
+def test_without_root_tests_judged_before_a_killed_runner_keep_their_verdicts() -> None:
+    # the runner can be reached by the attempt here, so it writes each test's event as soon as it has it (it
+    # holds them back for one write only under a dedicated uid): what was judged before the kill stays judged
+    v, broken = _as_nobody(stdio_problem([("1 2\n", "3\n"), ("5 7\n", "12\n"), ("2 2\n", "4\n")]),
+                           KILL_THE_RUNNER_ON_TEST_2)
+    assert not broken and not v.passed
+    assert [t.outcome.value for t in v.tests] == ["passed", "runtime_error", "runtime_error"], v.tests
+    assert "killed while this test ran" in v.tests[1].detail
+
+
 def test_as_root_files_in_world_writable_dirs_do_not_survive(sb) -> None:
     import tempfile
 

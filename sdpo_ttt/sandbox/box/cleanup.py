@@ -26,31 +26,42 @@ IPC_RMID = 0
 # ------------------------------------------------------------------------------------------ processes
 
 
-def scan():
-    """[(pid, ppid, state, uid, own cpu seconds, waited-children cpu seconds)] of every visible process."""
+def scan(uid=None, skip=()):
+    """[(pid, ppid, state, uid, own cpu seconds, waited-children cpu seconds)] of every visible process, or
+    only of those whose real uid is `uid`; the pids in `skip` are not read (callers' own, known processes).
+    /proc/<pid>/status (uid, ppid, state) is read first, /proc/<pid>/stat (CPU times) only for a match."""
     out = []
     for d in os.listdir("/proc"):
-        if not d.isdigit():
+        if not d.isdigit() or int(d) in skip:
             continue
         try:
-            with open("/proc/%s/stat" % d) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            uid = _real_uid(d)
-            if uid is None:
+            status = _read("/proc/%s/status" % d)
+            real_uid = _field(status, b"\nUid:")
+            if real_uid is None or (uid is not None and real_uid != uid):
                 continue
-            out.append((int(d), int(rest[1]), rest[0], uid, (int(rest[11]) + int(rest[12])) / _TICK,
+            rest = _read("/proc/%s/stat" % d).rsplit(b")", 1)[1].split()
+            out.append((int(d), int(rest[1]), rest[0].decode(), real_uid, (int(rest[11]) + int(rest[12])) / _TICK,
                         (int(rest[13]) + int(rest[14])) / _TICK))
         except (OSError, IndexError, ValueError):
             pass
     return out
 
 
-def _real_uid(d):
-    with open("/proc/%s/status" % d) as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                return int(line.split()[1])
-    return None
+def _read(path, size=8192):
+    """The first `size` bytes of a small file (os-level: no buffered file objects, this runs very often)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def _field(status, key):
+    """The first number after `key` (b"\\nUid:": the real uid) in a /proc/<pid>/status text, or None."""
+    k = status.find(key)
+    if k < 0:
+        return None
+    return int(status[k + len(key):].split(None, 1)[0])
 
 
 def descendants(procs, root):
@@ -63,6 +74,14 @@ def descendants(procs, root):
             out.append(c)
             todo.append(c[0])
     return out
+
+
+def live_attempt_procs(uid, keep):
+    """attempt_procs of a fresh scan (only the attempt uid's processes read, when it has one)."""
+    if uid is None:
+        return attempt_procs(scan(), uid, keep)
+    # pid 1 (the namespace's init, there before any attempt) and our own processes are never the attempt's
+    return attempt_procs(scan(uid, skip=set(keep) | {1, os.getpid()}), uid, keep)
 
 
 def attempt_procs(procs, uid, keep):
@@ -99,7 +118,7 @@ def kill_attempt(uid, keep, rounds=40):
     reaps what is ours. Returns the CPU seconds of the processes reaped here."""
     cpu = 0.0
     for _ in range(rounds):
-        victims = attempt_procs(scan(), uid, keep)
+        victims = live_attempt_procs(uid, keep)
         cpu += reap(keep)
         if not victims:
             return cpu
@@ -113,7 +132,7 @@ def kill_attempt(uid, keep, rounds=40):
 
 
 def survivors(uid, keep):
-    return attempt_procs(scan(), uid, keep)
+    return live_attempt_procs(uid, keep)
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -188,6 +207,24 @@ def ipc_objects():
         except (OSError, ValueError):
             pass
     return out
+
+
+def ipc_left(uid):
+    """Whether `uid` owns anything `remove_own_ipc` would remove: a SysV IPC object it created, a POSIX
+    message queue (read here, as the runner; the removal itself must run as that uid)."""
+    if uid in ipc_objects().values():
+        return True
+    try:
+        names = os.listdir("/dev/mqueue")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.lstat(os.path.join("/dev/mqueue", name)).st_uid == uid:
+                return True
+        except OSError:  # gone meanwhile
+            pass
+    return False
 
 
 def remove_own_ipc(only=None):

@@ -4,7 +4,8 @@ child's fds (SCM_RIGHTS over a SOCK_SEQPACKET pair) and a command; it forks, the
 rlimits and stdio, goes through `privdrop.drop_privileges`, and runs `harness.main` (op "spawn") or removes
 the attempt uid's IPC objects (op "clean"). Forking an initialized interpreter costs ~1 ms instead of the
 ~30 ms of starting one; each test still runs in its own fresh process. The server answers
-`{"pid": N}` at once and `{"exit": rc, "cpu": seconds}` when that child has been reaped.
+`{"pid": N}` (sent by the child itself, before it does anything else) and `{"exit": rc, "cpu": seconds}`
+when that child has been reaped.
 
 It runs under the runner's uid (root in the container, with the few capabilities the runner keeps) and is
 non-dumpable: an attempt's process (another uid, no capabilities) can neither signal, trace nor open it.
@@ -72,32 +73,39 @@ def serve(sock):
             sock.send(b"pong")
             continue
         cmd = json.loads(msg)
-        go_r, go_w = os.pipe()  # the child waits until its pid is reported: it cannot race the report
+        if "env" in cmd:  # here, before the fork (the child inherits it): between tests only HOME and TMPDIR change
+            _set_environ(cmd["env"])
+        # As little as possible runs here between the fork and the wait: after a fork every page this
+        # process writes costs a copy-on-write fault. The child reports its own pid (first thing, still
+        # trusted code), so the report always precedes the exit message sent below.
         pid = os.fork()
         if pid == 0:
-            os.close(go_w)
-            os.read(go_r, 1)
-            os.close(go_r)
             _child(cmd, fds, sock)
-        os.close(go_r)
         for fd in fds:
             os.close(fd)
-        sock.send(json.dumps({"pid": pid}).encode())
-        os.write(go_w, b"x")
-        os.close(go_w)
         try:
             _, st, ru = os.wait4(pid, 0)
             rc = -os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
             cpu = ru.ru_utime + ru.ru_stime
         except ChildProcessError:
             rc, cpu = -9, None
-        sock.send(json.dumps({"exit": rc, "cpu": cpu}).encode())
+        sock.send(b'{"exit": %d, "cpu": %s}' % (rc, b"null" if cpu is None else repr(cpu).encode()))
+
+
+def _set_environ(env):
+    """Make os.environ (and the C environment) exactly `env`, changing only what differs."""
+    for k in [k for k in os.environ if k not in env]:
+        del os.environ[k]
+    for k, v in env.items():
+        if os.environ.get(k) != v:
+            os.environ[k] = v
 
 
 def _child(cmd, fds, sock):
     """In the forked child: never returns."""
     code = 1
     try:
+        sock.send(b'{"pid": %d}' % os.getpid())
         sock.close()
         if cmd["op"] == "clean":
             privdrop.drop_privileges(cmd.get("uid"))
@@ -121,17 +129,19 @@ def _attempt(cmd, fds):
         os.dup2(fd, i)
     os.closerange(5, 1 << 16)
     os.chdir(cmd["cwd"])
-    try:
-        with open("/proc/self/oom_score_adj", "w") as f:  # the OOM killer takes the attempt, never the runner
-            f.write("1000")
+    try:  # the OOM killer takes the attempt, never the runner
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, b"1000")
+        finally:
+            os.close(fd)
     except OSError:
         pass
     for name, val in cmd["rlimits"]:
         resource.setrlimit(getattr(resource, name), (val, val))
     privdrop.drop_privileges(cmd.get("uid"), dumpable=True)
     resource.setrlimit(resource.RLIMIT_NPROC, (cmd["nproc"], cmd["nproc"]))
-    os.environ.clear()
-    os.environ.update(cmd["env"])
+    # os.environ is cmd["env"] already: the server set it before the fork (_set_environ)
     out = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8")
     err = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
                            errors="backslashreplace", line_buffering=True)

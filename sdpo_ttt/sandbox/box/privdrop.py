@@ -29,13 +29,23 @@ class PrivilegeError(Exception):
 
 def capabilities():
     """(CapPrm, CapEff, CapAmb) of this process, as ints."""
-    caps = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("CapPrm", "CapEff", "CapAmb"):
-                caps[k] = int(v.strip(), 16)
-    return caps.get("CapPrm", 0), caps.get("CapEff", 0), caps.get("CapAmb", 0)
+    fd = os.open("/proc/self/status", os.O_RDONLY)
+    try:
+        data = b""
+        while True:  # os-level reads: this runs in every attempt process, before its code
+            chunk = os.read(fd, 8192)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    out = []
+    for key in (b"\nCapPrm:", b"\nCapEff:", b"\nCapAmb:"):
+        k = data.find(key)
+        if k < 0:
+            raise PrivilegeError("cannot read %s from /proc/self/status" % key.decode().strip())
+        out.append(int(data[k + len(key):].split(None, 1)[0], 16))
+    return tuple(out)
 
 
 def drop_privileges(uid, dumpable=False):

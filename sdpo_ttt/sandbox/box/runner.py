@@ -24,7 +24,6 @@ import os
 import selectors
 import signal
 import socket
-import tempfile
 import time
 
 from . import cleanup, forkserver, tester, wire
@@ -66,10 +65,15 @@ class Zygote(object):
         try:
             self.sock.settimeout(15.0)
             socket.send_fds(self.sock, [json.dumps(cmd).encode()], fds)
-            return int(json.loads(self.sock.recv(1 << 16).decode())["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
+            reply = json.loads(self.sock.recv(1 << 16).decode())
+        except (OSError, ValueError):
             self.broken = True
             return None
+        if type(reply) is dict and type(reply.get("pid")) is int:
+            return reply["pid"]
+        if type(reply) is not dict or "exit" not in reply:  # an exit first: the child died before its report
+            self.broken = True
+        return None
 
     def exit_message(self, block):
         """(rc, cpu seconds) once the child was reaped, None if not yet; (-9, None) if the server is gone."""
@@ -194,7 +198,7 @@ class Proc(object):
             if now >= next_scan:
                 next_scan = now + SCAN_EVERY_S
                 reaped_cpu += cleanup.reap(keep)
-                live = sum(p[4] + p[5] for p in cleanup.attempt_procs(cleanup.scan(), self.uid, keep))
+                live = sum(p[4] + p[5] for p in cleanup.live_attempt_procs(self.uid, keep))
                 if reaped_cpu + live + (main_cpu or 0.0) > self.time_s:
                     self.killed_cpu = True
                     break
@@ -316,8 +320,11 @@ def _test_dir(req, scratch, i):
     test_dir = os.path.join(scratch, "t%d" % i)
     os.mkdir(test_dir, 0o700)
     path = os.path.join(test_dir, "solution.py")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(req["code"])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        _write_all(fd, req["code"].encode("utf-8"))
+    finally:
+        os.close(fd)
     uid = req.get("child_uid")
     if uid is not None:
         os.chown(test_dir, uid, uid)
@@ -325,13 +332,33 @@ def _test_dir(req, scratch, i):
     return test_dir
 
 
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _unlinked_file(scratch, data):
-    """A read-only fd on a file that no longer has a name (nothing can delete or swap it)."""
+    """A read-only fd on a file without a name that nobody can give it one (nothing can delete, swap or link
+    it): O_TMPFILE | O_EXCL, reopened read-only through /proc/self/fd; where the file system has no
+    O_TMPFILE, a named temporary file unlinked at once."""
+    try:
+        fd = os.open(scratch, os.O_TMPFILE | os.O_EXCL | os.O_WRONLY, 0o600)
+    except (OSError, AttributeError):
+        return _unlinked_named(scratch, data)
+    try:
+        _write_all(fd, data)
+        return os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
+    finally:
+        os.close(fd)
+
+
+def _unlinked_named(scratch, data):
+    import tempfile  # not at the top: the fork server (forked from us) would carry `random` and its at-fork reseed
+
     fd, path = tempfile.mkstemp(dir=scratch)
     try:
-        wire_view = memoryview(data)
-        while wire_view:
-            wire_view = wire_view[os.write(fd, wire_view):]
+        _write_all(fd, data)
         ro = os.open(path, os.O_RDONLY)
     finally:
         os.close(fd)
@@ -664,7 +691,8 @@ def _clean_after(req, session, keep, ipc_before):
         for u in (uid, req.get("tester_uid")):
             if u is not None:
                 cleanup.remove_uid_files(u)
-        session.zygote.run_clean(uid)
+        if cleanup.ipc_left(uid):  # forking the cleaner costs more than looking: only when there is something
+            session.zygote.run_clean(uid)
     else:  # our own uid: only the IPC objects created while the attempt ran
         new = [[k, i] for (k, i), cuid in cleanup.ipc_objects().items()
                if (k, i) not in ipc_before and cuid == os.getuid()]
@@ -692,7 +720,7 @@ def run(req, emit, session):
     if req.get("child_uid") is None:  # RLIMIT_NPROC counts every process of our uid: allow ours + N
         req["nproc"] = _own_procs() + int(req.get("nproc", 64))
     req.setdefault("nproc", 64)
-    ipc_before = set(cleanup.ipc_objects())
+    ipc_before = set(cleanup.ipc_objects()) if req.get("child_uid") is None else set()
     compile_error = ""
     tle = 0
     tle_budget = req.get("tle_budget")
@@ -748,21 +776,33 @@ def run(req, emit, session):
 
 def _own_procs():
     me = os.getuid()
-    return sum(1 for p in cleanup.scan() if p[3] == me)
+    return len(cleanup.scan(me))
 
 
 # ------------------------------------------------------------------------------------------ the loop
 
 
 def _emitter(nonce, fd=1):
+    """emit(event) writes one event line; emit.flush() writes what was held back. Test events are held back
+    until the closing event when `emit.hold` is set (the attempt cannot reach the runner, so nothing can cut
+    the stream between them): one write per attempt instead of one per test."""
+    held = []
+
     def emit(obj):
         if "outcome" in obj:
             obj = dict(obj, event="test")
-        wire_line = (nonce + " " + json.dumps(obj) + "\n").encode("utf-8")
-        view = memoryview(wire_line)
-        while view:
-            view = view[os.write(fd, view):]
+        held.append((nonce + " " + json.dumps(obj) + "\n").encode("utf-8"))
+        if not emit.hold or obj.get("event") != "test":
+            flush()
 
+    def flush():
+        if held:
+            data = b"".join(held)
+            del held[:]
+            _write_all(fd, data)
+
+    emit.hold = False
+    emit.flush = flush
     return emit
 
 
@@ -777,6 +817,7 @@ def judge(req, session):
     req.setdefault("output_limit", 8 * MB)
     emit = _emitter(str(req.get("nonce", "")))
     emit({"event": "start"})
+    emit.hold = req.get("child_uid") is not None
     try:
         cerr = run(req, emit, session)
         emit({"event": "done", "compile_error": cerr,
