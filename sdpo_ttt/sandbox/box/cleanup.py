@@ -13,7 +13,6 @@
 
 import ctypes
 import os
-import shutil
 import signal
 import stat
 import time
@@ -162,6 +161,8 @@ def _remove(p):
                 os.chmod(p, 0o700)
             except OSError:
                 pass
+            import shutil  # here, not at the top: the fork server would map bz2 and lzma into every attempt process
+
             shutil.rmtree(p, ignore_errors=True)
         else:
             os.unlink(p)
