@@ -6,19 +6,25 @@ feedback f. When f is empty, cut off, or unreadable for the model, SDPO is sampl
 asks this module once, after the first `window` update steps, and shows the warning (if any) once and logs it
 in metrics.jsonl.
 
-Why not the sign of the teacher–student log-prob gap. The attempts y are sampled from the student at the
-temperature the loss uses, so at each position
-    E_{y_t ~ π_s}[log π_t(y_t) − log π_s(y_t)] = −KL(π_s ‖ π_t) ≤ 0,
-with equality only when the teacher equals the student. The mean gap is ≤ 0 in expectation for ANY teacher
-that differs from the student, useful or not — and a teacher that read "wrong answer on test 3" well SHOULD
-find the failed attempt less likely. Measured (runs/feedback-learning, 8 problems, 0.5B): the first update's
-gap was −0.017..+0.007 nats/token while the divergence was 0.03–0.13: noise around a non-positive mean.
+Why not the sign of the teacher–student log-prob gap. It is no measure of the teacher's quality either way:
+  - If the teacher's context did not depend on the attempt y, then, y being sampled from the student at the
+    temperature the loss uses, E_{y_t ~ π_s}[log π_t(y_t) − log π_s(y_t)] = −KL(π_s ‖ π_t) ≤ 0 at every position:
+    ≤ 0 for ANY teacher that differs from the student, useful or not (and a teacher that read "wrong answer on
+    test 3" well SHOULD find the failed attempt less likely). The old rule "mean gap ≤ 0" fired by construction.
+  - But the teacher's context does depend on y: the feedback quotes the attempt (the traceback's source lines,
+    its output), so the teacher can score y's tokens above the student by copying them from its context, which
+    is not understanding (and the update sees only failed attempts, a selected sample of π_s). Measured
+    (2026-12-01, sum-two-ints, failed attempts only): 0.5B gap₀ +0.002 with divergence 0.13;
+    Qwen2.5-Coder-1.5B gap +0.21 and +0.14 with divergence 0.21 and 0.17, while its teacher wrote no better
+    programs than its base (benchmarks/feedback_learning.py, README).
 
 What does separate a teacher that uses the feedback: the verifier score, the only ground truth the
 feedback-only regime has. A teacher that reads the feedback finds the better-scored attempts relatively
-likelier: per attempt i, gap_i = mean_t (log π_t(y_t) − log π_s(y_t)) rises with score_i. The −KL offset is
-common to all attempts and drops out of a correlation. `sdpo/gap_score_corr` (sdpo/stats.py) is Spearman's
-rank correlation of gap_i with score_i over a step's attempts, logged only when their scores differ.
+likelier: per attempt i, gap_i = mean_t (log π_t(y_t) − log π_s(y_t)) rises with score_i. An offset common to
+all attempts (the −KL above) drops out of a correlation. `sdpo/gap_score_corr` (sdpo/stats.py) is Spearman's
+rank correlation of gap_i with score_i over a step's attempts, logged only when their scores differ. It is a
+heuristic with a known confound: copying raises gap_i most where the feedback quotes most of the attempt (a
+traceback, typically a low score), which pulls the correlation down for a teacher that copies.
 
 Signals, from each step's metrics (sdpo/update.py, loop.py):
   sdpo/gap_score_corr               rank correlation of per-attempt gap and verifier score; mean ≤ 0 over the
