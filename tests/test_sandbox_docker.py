@@ -233,6 +233,30 @@ def test_every_test_process_gets_exactly_its_environment(sb) -> None:
         assert v.passed, [(t.outcome, t.got, t.stderr_tail[-300:]) for t in v.tests]
 
 
+STDIO_PROBE = textwrap.dedent('''
+    import os, sys
+    # each test process gets new sys.stdin/stdout/stderr (inherited from the fork server, never used there):
+    # what an earlier test left in their buffers or learnt about their fds is not here
+    state = (sys.stdin.seekable(), sys.stdin.tell(), sys.stdout.seekable(), sys.stderr.seekable(),
+             sys.stdout.fileno(), sys.stderr.line_buffering, sys.stdout.encoding, sys.stdin.buffer.raw.tell())
+    line = sys.stdin.readline()
+    sys.stdout.write("%s %r\\n" % (line.strip(), state))
+    if line.strip() == "first":
+        sys.stdout.flush()
+        sys.stdout.write("LEFT IN THE BUFFER")
+        sys.stdin.readline()  # a half-read stdin
+        os._exit(0)  # without flushing
+''')
+
+
+def test_every_test_process_gets_new_stdio(sb) -> None:
+    state = "(True, 0, False, False, 1, True, 'utf-8', 0)"
+    p = stdio_problem([("first\nsecond line\n", f"first {state}\n"), ("second\n", f"second {state}\n")],
+                      mode="exact")
+    v = sb.judge(p, STDIO_PROBE)
+    assert v.passed, [(t.outcome, t.got, t.stderr_tail[-300:]) for t in v.tests]
+
+
 TAMPER = {
     # what a same-uid attempt could do to a persistent runner / fork server without ptrace rights; under its
     # own uid every one of them is refused (EPERM)

@@ -59,6 +59,7 @@ def serve(sock):
     site.main()
     import gc
 
+    stdio = _stdio_prototypes()
     gc.freeze()  # what every child inherits is never scanned by their GC: fewer copy-on-write page faults
     while True:
         try:
@@ -80,7 +81,7 @@ def serve(sock):
         # trusted code), so the report always precedes the exit message sent below.
         pid = os.fork()
         if pid == 0:
-            _child(cmd, fds, sock)
+            _child(cmd, fds, sock, stdio)
         for fd in fds:
             os.close(fd)
         try:
@@ -101,7 +102,7 @@ def _set_environ(env):
             os.environ[k] = v
 
 
-def _child(cmd, fds, sock):
+def _child(cmd, fds, sock, stdio):
     """In the forked child: never returns."""
     code = 1
     try:
@@ -112,14 +113,37 @@ def _child(cmd, fds, sock):
             cleanup.remove_own_ipc(cmd.get("ids"))
             code = 0
         else:
-            code = _attempt(cmd, fds)
+            code = _attempt(cmd, fds, stdio)
     except BaseException:  # noqa - the child must reach os._exit whatever happened
         code = 1
     finally:
         os._exit(code & 0xFF)
 
 
-def _attempt(cmd, fds):
+def _stdio_prototypes():
+    """The attempt's sys.stdin, sys.stdout and sys.stderr, built once here and never used here: each child
+    inherits them new instead of building three text wrappers itself (codec look-ups and buffers: about 30
+    copy-on-write page faults per test). Built over fds of the kinds the child's fds 0-2 are (stdin: /dev/null,
+    seekable at offset 0 like the child's input file or /dev/null; stdout and stderr: a pipe), so what the
+    wrappers learn about their fd when built (seekable, position) holds in the child."""
+    r, w = os.pipe()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(w, 1)
+        os.dup2(w, 2)
+        stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+        out = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8")
+        err = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
+                               errors="backslashreplace", line_buffering=True)
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [r, w]:
+            os.close(fd)
+    return stdin, out, err
+
+
+def _attempt(cmd, fds, stdio):
     """Set up the attempt's process (run as root until the drop), then run the harness."""
     os.setsid()
     # fds: stdin, stdout, stderr, then the call channel (becomes fd 3) and the reply channel (fd 4); moved
@@ -142,10 +166,8 @@ def _attempt(cmd, fds):
     privdrop.drop_privileges(cmd.get("uid"), dumpable=True)
     resource.setrlimit(resource.RLIMIT_NPROC, (cmd["nproc"], cmd["nproc"]))
     # os.environ is cmd["env"] already: the server set it before the fork (_set_environ)
-    out = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8")
-    err = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8",
-                           errors="backslashreplace", line_buffering=True)
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+    stdin, out, err = stdio  # fresh: built by the server (over fds of these kinds) and never used
+    sys.stdin = sys.__stdin__ = stdin
     sys.stdout = sys.__stdout__ = out
     sys.stderr = sys.__stderr__ = err
     sys.argv = ["solution.py"]
