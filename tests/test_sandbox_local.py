@@ -185,3 +185,20 @@ def test_as_root_files_in_world_writable_dirs_do_not_survive(sb) -> None:
         assert not [n for n in os.listdir("/tmp") if n.startswith("sdpo-ttt-left-")]
     finally:
         os.rmdir(shared)
+
+
+@pytest.mark.parametrize("o_tmpfile", [True, False], ids=["O_TMPFILE", "named-then-unlinked"])
+def test_a_tests_stdin_is_a_read_only_file_without_a_name(tmp_path, monkeypatch, o_tmpfile) -> None:
+    from sdpo_ttt.sandbox.box import runner
+
+    if not o_tmpfile:
+        monkeypatch.delattr(os, "O_TMPFILE")  # a file system or platform without it: the fallback
+    fd = runner._unlinked_file(str(tmp_path), b"1 2\n" * 5000)
+    try:
+        assert os.listdir(tmp_path) == []
+        assert os.read(fd, 1 << 20) == b"1 2\n" * 5000
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.write(fd, b"x")
+        assert os.fstat(fd).st_nlink == 0 and os.fstat(fd).st_mode & 0o777 == 0o600
+    finally:
+        os.close(fd)

@@ -348,9 +348,13 @@ def _unlinked_file(scratch, data):
         return _unlinked_named(scratch, data)
     try:
         _write_all(fd, data)
-        return os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
+        try:
+            return os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
+        except OSError:  # no /proc to reopen it through
+            pass
     finally:
         os.close(fd)
+    return _unlinked_named(scratch, data)
 
 
 def _unlinked_named(scratch, data):
