@@ -400,8 +400,9 @@ def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
                   f"context beat the base model (teacher − base score > 0) on {n_teacher_better}/{p}; most base attempts were "
                   f"cut off at {results.settings.max_new_tokens} tokens on {n_thin}/{p}.", ""]
     lines.append("Δ = after − base on the same sampling seeds (pp: percentage points); CIs: 90% bootstrap over problems, "
-                 "then samples; gap₀: teacher − student log-prob on the first update's attempts (nats/token; ≤ 0 in "
-                 "expectation for any teacher, since the attempts are the student's samples: −KL(π_s‖π_t)); corr₀: the "
+                 "then samples; gap₀: teacher − student log-prob on the first update's attempts (nats/token; its sign is "
+                 "no test of the teacher: −KL(π_s‖π_t) ≤ 0 if the teacher's context did not depend on the attempt, "
+                 "but the feedback quotes it, so copying can make it > 0; sdpo_ttt/signal_check.py); corr₀: the "
                  "first update's rank correlation of each attempt's gap with its score (> 0: the teacher prefers the "
                  "better-scored attempts; '-': their scores all tied).")
     return "\n".join(lines)
