@@ -301,13 +301,15 @@ SYSV = _code('''
 
 
 def test_sysv_ipc_and_pinned_memory_do_not_survive(sb) -> None:
-    p = stdio_problem([("write\n", "nothing\n")], memory_mb=512)
+    # time limits of 5 s: touching 300-600 MB can take over 1 s of CPU on a loaded 2-core machine, and this test is
+    # about memory, not time (it failed 2 of ~8 runs under load with the default 1 s)
+    p = stdio_problem([("write\n", "nothing\n")], memory_mb=512, time_s=5.0)
     judge_then_reference(sb, p, SYSV, {"wrong_answer"}, "print('nothing')\n")
-    reader = stdio_problem([("read\n", "clean\n")], memory_mb=512)
+    reader = stdio_problem([("read\n", "clean\n")], memory_mb=512, time_s=5.0)
     v = sb.judge(reader, SYSV)
     assert v.passed, _details(v)
     # the 300 MB it pinned are free again: an attempt that needs most of the container's memory passes
-    big = stdio_problem([("", "ok\n")], memory_mb=700)
+    big = stdio_problem([("", "ok\n")], memory_mb=700, time_s=5.0)
     v = sb.judge(big, "x = bytearray(600 * 1024 * 1024)\nprint('ok')\n")
     assert v.passed, _details(v)
 
