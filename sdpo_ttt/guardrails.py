@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sdpo_ttt.config import OptimConfig
+
+DEFAULT_LR: float = OptimConfig.model_fields["lr"].default
+
 # LoRA fine-tuning learning rates in practice (the paper's 1e-6 is for full fine-tuning): outside LR_SANE by more
 # than this factor, a warning.
 LR_SANE = (1e-6, 1e-3)
@@ -28,7 +32,7 @@ def lr_warning(lr: float, learns: bool = True) -> str | None:
     low, high = LR_SANE
     if lr > high * LR_FACTOR:
         return (f"warning: --lr {lr:g} is far above the rates LoRA fine-tuning uses ({low:g} to {high:g}): updates this large "
-                "usually turn every later attempt into gibberish; try --lr 1e-4")
+                f"usually turn every later attempt into gibberish; try the default --lr {DEFAULT_LR:g}")
     if lr < low / LR_FACTOR:
         return f"warning: --lr {lr:g} is far below the rates LoRA fine-tuning uses ({low:g} to {high:g}): the updates will change almost nothing"
     return None
