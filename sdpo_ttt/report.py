@@ -48,6 +48,7 @@ from sdpo_ttt.metrics import (
 STRATEGY_ORDER = tuple(STRATEGIES)
 COLORS = {s.name: s.color for s in STRATEGIES.values()}
 LINESTYLES = {s.name: s.linestyle for s in STRATEGIES.values()}
+OTHER_COLORS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # names outside the registry
 ALL = "all"  # problem id of the mean over problems
 
 
@@ -573,6 +574,15 @@ def _subtitle(analysis: Analysis) -> str:
     return " · ".join(parts)
 
 
+def strategy_color(strategies: Sequence[str], name: str) -> str:
+    """The registry's colour of a strategy; a name outside it (run folders relabelled by hand, e.g. 'sdpo-lr1e-5')
+    gets the next of OTHER_COLORS in the order of `strategies`, the same in every plot and legend of one report."""
+    if name in COLORS:
+        return COLORS[name]
+    others = [s for s in strategies if s not in COLORS]
+    return OTHER_COLORS[others.index(name) % len(OTHER_COLORS)] if name in others else OTHER_COLORS[0]
+
+
 def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool = False) -> None:
     import matplotlib.ticker as mticker
 
@@ -583,7 +593,7 @@ def _draw(ax, analysis: Analysis, problem_id: str, *, legend: bool, small: bool 
         if g is None:
             continue
         k = np.arange(1, g.horizon + 1) * g.unit
-        color = COLORS.get(s)
+        color = strategy_color(analysis.strategies, s)
         ax.fill_between(k, g.band.low, g.band.high, step="post", alpha=0.18, color=color, linewidth=0)
         label = s if problem_id == ALL else f"{s}: {g.estimator}"
         ax.step(k, g.band.estimate, where="post", color=color, linewidth=1.4 if small else 2.0, label=label,
@@ -677,7 +687,7 @@ def plot_problems(analysis: Analysis) -> bytes:
             ax.set_ylabel("discovery@k")
         if i // cols == rows - 1 or i + cols >= len(ids):
             ax.set_xlabel(X_LABELS[x_axis(analysis)] + " (log)")
-    handles = [plt.Line2D([], [], color=COLORS.get(s), linewidth=2, linestyle=LINESTYLES.get(s, "-"), label=s)
+    handles = [plt.Line2D([], [], color=strategy_color(analysis.strategies, s), linewidth=2, linestyle=LINESTYLES.get(s, "-"), label=s)
                for s in analysis.strategies]
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.95), frameon=False)

@@ -165,3 +165,13 @@ def test_no_runs_is_a_user_error(tmp_path: Path) -> None:
         collect_runs(tmp_path)
     with pytest.raises(UserError, match="missing: no such folder"):
         collect_runs(tmp_path / "missing")
+
+
+def test_strategies_outside_the_registry_get_distinct_colours_in_plots_and_legend() -> None:
+    from sdpo_ttt.report import COLORS, strategy_color
+
+    names = ["multi-turn", "best-of-k", "sdpo-lr1e-4", "sdpo-lr1e-5"]
+    colours = [strategy_color(names, s) for s in names]
+    assert colours[:2] == [COLORS["multi-turn"], COLORS["best-of-k"]]
+    assert len(set(colours)) == 4  # relabelled folders never share a colour (they did: matplotlib's cycle vs a blue legend)
+    assert strategy_color(names, "sdpo-lr1e-5") == strategy_color(list(reversed(names)), "sdpo-lr1e-4")  # by order
