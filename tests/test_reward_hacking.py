@@ -330,6 +330,41 @@ def test_small_sysv_ipc_objects_are_removed_in_the_same_container(sb) -> None:
     assert w.container.id == container and w.session is session
 
 
+SYSV_GIVEN_AWAY = _code('''
+    import ctypes, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    IPC_CREAT, IPC_SET, IPC_STAT = 0o1000, 1, 2
+    if sys.stdin.readline().strip() == "write":
+        shm = libc.shmget(0x5d93, 64 * 1024, IPC_CREAT | 0o666)
+        addr = libc.shmat(shm, None, 0)
+        ctypes.memmove(addr, b"answers: 3 12", 13)
+        libc.shmdt(ctypes.c_void_p(addr))
+        ds = ctypes.create_string_buffer(256)  # struct shmid_ds; its ipc_perm starts with key, uid, gid, cuid
+        assert libc.shmctl(shm, IPC_STAT, ds) == 0
+        ctypes.c_uint32.from_buffer(ds, 4).value = 65534  # hand the segment to another uid (the owner may)
+        ok = libc.shmctl(shm, IPC_SET, ds) == 0 and libc.shmctl(shm, IPC_STAT, ds) == 0
+        print("given" if ok and ctypes.c_uint32.from_buffer(ds, 4).value == 65534 else "not given")
+    else:
+        shm = libc.shmget(0x5d93, 0, 0)
+        print("clean" if shm < 0 else "left")
+''')
+
+
+def test_a_sysv_segment_given_to_another_uid_is_still_removed(sb) -> None:
+    # the lead's own attack: hide a segment from a clean-up that looks at the OWNER by giving it away (IPC_SET
+    # uid); the creator (cuid) cannot be changed, and the clean-up goes by the creator
+    w = sb._workers[0]
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed
+    container = w.container.id
+    v = sb.judge(stdio_problem([("write\n", "given\n")]), SYSV_GIVEN_AWAY)
+    assert v.passed, _details(v)  # the segment was created and given away: the attack did run
+    v = sb.judge(stdio_problem([("read\n", "clean\n")]), SYSV_GIVEN_AWAY)
+    assert v.passed, _details(v)
+    assert w.container.id == container  # removed by the runner's clean-up, not by replacing the container
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed
+
+
 def test_a_container_whose_memory_is_not_back_to_baseline_is_replaced() -> None:
     require_docker()
     from sdpo_ttt.sandbox.docker_backend import DockerSandbox
