@@ -12,4 +12,5 @@ modules' source text (`sdpo_ttt.sandbox.protocol.bundle`) and `boot.py` installs
     wire       framing and the value encoding spoken across the attempt boundary, with strict validation
     compare    output comparison (never raises, never uses the attempt's objects)
     cleanup    after every attempt: processes, files, SysV / POSIX IPC objects, memory
+    osio       whole-file reads, whole-buffer writes and /proc status fields with os-level calls
 """

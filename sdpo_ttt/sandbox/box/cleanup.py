@@ -17,6 +17,8 @@ import signal
 import stat
 import time
 
+from . import osio
+
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
 _TICK = float(os.sysconf("SC_CLK_TCK"))
 IPC_RMID = 0
@@ -34,33 +36,16 @@ def scan(uid=None, skip=()):
         if not d.isdigit() or int(d) in skip:
             continue
         try:
-            status = _read("/proc/%s/status" % d)
-            real_uid = _field(status, b"\nUid:")
+            status = osio.read_file("/proc/%s/status" % d)
+            real_uid = osio.status_field(status, b"\nUid:")
             if real_uid is None or (uid is not None and real_uid != uid):
                 continue
-            rest = _read("/proc/%s/stat" % d).rsplit(b")", 1)[1].split()
+            rest = osio.read_file("/proc/%s/stat" % d).rsplit(b")", 1)[1].split()
             out.append((int(d), int(rest[1]), rest[0].decode(), real_uid, (int(rest[11]) + int(rest[12])) / _TICK,
                         (int(rest[13]) + int(rest[14])) / _TICK))
         except (OSError, IndexError, ValueError):
             pass
     return out
-
-
-def _read(path, size=8192):
-    """The first `size` bytes of a small file (os-level: no buffered file objects, this runs very often)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, size)
-    finally:
-        os.close(fd)
-
-
-def _field(status, key):
-    """The first number after `key` (b"\\nUid:": the real uid) in a /proc/<pid>/status text, or None."""
-    k = status.find(key)
-    if k < 0:
-        return None
-    return int(status[k + len(key):].split(None, 1)[0])
 
 
 def descendants(procs, root):
@@ -210,22 +195,27 @@ def ipc_objects():
     return out
 
 
-def ipc_left(uid):
-    """Whether `uid` owns anything `remove_own_ipc` would remove: a SysV IPC object it created, a POSIX
-    message queue (read here, as the runner; the removal itself must run as that uid)."""
-    if uid in ipc_objects().values():
-        return True
+def own_mqueues(uid):
+    """Paths of the POSIX message queues `uid` owns (entries that vanish meanwhile are skipped)."""
     try:
         names = os.listdir("/dev/mqueue")
     except OSError:
-        return False
+        return []
+    out = []
     for name in names:
+        p = os.path.join("/dev/mqueue", name)
         try:
-            if os.lstat(os.path.join("/dev/mqueue", name)).st_uid == uid:
-                return True
+            if os.lstat(p).st_uid == uid:
+                out.append(p)
         except OSError:  # gone meanwhile
             pass
-    return False
+    return out
+
+
+def ipc_left(uid):
+    """Whether `uid` owns anything `remove_own_ipc` would remove: a SysV IPC object it created, a POSIX
+    message queue (read here, as the runner; the removal itself must run as that uid)."""
+    return uid in ipc_objects().values() or bool(own_mqueues(uid))
 
 
 def remove_own_ipc(only=None):
@@ -244,13 +234,11 @@ def remove_own_ipc(only=None):
         else:
             libc.semctl(ident, 0, IPC_RMID)
     if allowed is None:
-        try:
-            for name in os.listdir("/dev/mqueue"):
-                p = os.path.join("/dev/mqueue", name)
-                if os.lstat(p).st_uid == me:
-                    os.unlink(p)
-        except OSError:
-            pass
+        for p in own_mqueues(me):
+            try:
+                os.unlink(p)
+            except OSError:  # gone meanwhile
+                pass
 
 
 # ------------------------------------------------------------------------------------------ memory

@@ -8,11 +8,10 @@ on fd 4 is the attempt's word: whoever reads it validates it (wire.Malformed) an
 Nothing here is trusted and nothing here knows a test's expected value.
 """
 
-import os
 import sys
 import traceback
 
-from . import wire
+from . import osio, wire
 
 CALL_FD, REPLY_FD = 3, 4
 MAX_CALL_BYTES = 256 * 1024 * 1024
@@ -38,23 +37,10 @@ def _flush(*streams):
             pass
 
 
-def _read_all(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        parts = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return b"".join(parts)
-            parts.append(chunk)
-    finally:
-        os.close(fd)
-
-
 def main(kind, fname, out, err):
     """Returns the process exit code."""
     try:
-        src = _read_all("solution.py")
+        src = osio.read_file("solution.py")
         code = compile(src, "solution.py", "exec")
     except BaseException as e:  # noqa
         _send({"load": "compile_error", "error": "".join(traceback.format_exception_only(type(e), e))[-8000:]})

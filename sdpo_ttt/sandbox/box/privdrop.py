@@ -10,6 +10,8 @@ capability (no SECBIT_KEEP_CAPS is set anywhere), which is then checked from /pr
 import ctypes
 import os
 
+from . import osio
+
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 
@@ -29,22 +31,13 @@ class PrivilegeError(Exception):
 
 def capabilities():
     """(CapPrm, CapEff, CapAmb) of this process, as ints."""
-    fd = os.open("/proc/self/status", os.O_RDONLY)
-    try:
-        data = b""
-        while True:  # os-level reads: this runs in every attempt process, before its code
-            chunk = os.read(fd, 8192)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(fd)
+    status = osio.read_file("/proc/self/status")  # os-level: this runs in every attempt process, before its code
     out = []
     for key in (b"\nCapPrm:", b"\nCapEff:", b"\nCapAmb:"):
-        k = data.find(key)
-        if k < 0:
+        value = osio.status_field(status, key, 16)
+        if value is None:
             raise PrivilegeError("cannot read %s from /proc/self/status" % key.decode().strip())
-        out.append(int(data[k + len(key):].split(None, 1)[0], 16))
+        out.append(value)
     return tuple(out)
 
 

@@ -26,7 +26,7 @@ import signal
 import socket
 import time
 
-from . import cleanup, forkserver, tester, wire
+from . import cleanup, forkserver, osio, tester, wire
 from .compare import NotJson, compare_text, compare_values, json_view, short, show, trunc
 
 STDERR_KEEP = 4000
@@ -322,7 +322,7 @@ def _test_dir(req, scratch, i):
     path = os.path.join(test_dir, "solution.py")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
-        _write_all(fd, req["code"].encode("utf-8"))
+        osio.write_all(fd, req["code"].encode("utf-8"))
     finally:
         os.close(fd)
     uid = req.get("child_uid")
@@ -330,12 +330,6 @@ def _test_dir(req, scratch, i):
         os.chown(test_dir, uid, uid)
         os.chown(path, uid, uid)
     return test_dir
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _unlinked_file(scratch, data):
@@ -347,7 +341,7 @@ def _unlinked_file(scratch, data):
     except (OSError, AttributeError):
         return _unlinked_named(scratch, data)
     try:
-        _write_all(fd, data)
+        osio.write_all(fd, data)
         try:
             return os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
         except OSError:  # no /proc to reopen it through
@@ -362,7 +356,7 @@ def _unlinked_named(scratch, data):
 
     fd, path = tempfile.mkstemp(dir=scratch)
     try:
-        _write_all(fd, data)
+        osio.write_all(fd, data)
         ro = os.open(path, os.O_RDONLY)
     finally:
         os.close(fd)
@@ -803,7 +797,7 @@ def _emitter(nonce, fd=1):
         if held:
             data = b"".join(held)
             del held[:]
-            _write_all(fd, data)
+            osio.write_all(fd, data)
 
     emit.hold = False
     emit.flush = flush
