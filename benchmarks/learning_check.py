@@ -37,15 +37,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from sdpo_ttt.config import SolveConfig
-    from sdpo_ttt.loop import judge_batch, seed_everything
+    from sdpo_ttt.config.tree import SolveConfig
+    from sdpo_ttt.run.loop import judge_batch, seed_everything
     from sdpo_ttt.policy.extract import extract_code
     from sdpo_ttt.policy.model import Policy
-    from sdpo_ttt.problem import load_problem
+    from sdpo_ttt.problem.schema import load_problem
     from sdpo_ttt.sandbox import open_sandbox
     from sdpo_ttt.sdpo.chunked import sdpo_loss
-    from sdpo_ttt.sdpo.config import LossConfig
-    from sdpo_ttt.strategies import SDPO, Attempt
+    from sdpo_ttt.config.sdpo import LossConfig
+    from sdpo_ttt.run.strategies import SDPO, Attempt
 
     seed_everything(args.seed)
     cfg = SolveConfig(model=args.model, lr=args.lr, max_new_tokens=args.max_new_tokens, sandbox=args.sandbox, seed=args.seed)

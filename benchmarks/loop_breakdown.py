@@ -7,7 +7,7 @@ naive implementation is printed by benchmarks/loss_memory.py (run with --with-lo
     python benchmarks/loop_breakdown.py [--model qwen2.5-coder-0.5b] [--steps 2] [--batch-size 4] [--max-new-tokens 256]
 
 Defaults (B=4, <= 256 new tokens, 2 update steps + the first sample) take ~4-6 min on a quiet 2-core machine.
-torch threads: the product's default (sdpo_ttt/threads.py), or --threads N; the last line says how many cores
+torch threads: the product's default (sdpo_ttt/policy/threads.py), or --threads N; the last line says how many cores
 other processes kept busy during the run (figures on a shared machine are slower than alone).
 """
 
@@ -38,9 +38,9 @@ def main() -> None:
     ap.add_argument("--with-loss-memory", action="store_true", help="also run benchmarks/loss_memory.py")
     args = ap.parse_args()
 
-    from sdpo_ttt import threads
-    from sdpo_ttt.config import SolveConfig
-    from sdpo_ttt.solve import solve
+    from sdpo_ttt.policy import threads
+    from sdpo_ttt.config.tree import SolveConfig
+    from sdpo_ttt.run.solve import solve
 
     cfg = SolveConfig(
         model=args.model, budget=args.batch_size * (args.steps + 1), batch_size=args.batch_size,

@@ -25,7 +25,7 @@ def worker(a: argparse.Namespace) -> None:
     import torch
 
     from sdpo_ttt.sdpo.chunked import naive_sdpo_loss, sdpo_loss
-    from sdpo_ttt.sdpo.config import LossConfig
+    from sdpo_ttt.config.sdpo import LossConfig
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)

@@ -39,7 +39,7 @@ def extract_last(text: str) -> str | None:
 def sample_all(models: list[str], problems: list, n: int, max_new_tokens: int, batch: int, seed: int,
                save: Path | None = None) -> list[dict]:
     """Sample n attempts per (model, problem); rows are appended to `save` as each problem finishes."""
-    from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.config.policy import PolicyConfig
     from sdpo_ttt.policy.model import Policy
 
     rows: list[dict] = []
@@ -114,7 +114,7 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> None:
     from sdpo_ttt.policy.catalog import BUILTINS
-    from sdpo_ttt.problem import find_problem_files, load_problem
+    from sdpo_ttt.problem.schema import find_problem_files, load_problem
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=[n for n, b in BUILTINS.items() if not b.on_demand])  # optional ones by name

@@ -86,10 +86,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sdpo_ttt import threads
-    from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.policy import threads
+    from sdpo_ttt.config.policy import PolicyConfig
     from sdpo_ttt.policy.model import Policy
-    from sdpo_ttt.problem import load_problem
+    from sdpo_ttt.problem.schema import load_problem
 
     threads.configure(requested=a.threads or None)
     t0 = time.perf_counter()

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from sdpo_ttt.problem import Problem, parse_problem
+from sdpo_ttt.problem.schema import Problem, parse_problem
 from sdpo_ttt.sandbox import DEFAULT_IMAGE, protocol
 from sdpo_ttt.sandbox.docker_backend import RUNNER_CAPS, SCRATCH, DockerSandbox
 from sdpo_ttt.sandbox.local import LocalSandbox

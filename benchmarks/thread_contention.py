@@ -6,7 +6,7 @@
 Every row is one `Policy.sample` call (batch --batch of one shipped prompt, EOS disabled, decode tokens/s
 after the first token, so prefill and weight packing are left out) under a thread setting:
 - "1 thread" / "all N threads": fixed counts (all N = torch's own default: one thread per core);
-- "default": what sdpo_ttt.threads chooses in a fresh process (configure(): the free CPUs, measured over
+- "default": what sdpo_ttt.policy.threads chooses in a fresh process (configure(): the free CPUs, measured over
   0.2 s from /proc/stat minus this process), ignoring SDPO_TTT_THREADS/OMP_NUM_THREADS.
 with no extra load, then with --hogs busy-loop processes started by this script. Last, "adapting": one
 process that chose its count before the hogs started and re-decides before each call (threads.adapt()).
@@ -37,10 +37,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sdpo_ttt import threads
-    from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.policy import threads
+    from sdpo_ttt.config.policy import PolicyConfig
     from sdpo_ttt.policy.model import Policy
-    from sdpo_ttt.problem import load_problem
+    from sdpo_ttt.problem.schema import load_problem
 
     con = Console(width=150)
     cpus = threads.available_cpus()

@@ -3,7 +3,7 @@
 FakePolicy answers every sample call with the next texts of a script; FakeSandbox passes a program by a
 marker in its code (PASS_MARK, as `program` writes it) or by the order in which attempts reach it (`pass_at`),
 and can raise KeyboardInterrupt on a chosen call. Nothing here decides a test's outcome except through the
-real loop (sdpo_ttt/loop.py) and the real run directory (sdpo_ttt/runs.py). The tiny random model is loaded
+real loop (sdpo_ttt/run/loop.py) and the real run directory (sdpo_ttt/run/rundir.py). The tiny random model is loaded
 as a Policy with `tiny_config` + `load_policy`; `attempt` builds a judged attempt without sampling.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.policy.model import Completion
-from sdpo_ttt.problem import Problem
-from sdpo_ttt.verdict import Outcome, TestResult, Verdict
+from sdpo_ttt.problem.schema import Problem
+from sdpo_ttt.sandbox.verdict import Outcome, TestResult, Verdict
 
 PASS_MARK = "# passes"
 
@@ -145,7 +145,7 @@ class FakeSandbox:
 def attempt(index: int, *, step: int = 0, chain: int | None = None, feedback: str = "", passed: bool = False,
             code: str | None = "print(0)\n", prompt_ids: list[int] | None = None, completion_ids: list[int] | None = None):
     """A judged attempt as the loop hands it to a strategy (no model needed)."""
-    from sdpo_ttt.strategies import Attempt
+    from sdpo_ttt.run.strategies import Attempt
 
     comp = Completion(prompt_ids=prompt_ids or [1, 2, 3], completion_ids=completion_ids or [4, 5], text=code or "", finish_reason="eos")
     v = Verdict(passed=passed, score=1.0 if passed else 0.0, outcome=Outcome.passed if passed else Outcome.wrong_answer)

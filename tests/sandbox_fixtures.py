@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sdpo_ttt.problem import Problem, parse_problem
+from sdpo_ttt.problem.schema import Problem, parse_problem
 from sdpo_ttt.sandbox import DEFAULT_IMAGE
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from sdpo_ttt.config import SolveConfig
-from sdpo_ttt.loop import Summary
-from sdpo_ttt.problem import load_problem
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.config.tree import SolveConfig
+from sdpo_ttt.run.loop import Summary
+from sdpo_ttt.problem.schema import load_problem
+from sdpo_ttt.run.rundir import RunDir
 
 
 def open_run(problem_path: Path | None, cfg: SolveConfig | None, run_dir: Path | None,

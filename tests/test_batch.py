@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.batch import Manifest, grid_points, parse_grid, plan_batch, point_tag, run_batch
-from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.grid import Manifest, grid_points, parse_grid, plan_batch, point_tag, run_batch
+from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.run.rundir import RunDir
 from solve_stub import finish, open_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,7 +117,7 @@ class FakeSolve:
 
 def test_batch_records_failures_skips_and_retries(tmp_path: Path, monkeypatch) -> None:
     fake = FakeSolve()
-    monkeypatch.setattr("sdpo_ttt.solve.solve", fake)
+    monkeypatch.setattr("sdpo_ttt.run.solve.solve", fake)
     root, out = _problems(tmp_path), tmp_path / "out"
     plan = plan_batch([root], ["sdpo"], [0, 1], out, _base())
     events = []
@@ -152,7 +152,7 @@ def test_batch_records_failures_skips_and_retries(tmp_path: Path, monkeypatch) -
 
 
 def test_a_second_driver_on_the_same_out_is_refused(tmp_path: Path, monkeypatch) -> None:
-    from sdpo_ttt.batch import batch_lock
+    from sdpo_ttt.grid import batch_lock
 
     with batch_lock(tmp_path):
         with pytest.raises(UserError, match="another batch is running"):
@@ -242,7 +242,7 @@ def test_ray_executor_makes_the_same_run_dirs_as_local(tmp_path: Path, monkeypat
 
 # ---------------------------------------------------------------- threads: a job's share of the CPUs
 def test_a_job_runs_with_its_share_of_the_workers(tmp_path: Path, monkeypatch) -> None:
-    from sdpo_ttt.batch.job import execute_job
+    from sdpo_ttt.grid.job import execute_job
 
     seen: list[tuple[int, int | None]] = []
 
@@ -250,15 +250,15 @@ def test_a_job_runs_with_its_share_of_the_workers(tmp_path: Path, monkeypatch) -
         seen.append((workers, threads_hint))
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr("sdpo_ttt.solve.solve", fake_solve)
+    monkeypatch.setattr("sdpo_ttt.run.solve.solve", fake_solve)
     plan = plan_batch([PROBLEMS / "sum-two-ints"], ["sdpo"], [0], tmp_path / "out", _base())
     rec = execute_job(plan.jobs[0].cell, "new", 0, workers=3, threads_hint=2)
     assert seen == [(3, 2)] and rec["state"] == "failed" and rec["error"] == "RuntimeError: stop here"
 
 
 def test_solve_configures_threads_before_opening_anything(tmp_path: Path, monkeypatch) -> None:
-    from sdpo_ttt import threads
-    from sdpo_ttt.solve import solve
+    from sdpo_ttt.policy import threads
+    from sdpo_ttt.run.solve import solve
 
     calls: list[dict] = []
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.budgets import RunCosts, format_duration, parse_duration, stop_reason
-from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.run.budgets import RunCosts, format_duration, parse_duration, stop_reason
+from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.errors import ConfigError
-from sdpo_ttt.loop import run_discovery
-from sdpo_ttt.problem import load_problem
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.run.loop import run_discovery
+from sdpo_ttt.problem.schema import load_problem
+from sdpo_ttt.run.rundir import RunDir
 from tests.fakes import FakePolicy, FakeSandbox, program
 
 PROBLEM = Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json"
@@ -92,10 +92,10 @@ def test_token_budget_ends_the_run(tmp_path: Path) -> None:
 
 
 def test_time_budget_ends_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sdpo_ttt.loop
+    import sdpo_ttt.run.loop
 
     clock = Clock()
-    monkeypatch.setattr(sdpo_ttt.loop, "time", clock)
+    monkeypatch.setattr(sdpo_ttt.run.loop, "time", clock)
 
     class Slow(FakePolicy):
         def sample(self, prompts, **kw):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.calibrate import parse_range, select, wilson
+from sdpo_ttt.grid.calibrate import parse_range, select, wilson
 from sdpo_ttt.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent

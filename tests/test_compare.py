@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.compare import cell_state, parse_strategies, plan_grid, run_grid
-from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.grid.cells import cell_state, parse_strategies, plan_grid, run_grid
+from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.run.rundir import RunDir
 from solve_stub import finish, open_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,8 +102,8 @@ class SharedModel(str):
 def fake(monkeypatch) -> FakeSolve:
     f = FakeSolve({"sdpo": 2, "best-of-k": 3, "multi-turn": None})
     f.closed_after = []
-    monkeypatch.setattr("sdpo_ttt.solve.solve", f)
-    monkeypatch.setattr("sdpo_ttt.compare._load_policy", lambda cfg: SharedModel(f))
+    monkeypatch.setattr("sdpo_ttt.run.solve.solve", f)
+    monkeypatch.setattr("sdpo_ttt.grid.cells._load_policy", lambda cfg: SharedModel(f))
     return f
 
 

@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from sdpo_ttt.cli import app
-from sdpo_ttt.config import FLAT, SECTIONS, SolveConfig, build_config, field_default, read_config_file, resolve_config
+from sdpo_ttt.config.tree import FLAT, SECTIONS, SolveConfig, build_config, field_default, read_config_file, resolve_config
 from sdpo_ttt.errors import ConfigError
-from sdpo_ttt.policy.config import DEFAULT_MODEL, PolicyConfig
-from sdpo_ttt.sdpo.config import LossConfig
-from sdpo_ttt.strategies import STRATEGIES
+from sdpo_ttt.config.policy import DEFAULT_MODEL, PolicyConfig
+from sdpo_ttt.config.sdpo import LossConfig
+from sdpo_ttt.run.strategies import STRATEGIES
 
 REPO = Path(__file__).resolve().parent.parent
 PROBLEM = REPO / "problems" / "sum-two-ints" / "problem.json"
@@ -189,7 +189,7 @@ def test_flags_reach_the_config(tmp_path: Path, monkeypatch) -> None:
         seen["cfg"] = cfg
         raise SystemExit(0)
 
-    monkeypatch.setattr("sdpo_ttt.solve.solve", fake_solve)
+    monkeypatch.setattr("sdpo_ttt.run.solve.solve", fake_solve)
     r = CliRunner().invoke(app, ["solve", str(PROBLEM), "--lr", "3e-4", "--loss", "token", "--adv-clip", "2",
                                  "--lora-targets", "q_proj, v_proj", "--no-stop-on-success", "--sandbox", "local"])
     assert r.exit_code == 0, r.output

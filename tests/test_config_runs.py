@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.reprompt import multi_turn_user_turn, teacher_user_turn
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.sdpo.reprompt import multi_turn_user_turn, teacher_user_turn
+from sdpo_ttt.run.rundir import RunDir
 
 
 def test_teacher_reprompt_layout() -> None:

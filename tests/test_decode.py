@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.decode import Decoder, _warp, inverse_cdf
 from sdpo_ttt.policy.model import Policy
 

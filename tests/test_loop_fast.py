@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from sdpo_ttt import loop
-from sdpo_ttt.problem import load_problem
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.run import loop
+from sdpo_ttt.problem.schema import load_problem
+from sdpo_ttt.run.rundir import RunDir
 from tests.fakes import FakeSandbox, load_policy, tiny_config
 
 PROBLEM = load_problem(Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json")

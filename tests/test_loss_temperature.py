@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sdpo_ttt.sdpo.chunked import sdpo_loss
-from sdpo_ttt.sdpo.config import LossConfig
+from sdpo_ttt.config.sdpo import LossConfig
 
 
 def _batch(seed: int = 0):
@@ -49,7 +49,7 @@ def test_updater_distils_at_the_sampling_temperature(tiny_model_dir, tmp_path, t
     the chunked loss at τ on the same hidden states (and not the loss at τ = 1 when τ ≠ 1)."""
     from tests.fakes import load_policy, tiny_config
 
-    from sdpo_ttt.reprompt import Contexts
+    from sdpo_ttt.sdpo.reprompt import Contexts
     from sdpo_ttt.sdpo.microbatch import UpdateBatch
     from sdpo_ttt.sdpo.update import SDPOUpdater
 

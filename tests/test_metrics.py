@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sdpo_ttt.metrics import (
+from sdpo_ttt.report.estimators import (
     Interval,
     attempts_to_reach,
     attempts_to_reach_ci,

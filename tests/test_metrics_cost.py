@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sdpo_ttt.metrics import (
+from sdpo_ttt.report.estimators import (
     band_on_cost_grid,
     bootstrap_discovery_cdf_cost,
     bootstrap_pass_at_k,

@@ -10,10 +10,10 @@ import torch
 
 from sdpo_ttt.errors import ConfigError, ModelUnavailable
 from sdpo_ttt.policy import catalog as m
-from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.device import resolve_device, resolve_dtype
 from sdpo_ttt.policy.prompting import DEFAULT_SYSTEM_PROMPT, problem_messages, question_text
-from sdpo_ttt.problem import parse_problem
+from sdpo_ttt.problem.schema import parse_problem
 
 STDIO = parse_problem({"id": "add", "title": "Add", "statement": "Read a and b, print a+b.", "kind": "stdio",
                        "tests": [{"input": "1 2\n", "output": "3\n"}]})

@@ -11,7 +11,7 @@ import torch
 from sdpo_ttt.errors import ModelUnavailable
 from sdpo_ttt.policy import catalog as registry
 from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
-from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.config.policy import PolicyConfig
 
 pytestmark = pytest.mark.model
 

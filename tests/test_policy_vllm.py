@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from sdpo_ttt.errors import ConfigError, ModelUnavailable
-from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.vllm_backend import (
     VLLM_LORA_RANKS,
     AdapterPublisher,

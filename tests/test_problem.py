@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from sdpo_ttt.cli import app
 from sdpo_ttt.errors import ProblemFileError
-from sdpo_ttt.problem import Kind, load_problem, parse_problem, problem_errors
-from sdpo_ttt.validate import Role, Status, judge_check, validate_paths
-from sdpo_ttt.verdict import Outcome, TestResult, Verdict
+from sdpo_ttt.problem.schema import Kind, load_problem, parse_problem, problem_errors
+from sdpo_ttt.sandbox.validate import Role, Status, judge_check, validate_paths
+from sdpo_ttt.sandbox.verdict import Outcome, TestResult, Verdict
 
 runner = CliRunner()
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from sdpo_ttt.errors import ProblemFileError, UserError
-from sdpo_ttt.problem import field_fix, load_problem, parse_problem, problem_errors, resolve_problem_path, strip_comments
-from sdpo_ttt.problem_init import KINDS, init_problem, problem_id_for, template
-from sdpo_ttt.validate import validate_paths
+from sdpo_ttt.problem.schema import field_fix, load_problem, parse_problem, problem_errors, resolve_problem_path, strip_comments
+from sdpo_ttt.problem.init import KINDS, init_problem, problem_id_for, template
+from sdpo_ttt.sandbox.validate import validate_paths
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,8 +87,8 @@ def test_validate_messages_name_the_field_and_the_fix() -> None:
 
 
 def test_reference_failure_says_which_test_and_how_to_fix() -> None:
-    from sdpo_ttt.validate import Role, judge_check
-    from sdpo_ttt.verdict import Outcome, TestResult, Verdict
+    from sdpo_ttt.sandbox.validate import Role, judge_check
+    from sdpo_ttt.sandbox.verdict import Outcome, TestResult, Verdict
 
     tests = [TestResult(index=0, outcome=Outcome.passed), TestResult(index=1, outcome=Outcome.wrong_answer, detail="expected 6, got 5")]
     check = judge_check(Role.reference, Path("ok.py"), Verdict(passed=False, score=0.5, outcome=Outcome.wrong_answer, tests=tests))
@@ -100,7 +100,7 @@ def test_shipped_problems_by_name_from_any_folder(tmp_path: Path, monkeypatch: p
     monkeypatch.chdir(tmp_path)
     assert resolve_problem_path(Path("two-sum")) == REPO / "problems" / "two-sum" / "problem.json"
     assert load_problem("two-sum").id == "two-sum"
-    from sdpo_ttt.problem import find_problem_files
+    from sdpo_ttt.problem.schema import find_problem_files
 
     assert find_problem_files([Path("two-sum"), Path("fizzbuzz")]) == [REPO / "problems" / n / "problem.json" for n in ("two-sum", "fizzbuzz")]
     # the README's repository paths work from here too

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.loop import Summary
-from sdpo_ttt.problem import load_problem
-from sdpo_ttt.report import analyze, build_report, collect_runs, table
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.run.loop import Summary
+from sdpo_ttt.problem.schema import load_problem
+from sdpo_ttt.report.write import analyze, build_report, collect_runs, table
+from sdpo_ttt.run.rundir import RunDir
 
 BUDGET = 16
 SHIPPED = load_problem(Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json")
@@ -168,7 +168,7 @@ def test_no_runs_is_a_user_error(tmp_path: Path) -> None:
 
 
 def test_strategies_outside_the_registry_get_distinct_colours_in_plots_and_legend() -> None:
-    from sdpo_ttt.report import COLORS, strategy_color
+    from sdpo_ttt.report.write import COLORS, strategy_color
 
     names = ["multi-turn", "best-of-k", "sdpo-lr1e-4", "sdpo-lr1e-5"]
     colours = [strategy_color(names, s) for s in names]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sdpo_ttt.metrics import Interval
-from sdpo_ttt.report import (
+from sdpo_ttt.report.estimators import Interval
+from sdpo_ttt.report.write import (
     analyze,
     blocks,
     collect_runs,
@@ -70,7 +70,7 @@ def test_conclusion_says_inconclusive(mixed: Path) -> None:
 
 
 def test_conclusion_in_every_output(mixed: Path, tmp_path: Path) -> None:
-    from sdpo_ttt.report import build_report
+    from sdpo_ttt.report.write import build_report
 
     an, _ = build_report(mixed, tmp_path / "r", n_boot=100)
     line = conclusions(an)[0]
@@ -210,7 +210,7 @@ def test_discovery_against_tokens_and_seconds(costed: Path) -> None:
 def test_report_gives_the_ratio_on_every_axis(costed: Path, tmp_path: Path) -> None:
     import json
 
-    from sdpo_ttt.report import build_report
+    from sdpo_ttt.report.write import build_report
 
     an, _ = build_report(costed, tmp_path / "r", n_boot=100, x="seconds")
     [row] = an.meta["ratios_by_x"]

@@ -13,8 +13,8 @@ import textwrap
 import pytest
 
 from sandbox_fixtures import ADD_FUNC, ADD_STDIO, function_problem, require_docker, stdio_problem
-from sdpo_ttt.problem import parse_problem, script_tests
-from sdpo_ttt.verdict import Outcome, Verdict
+from sdpo_ttt.problem.schema import parse_problem, script_tests
+from sdpo_ttt.sandbox.verdict import Outcome, Verdict
 
 pytestmark = pytest.mark.docker
 

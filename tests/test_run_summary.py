@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.config import SolveConfig
-from sdpo_ttt.loop import run_discovery
-from sdpo_ttt.problem import load_problem
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.config.tree import SolveConfig
+from sdpo_ttt.run.loop import run_discovery
+from sdpo_ttt.problem.schema import load_problem
+from sdpo_ttt.run.rundir import RunDir
 from tests.fakes import FakePolicy, FakeSandbox, program
 
 PROBLEM = Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json"

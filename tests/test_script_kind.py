@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sandbox_fixtures import require_docker
 
-from sdpo_ttt.asserts import assert_sites, instrument
-from sdpo_ttt.feedback import render_feedback
-from sdpo_ttt.problem import parse_problem, problem_errors, script_tests
-from sdpo_ttt.verdict import Outcome
+from sdpo_ttt.problem.asserts import assert_sites, instrument
+from sdpo_ttt.sandbox.feedback import render_feedback
+from sdpo_ttt.problem.schema import parse_problem, problem_errors, script_tests
+from sdpo_ttt.sandbox.verdict import Outcome
 
 CHECK = '''
 METADATA = {"author": "t", "dataset": "test"}
@@ -153,8 +153,8 @@ def test_docker_judges_like_local(local_sb):
 
 @pytest.mark.sandbox
 def test_tests_that_cannot_be_proxied_are_reported_by_the_importer(tmp_path, local_sb):
-    from sdpo_ttt.importers.humaneval import import_suite
-    from sdpo_ttt.importers.mbpp import convert_mbpp
+    from sdpo_ttt.problem.importers.humaneval import import_suite
+    from sdpo_ttt.problem.importers.mbpp import convert_mbpp
     from sdpo_ttt.sandbox.protocol import unjudgeable_reason
 
     record = {"task_id": 9, "text": "Apply f to x.", "code": "def apply(f, x):\n    return f(x)\n",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sdpo_ttt.sdpo.chunked import naive_sdpo_loss, sdpo_loss
-from sdpo_ttt.sdpo.config import LossConfig
+from sdpo_ttt.config.sdpo import LossConfig
 
 
 def make(B=3, T=7, H=8, V=29, seed=0, dtype=torch.float64):

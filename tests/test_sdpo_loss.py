@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from sdpo_ttt.sdpo.config import LossConfig
+from sdpo_ttt.config.sdpo import LossConfig
 from sdpo_ttt.sdpo.loss import (
     divergence,
     full_divergence,

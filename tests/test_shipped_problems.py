@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.problem import Kind, find_problem_files, load_problem
-from sdpo_ttt.validate import Role, solution_files, validate_paths
+from sdpo_ttt.problem.schema import Kind, find_problem_files, load_problem
+from sdpo_ttt.sandbox.validate import Role, solution_files, validate_paths
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 FILES = find_problem_files([PROBLEMS])

@@ -1,5 +1,5 @@
 """`solve` warns once when the feedback gives the teacher nothing to teach (issue #16): the loop's wiring of
-sdpo_ttt/signal_check.py, with scripted policy, sandbox and strategy (the decision itself: test_signal_check.py)."""
+sdpo_ttt/run/signal_check.py, with scripted policy, sandbox and strategy (the decision itself: test_signal_check.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import sdpo_ttt.loop as loop
-from sdpo_ttt.config import SolveConfig
-from sdpo_ttt.problem import load_problem
-from sdpo_ttt.runs import RunDir
+import sdpo_ttt.run.loop as loop
+from sdpo_ttt.config.tree import SolveConfig
+from sdpo_ttt.problem.schema import load_problem
+from sdpo_ttt.run.rundir import RunDir
 from tests.fakes import FakePolicy, FakeSandbox, program
 
 PROBLEM = Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json"

@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sdpo_ttt.runs import RunDir
+from sdpo_ttt.run.rundir import RunDir
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 

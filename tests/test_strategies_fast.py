@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.loop import attempt_record
-from sdpo_ttt.reprompt import CUT_MARK, MIN_FEEDBACK_CHARS, Contexts, teacher_user_turn
+from sdpo_ttt.run.loop import attempt_record
+from sdpo_ttt.sdpo.reprompt import CUT_MARK, MIN_FEEDBACK_CHARS, Contexts, teacher_user_turn
 from sdpo_ttt.sdpo.update import build_contexts
-from sdpo_ttt.strategies import MultiTurn
+from sdpo_ttt.run.strategies import MultiTurn
 from tests.fakes import attempt, char_ids, load_policy, tiny_config
 
 MESSAGES = [{"role": "system", "content": "S."}, {"role": "user", "content": "Q?"}]

@@ -1,4 +1,4 @@
-"""Thread-count policy (sdpo_ttt/threads.py): explicit choices win, else cores / workers capped by idle cores."""
+"""Thread-count policy (sdpo_ttt/policy/threads.py): explicit choices win, else cores / workers capped by idle cores."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt import threads
+from sdpo_ttt.policy import threads
 from sdpo_ttt.errors import ConfigError
-from sdpo_ttt.threads import CpuSample
+from sdpo_ttt.policy.threads import CpuSample
 
 QUIET: dict[str, str] = {}
 

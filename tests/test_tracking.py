@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.config import SolveConfig
-from sdpo_ttt.loop import run_discovery
-from sdpo_ttt.problem import load_problem
-from sdpo_ttt.runs import RunDir
-from sdpo_ttt.tracking import attempt_stats, crc32c, event_bytes, numeric, open_trackers, read_tfrecords
+from sdpo_ttt.config.tree import SolveConfig
+from sdpo_ttt.run.loop import run_discovery
+from sdpo_ttt.problem.schema import load_problem
+from sdpo_ttt.run.rundir import RunDir
+from sdpo_ttt.run.tracking import attempt_stats, crc32c, event_bytes, numeric, open_trackers, read_tfrecords
 from tests.fakes import FakePolicy, FakeSandbox, program
 
 PROBLEM = Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json"

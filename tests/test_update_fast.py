@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
-from sdpo_ttt.reprompt import Contexts
+from sdpo_ttt.sdpo.reprompt import Contexts
 from sdpo_ttt.sdpo.microbatch import UpdateBatch
 from sdpo_ttt.sdpo.teacher import TEACHER_MODES, Teacher
 from sdpo_ttt.sdpo.update import SDPOUpdater

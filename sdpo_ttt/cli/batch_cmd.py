@@ -12,7 +12,7 @@ from rich.table import Table
 
 from sdpo_ttt.cli.compare_cmd import GRID_SETS
 from sdpo_ttt.cli.config_options import config_options
-from sdpo_ttt.strategies import strategy_help
+from sdpo_ttt.run.strategies import strategy_help
 
 
 class EventPrinter:
@@ -88,10 +88,10 @@ def register(app: typer.Typer) -> None:
         OUT/jobs.jsonl records every job's state. Re-running the same command skips finished jobs and resumes
         interrupted ones; failed ones are kept (with their error) unless --retry-failed. Ctrl-C stops cleanly.
         """
-        from sdpo_ttt.batch import parse_grid, plan_batch, run_batch
-        from sdpo_ttt.batch.local import refuse_gpu_workers
-        from sdpo_ttt.compare import parse_strategies
-        from sdpo_ttt.config import resolve_config
+        from sdpo_ttt.grid import parse_grid, plan_batch, run_batch
+        from sdpo_ttt.grid.local import refuse_gpu_workers
+        from sdpo_ttt.grid.cells import parse_strategies
+        from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.errors import UserError
 
         from sdpo_ttt.cli.compare_cmd import _once
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         if result.skipped:
             con.print(f"{len(result.skipped)} job(s) skipped (finished earlier, or failed: --retry-failed reruns those)", style="dim")
         if report and any((j.cell.path / "config.json").exists() for j in plan.jobs):
-            from sdpo_ttt.report import build_report
+            from sdpo_ttt.report.write import build_report
 
             build_report(plan.out, n_boot=n_boot)
         con.print(f"batch of {len(plan.jobs)} jobs in {time.monotonic() - t0:.0f} s; summary: {plan.out / 'batch-summary.md'}", highlight=False)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sdpo_ttt.cli.config_options import config_options
-from sdpo_ttt.strategies import STRATEGIES, strategy_help
+from sdpo_ttt.run.strategies import STRATEGIES, strategy_help
 
 
 class RichGridProgress:
@@ -98,7 +98,7 @@ def _run_line(cell, action: str, summary: dict[str, Any]) -> str:
 
 
 def print_table(console: Console, analysis) -> None:
-    from sdpo_ttt.report import print_terminal
+    from sdpo_ttt.report.write import print_terminal
 
     print_terminal(console, analysis)
 
@@ -147,10 +147,10 @@ def register(app: typer.Typer) -> None:
 
         Finished runs are skipped and interrupted ones resumed, so re-running the same command continues a grid.
         """
-        from sdpo_ttt.batch.local import refuse_gpu_workers
-        from sdpo_ttt.compare import parse_strategies, plan_grid, run_grid
-        from sdpo_ttt.config import resolve_config
-        from sdpo_ttt.report import build_report
+        from sdpo_ttt.grid.local import refuse_gpu_workers
+        from sdpo_ttt.grid.cells import parse_strategies, plan_grid, run_grid
+        from sdpo_ttt.config.tree import resolve_config
+        from sdpo_ttt.report.write import build_report
 
         err = Console(stderr=True)
         names = parse_strategies(strategies)
@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed of the bootstrap (the report is reproducible for a seed)."),
     ) -> None:
         """Rebuild the report (curves.png, summary.md/.csv/.json, report.html) from existing run directories; runs nothing."""
-        from sdpo_ttt.report import build_report
+        from sdpo_ttt.report.write import build_report
 
         analysis, paths = build_report(runs_dir, out, n_boot=n_boot, seed=seed, x=x)
         con = Console()

@@ -1,4 +1,4 @@
-"""Command-line options generated from the config tree (sdpo_ttt/config.py): one `--flag` per option, with its
+"""Command-line options generated from the config tree (sdpo_ttt/config/tree.py): one `--flag` per option, with its
 help, default, choices and range, so that a field added to the config appears in every command that runs runs.
 
     @app.command()
@@ -21,8 +21,8 @@ from typing import Any, Optional
 
 import typer
 
-from sdpo_ttt.config import FLAT, field_default_help, field_help, field_info
-from sdpo_ttt.config_fields import allowed_values, base_type, choices, flag
+from sdpo_ttt.config.tree import FLAT, field_default_help, field_help, field_info
+from sdpo_ttt.config.fields import allowed_values, base_type, choices, flag
 
 PANELS = {None: "Run", "sampling": "Sampling", "policy": "Model and LoRA", "optim": "Optimiser",
           "sdpo": "SDPO loss and teacher", "judge": "Judging"}

@@ -1,6 +1,6 @@
 """What `solve` shows while a run goes on, and the line that explains how it ended.
 
-The loop reports events (sdpo_ttt/loop.py `Reporter`); `RunView` folds them into what a user wants to see
+The loop reports events (sdpo_ttt/run/loop.py `Reporter`); `RunView` folds them into what a user wants to see
 (phase with token progress and tokens/s, run totals next to the last batch, best score, the most common
 verdict, the last feedback line, the current loss, an ETA), and `render_lines` turns a view into text.
 Both are pure, so the tests drive them with a fake clock. Two reporters render it: `LiveReporter` (a rich

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from sdpo_ttt.cli.config_options import choice_enum
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.verdict import Verdict
+from sdpo_ttt.sandbox.verdict import Verdict
 
 SandboxKind = choice_enum("sandbox", "SandboxKind")  # the run config's choices, declared once
 VisibilityOpt = choice_enum("feedback_visibility", "VisibilityOpt")
@@ -47,10 +47,10 @@ def judge(
 ) -> None:
     """Judge each ATTEMPT against every test of PROBLEM, in order, in ONE sandbox session.
     Exit 0 if every attempt passed, 1 if any failed, 2 on bad input (nothing is judged then)."""
-    from sdpo_ttt.feedback import render_feedback
-    from sdpo_ttt.problem import load_problem
+    from sdpo_ttt.sandbox.feedback import render_feedback
+    from sdpo_ttt.problem.schema import load_problem
     from sdpo_ttt.sandbox import open_sandbox
-    from sdpo_ttt.verdict import verdict_report
+    from sdpo_ttt.sandbox.verdict import verdict_report
 
     prob = load_problem(problem)
     codes = _read_attempts(attempts)

@@ -17,7 +17,7 @@ from rich.table import Table
 from sdpo_ttt.cli.config_options import choice_enum, config_options
 
 if TYPE_CHECKING:
-    from sdpo_ttt.validate import SolutionCheck
+    from sdpo_ttt.sandbox.validate import SolutionCheck
 
 problem_app = typer.Typer(
     name="problem",
@@ -52,7 +52,7 @@ def init_cmd(
 ) -> None:
     """Write a new problem folder that validates as written: a commented problem.json, reference/ and wrong/
     solutions and a README with the commands that validate and run it."""
-    from sdpo_ttt.problem_init import init_problem
+    from sdpo_ttt.problem.init import init_problem
 
     for f in init_problem(folder, kind.value, statement):
         typer.echo(f"wrote {f}")
@@ -69,7 +69,7 @@ def validate_cmd(
 ) -> None:
     """Validate problems: every schema error with its field, then reference/*.py must pass all tests and
     wrong/*.py must fail at least one. Exit 0 all good, 1 a solution check failed, 2 a file is invalid."""
-    from sdpo_ttt.validate import validate_paths
+    from sdpo_ttt.sandbox.validate import validate_paths
 
     err = Console(stderr=True)
     report = validate_paths(
@@ -144,7 +144,7 @@ def import_lcb_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace problem folders that already exist"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ) -> None:
-    from sdpo_ttt.importers.lcb import import_lcb
+    from sdpo_ttt.problem.importers.lcb import import_lcb
 
     result = import_lcb(file, out_dir, overwrite=overwrite)
     out = Console()
@@ -177,7 +177,7 @@ def import_leetcode_cmd(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a summary"),
 ) -> None:
     from sdpo_ttt.errors import UserError
-    from sdpo_ttt.importers.leetcode import SETUP_LINE, import_leetcode, summary, validate_imported
+    from sdpo_ttt.problem.importers.leetcode import SETUP_LINE, import_leetcode, summary, validate_imported
 
     want = 1 if from_package else 2
     if len(paths) != want:
@@ -255,7 +255,7 @@ def _suite_options(fn: Callable[..., None]) -> Callable[..., None]:
 
 def _import_suite(records, convert, out_dir: Path, source: str, suite: dict[str, Any]) -> None:
     """Import (and with --validate judge) the records, then print the result and exit with its code."""
-    from sdpo_ttt.importers.humaneval import import_suite
+    from sdpo_ttt.problem.importers.humaneval import import_suite
 
     common = dict(source=source, overwrite=suite["overwrite"], public_asserts=suite["public_asserts"], limit=suite["limit"])
     if not suite["validate"]:
@@ -287,7 +287,7 @@ def import_humaneval_cmd(
     suite: dict[str, Any],
 ) -> None:
     from sdpo_ttt.errors import UserError
-    from sdpo_ttt.importers.humaneval import SETUP_LINE, convert_humaneval, package_data_file, read_jsonl
+    from sdpo_ttt.problem.importers.humaneval import SETUP_LINE, convert_humaneval, package_data_file, read_jsonl
 
     want = 1 if from_package else 2
     if len(paths) != want:
@@ -307,8 +307,8 @@ def import_mbpp_cmd(
     *,
     suite: dict[str, Any],
 ) -> None:
-    from sdpo_ttt.importers.humaneval import read_jsonl
-    from sdpo_ttt.importers.mbpp import convert_mbpp
+    from sdpo_ttt.problem.importers.humaneval import read_jsonl
+    from sdpo_ttt.problem.importers.mbpp import convert_mbpp
 
     _import_suite(read_jsonl(file), convert_mbpp, out_dir, str(file), suite)
 
@@ -333,8 +333,8 @@ def calibrate_cmd(
     """Sample n attempts per problem from the base model, judge them, write calibration.json (pass rate with a 95%
     Wilson interval, mean completion tokens, verdict kinds); with --select/--into copy the problems in a pass-rate
     range. --batch-size: sequences per generate call. Exit 0 done, 2 bad arguments."""
-    from sdpo_ttt.calibrate import calibrate, parse_range, select as select_range
-    from sdpo_ttt.config import resolve_config
+    from sdpo_ttt.grid.calibrate import calibrate, parse_range, select as select_range
+    from sdpo_ttt.config.tree import resolve_config
     from sdpo_ttt.errors import UserError
 
     if (select is None) != (into is None):

@@ -36,10 +36,10 @@ def register(app: typer.Typer) -> None:
         from rich.panel import Panel
         from rich.syntax import Syntax
 
-        from sdpo_ttt.config import resolve_config
+        from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.policy.model import Policy
         from sdpo_ttt.policy.sampling import sample_attempts
-        from sdpo_ttt.problem import load_problem
+        from sdpo_ttt.problem.schema import load_problem
 
         from transformers.utils import logging as hf_logging
 
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
                                        max_new_tokens=sampling.max_new_tokens, batch_size=batch_size)
         verdicts, feedback = [None] * n, [""] * n
         if judge:
-            from sdpo_ttt.loop import judge_batch
+            from sdpo_ttt.run.loop import judge_batch
             from sdpo_ttt.sandbox import open_sandbox
 
             with err.status("judging..."), open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers,

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
         Exit code: 0 solved, 1 budget spent unsolved, 2 bad input.
         """
-        from sdpo_ttt.config import resolve_config
+        from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.errors import UserError
 
         err = Console(stderr=True)
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
             if problem is None:
                 raise UserError("no problem given", "pass a problem.json (or folder), e.g. `sdpo-ttt solve problems/two-sum/problem.json`")
             cfg = resolve_config(config, options)  # a bad option fails here, before torch is even imported
-        from sdpo_ttt.solve import solve as run_solve
+        from sdpo_ttt.run.solve import solve as run_solve
 
         live = not (quiet or json_out) and sys.stderr.isatty()
         reporter = LiveReporter(err) if live else PlainReporter(err, quiet or json_out)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sdpo_ttt import threads
+from sdpo_ttt.policy import threads
 
 SUPPORTED_TYPES = ("llama", "qwen2", "mistral")
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 from torch import Tensor
 
-from sdpo_ttt import threads
+from sdpo_ttt.policy import threads
 from sdpo_ttt.errors import ModelUnavailable
 from sdpo_ttt.policy import adapters as lora
-from sdpo_ttt.policy.config import PolicyConfig
+from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.device import resolve_device, resolve_dtype
 from sdpo_ttt.policy.catalog import resolve_model
 from sdpo_ttt.policy.prompting import problem_messages

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from sdpo_ttt.policy.config import PolicyConfig
+    from sdpo_ttt.config.policy import PolicyConfig
     from sdpo_ttt.policy.model import Policy
 
 SHAPES_DIR = Path(__file__).with_name("shapes")

@@ -15,8 +15,8 @@ import sys
 from typing import Callable, Protocol, runtime_checkable
 
 from sdpo_ttt.errors import SandboxUnavailable
-from sdpo_ttt.problem import Problem
-from sdpo_ttt.verdict import Verdict
+from sdpo_ttt.problem.schema import Problem
+from sdpo_ttt.sandbox.verdict import Verdict
 
 DEFAULT_IMAGE = "sdpo-ttt-sandbox:latest"
 KINDS = ("auto", "docker", "local")

@@ -32,9 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sdpo_ttt.errors import SandboxUnavailable
-from sdpo_ttt.problem import Problem
+from sdpo_ttt.problem.schema import Problem
 from sdpo_ttt.sandbox import protocol
-from sdpo_ttt.verdict import Verdict
+from sdpo_ttt.sandbox.verdict import Verdict
 
 DEFAULT_IMAGE = "sdpo-ttt-sandbox:latest"
 LABEL = "sdpo-ttt.sandbox"

@@ -34,9 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sdpo_ttt.errors import SandboxUnavailable
-from sdpo_ttt.problem import Problem
+from sdpo_ttt.problem.schema import Problem
 from sdpo_ttt.sandbox import protocol
-from sdpo_ttt.verdict import Verdict
+from sdpo_ttt.sandbox.verdict import Verdict
 
 WEAKER_ISOLATION = (
     "using the LOCAL sandbox: attempts run as host processes with rlimits only (no network or filesystem "

@@ -16,8 +16,8 @@ import secrets
 from importlib import resources
 from typing import Any, Iterable
 
-from sdpo_ttt.problem import Kind, Problem
-from sdpo_ttt.verdict import Outcome, TestResult, Verdict
+from sdpo_ttt.problem.schema import Kind, Problem
+from sdpo_ttt.sandbox.verdict import Outcome, TestResult, Verdict
 
 OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024  # stdout cap per test (raised to 2x the expected output when larger)
 TLE_BUDGET = 2  # after this many time_limit tests, the rest are marked time_limit without running
@@ -87,7 +87,7 @@ def build_request(problem: Problem, code: str, *, scratch: str, **extra: Any) ->
         "scratch": scratch,
     }
     if problem.kind is Kind.script and problem.script is not None:
-        from sdpo_ttt.asserts import instrument
+        from sdpo_ttt.problem.asserts import instrument
 
         req["script"] = {"test_code": instrument(problem.script.test_code), "setup_code": problem.script.setup_code,
                          "check_function": problem.script.check_function}

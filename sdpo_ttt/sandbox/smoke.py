@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdpo_ttt.problem import parse_problem
+from sdpo_ttt.problem.schema import parse_problem
 from sdpo_ttt.sandbox import Sandbox
 
 _PROBLEM = {

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from sdpo_ttt.sdpo.config import LossConfig
+from sdpo_ttt.config.sdpo import LossConfig
 from sdpo_ttt.sdpo.loss import LossOutput, combine_terms, per_token_terms, sdpo_loss_from_logits
 
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sdpo_ttt.policy.model import STUDENT, TEACHER
-from sdpo_ttt.sdpo.config import TeacherMode
+from sdpo_ttt.config.sdpo import TeacherMode
 
 if TYPE_CHECKING:
     from sdpo_ttt.policy.model import Policy

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from sdpo_ttt.config import SolveConfig
+from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.policy.model import STUDENT
-from sdpo_ttt.reprompt import Contexts
+from sdpo_ttt.sdpo.reprompt import Contexts
 from sdpo_ttt.sdpo.chunked import sdpo_loss
 from sdpo_ttt.sdpo.loss import group_advantages
 from sdpo_ttt.sdpo.microbatch import MicroBatch, UpdateBatch, micro_batches
@@ -35,7 +35,7 @@ from sdpo_ttt.sdpo.teacher import BASE_MODEL, Teacher
 
 if TYPE_CHECKING:
     from sdpo_ttt.policy.model import Policy
-    from sdpo_ttt.strategies import Attempt
+    from sdpo_ttt.run.strategies import Attempt
 
 __all__ = ["SDPOUpdater", "UpdateBatch", "build_contexts"]
 

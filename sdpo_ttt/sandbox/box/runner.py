@@ -8,7 +8,7 @@ capabilities, so an attempt cannot signal, trace or open /proc/<pid>/fd of the r
 the tester or the host session, and holds no fd of theirs: its stdin is an unlinked file, its stdout,
 stderr, call and reply channels are pipes only it and the runner (or the tester) hold.
 
-Events: `{"event": "start"}`, one `{"event": "test", ...}` per test (fields of sdpo_ttt.verdict.TestResult),
+Events: `{"event": "start"}`, one `{"event": "test", ...}` per test (fields of sdpo_ttt.sandbox.verdict.TestResult),
 then `{"event": "done", "compile_error": str, "session": {...}}`, or `{"event": "error", "error": str}` when
 the runner itself failed. `--serve`: requests one after another until stdin closes; the session ends after
 an attempt that left anything behind it could not clean (a surviving process, memory above the baseline:

@@ -4,7 +4,7 @@ gets plain values back (wire encoding, validated). The attempt's process never s
 expected values or this process's memory, and nothing it sends can run code here: every value it returns
 is rebuilt from builtin types by `wire.decode`.
 
-The asserts of the test program were rewritten (sdpo_ttt/asserts.py) into calls of `Helpers`, which report
+The asserts of the test program were rewritten (sdpo_ttt/problem/asserts.py) into calls of `Helpers`, which report
 one result per assert site as JSON lines on the events fd, then a final status line:
   {"status": "ok"}                                   the program ran to the end
   {"status": "load", "load": ..., "type", "error"}   the attempt did not load (compile error, no entry)
@@ -162,7 +162,7 @@ _OPS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: 
 
 
 class Helpers(object):
-    """`__sdpo` of the instrumented test program (see sdpo_ttt/asserts.py)."""
+    """`__sdpo` of the instrumented test program (see sdpo_ttt/problem/asserts.py)."""
 
     def __init__(self, emit, state):
         self.emit, self.state = emit, state

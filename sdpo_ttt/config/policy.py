@@ -1,0 +1,52 @@
+"""PolicyConfig: which model, where it runs, and the LoRA adapters trained on it (the `policy` section of the
+run config, sdpo_ttt/config/tree.py). `Policy.load` takes this section; its defaults are the run's defaults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from sdpo_ttt.config.fields import Section, option
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class PolicyConfig(Section):
+    model: str = option(DEFAULT_MODEL, "Built-in name (see `sdpo-ttt models`), Hugging Face id, local model folder or .gguf file.")
+    device: str = option("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N.", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option("auto", "Weights' dtype; auto = bfloat16 on GPU, float32 on CPU.")
+    backend: Literal["hf", "vllm"] = option("hf", "Sampling backend: hf (CPU and GPU) or vllm (GPU only; pip install sdpo-ttt[vllm]).")
+    vllm_gpu_memory: float = option(0.4, "Share of GPU memory the colocated vLLM engine may take (the rest trains).", ge=0.05, le=0.95)
+    gradient_checkpointing: bool | None = option(
+        None, "Recompute activations in the student's backward pass (saves memory on long attempts).",
+        default_help="on for GPU, off on CPU")
+    system_prompt: str | None = option(None, "Override the system turn.", default_help="prompting.DEFAULT_SYSTEM_PROMPT")
+    user_template: str | None = option(
+        None, "Override the user turn template ({statement} and {instructions} are filled in).",
+        default_help="prompting.DEFAULT_USER_TEMPLATE")
+    lora_rank: int = option(16, "LoRA rank r of the student adapter.", ge=1)
+    lora_alpha: int = option(32, "LoRA alpha: the update is (alpha / r)·B·A.", ge=1)
+    lora_dropout: float = option(0.0, "LoRA dropout (0 keeps student scoring, and so runs, deterministic).", ge=0, lt=1)
+    lora_targets: list[str] = option(
+        help="Module names that get LoRA adapters.",
+        default_factory=lambda: list(DEFAULT_LORA_TARGETS), min_length=1,
+        default_help="attention and MLP projections: " + ",".join(DEFAULT_LORA_TARGETS))
+    teacher_rank: int | None = option(
+        None, "Rank of the EMA teacher adapter: an EMA of low-rank updates is re-factored exactly while it fits, "
+        "else truncated to its best rank-k approximation.", ge=1, default_help="2 x --lora-rank")
+
+    @model_validator(mode="after")
+    def _teacher_fits(self) -> "PolicyConfig":
+        if self.teacher_rank is not None and self.teacher_rank < self.lora_rank:
+            raise ValueError(f"--teacher-rank ({self.teacher_rank}) must be >= --lora-rank ({self.lora_rank})")
+        return self
+
+    @property
+    def effective_teacher_rank(self) -> int:
+        return self.teacher_rank if self.teacher_rank is not None else 2 * self.lora_rank
+
+    def checkpointing_on(self, on_gpu: bool) -> bool:
+        """Gradient checkpointing as asked, or by default on for GPU (long attempts) and off on CPU (speed)."""
+        return on_gpu if self.gradient_checkpointing is None else self.gradient_checkpointing

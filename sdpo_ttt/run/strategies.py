@@ -1,0 +1,165 @@
+"""How the next batch is drawn and what is learned from it: sdpo, best-of-k, multi-turn, and the one registry
+of strategies (`STRATEGIES`: name, class, plot style) that the config, the CLI, compare, batch and report use.
+
+Everything else (sampling, judging, logging, stopping, budget) is shared in loop.py.
+Adding a strategy: a class with the `Strategy` protocol and its `StrategySpec` in STRATEGIES.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from sdpo_ttt.sdpo.reprompt import Contexts
+from sdpo_ttt.sandbox.verdict import Verdict
+
+if TYPE_CHECKING:
+    from sdpo_ttt.config.tree import SolveConfig
+    from sdpo_ttt.policy.model import Completion, Policy
+
+
+@dataclass
+class Attempt:
+    """One judged attempt, as the loop and the strategies see it."""
+
+    step: int
+    index: int  # 0-based position in the whole run (discovery time = index + 1)
+    chain: int  # position in its batch (multi-turn: the chain it belongs to)
+    completion: "Completion"
+    code: str | None
+    verdict: Verdict
+    feedback: str  # "" when passed
+
+
+class Strategy(Protocol):
+    name: str
+    sample_adapter: str | None  # adapter to sample with ("student") or None for the base model
+
+    def prompts(self, n: int) -> list[list[int]]: ...
+    def observe(self, attempts: list[Attempt]) -> dict[str, float]: ...
+    def save(self, directory: Path) -> None: ...
+    def load(self, directory: Path, history: list[dict]) -> None: ...
+
+
+class BestOfK:
+    """i.i.d. samples from the base model; nothing is learned."""
+
+    name = "best-of-k"
+    sample_adapter = None
+
+    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig") -> None:
+        self.prompt = policy.chat_ids(messages)
+
+    def prompts(self, n: int) -> list[list[int]]:
+        return [list(self.prompt) for _ in range(n)]
+
+    def observe(self, attempts: list[Attempt]) -> dict[str, float]:
+        return {}
+
+    def save(self, directory: Path) -> None:
+        pass
+
+    def load(self, directory: Path, history: list[dict]) -> None:
+        pass
+
+
+class MultiTurn:
+    """B parallel chains; chain c is re-prompted with the question plus the feedback of its earlier attempts."""
+
+    name = "multi-turn"
+    sample_adapter = None
+
+    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig") -> None:
+        self.contexts = Contexts(policy.chat_ids, messages, cfg.sampling.max_prompt_tokens)
+        self.feedbacks: dict[int, list[str]] = {}  # chain -> its attempts' feedback, oldest first
+
+    def prompts(self, n: int) -> list[list[int]]:
+        return [self.contexts.multi_turn(self.feedbacks.get(c, [])) for c in range(n)]
+
+    def observe(self, attempts: list[Attempt]) -> dict[str, float]:
+        for a in attempts:
+            if a.feedback:
+                self.feedbacks.setdefault(a.chain, []).append(a.feedback)
+        return {"multi_turn/mean_feedback_turns": sum(len(v) for v in self.feedbacks.values()) / max(len(self.feedbacks), 1)}
+
+    def save(self, directory: Path) -> None:
+        pass  # the chains' feedback is rebuilt from attempts.jsonl on resume
+
+    def load(self, directory: Path, history: list[dict]) -> None:
+        for rec in history:
+            if rec.get("feedback"):
+                self.feedbacks.setdefault(int(rec["chain"]), []).append(rec["feedback"])
+
+
+class SDPO:
+    """Sample from base + LoRA on the plain prompt; learn by self-distillation from the feedback-conditioned teacher."""
+
+    name = "sdpo"
+    sample_adapter = "student"
+
+    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig") -> None:
+        from sdpo_ttt.sdpo.update import SDPOUpdater
+
+        self.policy = policy
+        self.contexts = Contexts(policy.chat_ids, messages, cfg.sampling.max_prompt_tokens)
+        self.prompt = self.contexts.student()
+        self.updater = SDPOUpdater(policy, cfg, self.contexts)
+
+    def prompts(self, n: int) -> list[list[int]]:
+        return [list(self.prompt) for _ in range(n)]
+
+    def observe(self, attempts: list[Attempt]) -> dict[str, float]:
+        return self.updater.step(attempts)
+
+    def save(self, directory: Path) -> None:
+        self.policy.save_adapter("student", directory / "student")
+        self.policy.save_adapter("teacher", directory / "teacher")
+        import torch
+
+        torch.save(self.updater.state_dict(), directory / "optimizer.pt")
+
+    def load(self, directory: Path, history: list[dict]) -> None:
+        self.policy.load_adapter("student", directory / "student")
+        self.policy.load_adapter("teacher", directory / "teacher")
+        import torch
+
+        self.updater.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One strategy as the rest of the program sees it."""
+
+    name: str
+    make: Callable[["Policy", list[dict[str, str]], "SolveConfig"], Strategy]
+    summary: str  # one line for --help
+    learns: bool  # False: samples from the base model and never updates it, so one loaded model can serve many runs
+    color: str  # report plots
+    linestyle: Any  # matplotlib dash style; distinct so that overlapping curves stay visible
+    baseline: bool = False  # the strategy others are measured against (x best-of-k)
+
+
+# In report order.
+STRATEGIES: dict[str, StrategySpec] = {
+    s.name: s
+    for s in (
+        StrategySpec("sdpo", SDPO, "learn from feedback with LoRA (self-distillation from the feedback-conditioned teacher)",
+                     learns=True, color="#1f77b4", linestyle="-"),
+        StrategySpec("multi-turn", MultiTurn, "each chain re-prompted with its own earlier feedback",
+                     learns=False, color="#2ca02c", linestyle=(0, (5, 2))),
+        StrategySpec("best-of-k", BestOfK, "i.i.d. samples from the base model",
+                     learns=False, color="#d62728", linestyle=(0, (1.5, 2)), baseline=True),
+    )
+}
+StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]  # the config's choices, from the registry
+BASELINE = next(s.name for s in STRATEGIES.values() if s.baseline)
+
+
+def strategy_help() -> str:
+    return "; ".join(f"{s.name}: {s.summary}" for s in STRATEGIES.values())
+
+
+def make_strategy(cfg: "SolveConfig", policy: "Policy", messages: list[dict[str, str]]) -> Strategy:
+    return STRATEGIES[cfg.strategy].make(policy, messages, cfg)
