@@ -157,3 +157,14 @@ def test_a_batch_without_tokens_takes_no_step(policy, fresh, tiny_model_dir: Pat
     metrics = updater.update(UpdateBatch([prompt] * 2, [prompt] * 2, [[], []], [0.0, 0.0], [True, True], [False, False]))
     assert metrics["loss"] == 0.0 and metrics["grad_norm"] == 0.0 and metrics["sdpo/empty_targets"] == 2
     assert all(torch.equal(p, student0[n]) for n, p in lora_state(policy, "student").items())
+
+
+def test_lora_dropout_with_gradient_checkpointing_keeps_train_mode_through_backward(tiny_model_dir: Path) -> None:
+    """Checkpointing recomputes the student forward inside backward; with LoRA dropout that recomputation must run
+    in train mode too, else torch raises CheckpointError (the forward and its recomputation save different tensors)."""
+    cfg = tiny_config(tiny_model_dir, lora_dropout=0.1, gradient_checkpointing=True)
+    policy = load_policy(cfg)
+    updater = SDPOUpdater(policy, cfg, Contexts(policy.chat_ids, QUESTION, cfg.sampling.max_prompt_tokens))
+    metrics = updater.update(_batch(policy, updater.contexts))
+    assert math.isfinite(metrics["sdpo/loss"])
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in updater.params)

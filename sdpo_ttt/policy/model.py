@@ -7,8 +7,8 @@ grad, teacher under no_grad) and the LoRA bookkeeping (train, save, load, sync, 
 Rules that keep student and teacher honest:
 - Adapter switching goes through `_adapter(name)`, which restores the previous adapter and re-asserts
   requires_grad (peft's set_adapter flips it): the student LoRA is always trainable, the teacher never.
-- `hidden_states` runs in train mode (LoRA dropout, gradient checkpointing) iff autograd is enabled,
-  else in eval mode. Sampling and `token_logprobs` always run in eval mode.
+- `hidden_states` runs in train mode (LoRA dropout, gradient checkpointing) iff autograd is enabled, and then
+  leaves the model in train mode so that backward's recomputation matches; else in eval mode. Sampling and `token_logprobs` always run in eval mode.
 - Sequences are laid out as [left-pad | prompt | completion | right-pad] with position ids from the
   attention mask, the same layout `generate` uses, so scoring reproduces sampling log-probs.
 """
@@ -431,9 +431,16 @@ class Policy:
         ids, att = ids.to(self.device), att.to(self.device)
         pos = (att.cumsum(-1) - 1).clamp(min=0)
         decoder = self._base.get_decoder()
-        train = torch.is_grad_enabled()
+        if torch.is_grad_enabled():
+            # Train mode stays on until the caller's backward has run: gradient checkpointing recomputes this forward
+            # during backward, and with LoRA dropout an eval-mode recomputation differs (CheckpointError). Every
+            # no-grad path (sampling, scoring) sets eval mode itself.
+            self.model.train(True)
+            with self._adapter(adapter):
+                h = decoder(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=False).last_hidden_state
+            return h[:, P - 1: P - 1 + T], mask
         was_training = self.model.training
-        self.model.train(train)
+        self.model.train(False)
         try:
             with self._adapter(adapter):
                 h = decoder(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=False).last_hidden_state
