@@ -273,3 +273,23 @@ def test_solve_configures_threads_before_opening_anything(tmp_path: Path, monkey
         solve(PROBLEMS / "sum-two-ints", _base(), run_dir=tmp_path / "run", workers=2, threads_hint=5)
     assert calls == [{"workers": 2, "requested": 3}, {"workers": 2, "requested": 5}]  # --threads wins over the hint
     assert not (tmp_path / "run").exists()
+
+
+def test_an_in_process_vllm_engine_is_refused_in_a_grid_with_the_fix() -> None:
+    """VLLM_ENABLE_V1_MULTIPROCESSING=0 keeps the engine in the grid's process, unreleased between runs."""
+    from sdpo_ttt.grid.local import refuse_inprocess_vllm
+
+    with pytest.raises(UserError, match="VLLM_ENABLE_V1_MULTIPROCESSING=0") as e:
+        refuse_inprocess_vllm("vllm", {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
+    assert "unset VLLM_ENABLE_V1_MULTIPROCESSING" in e.value.fix
+    refuse_inprocess_vllm("vllm", {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
+    refuse_inprocess_vllm("vllm", {})
+    refuse_inprocess_vllm("hf", {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
+
+
+def test_compare_refuses_an_in_process_vllm_engine_before_planning(tmp_path: Path) -> None:
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    res = subprocess.run([sys.executable, "-m", "sdpo_ttt.cli", "compare", "two-sum", "--backend", "vllm", "--dtype", "bfloat16",
+                          "--out", str(tmp_path / "g")], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING=0" in res.stderr and "fix:" in res.stderr and not (tmp_path / "g").exists()

@@ -66,10 +66,21 @@ def test_a_rank_above_512_is_a_clear_config_error() -> None:
     assert "--backend hf" in str(e.value)
 
 
-def test_vllm_runs_the_training_dtype() -> None:
-    assert [vllm_dtype(d) for d in (torch.bfloat16, torch.float16, torch.float32)] == ["bfloat16", "float16", "float32"]
-    with pytest.raises(ModelUnavailable, match="cannot run dtype"):
-        vllm_dtype(torch.float64)
+def test_vllm_runs_the_training_dtype_and_refuses_float32() -> None:
+    """vLLM's LoRA kernels take float16/bfloat16 only: float32 would fail at engine start, after loading."""
+    assert [vllm_dtype(d) for d in (torch.bfloat16, torch.float16)] == ["bfloat16", "float16"]
+    for dtype in (torch.float32, torch.float64):
+        with pytest.raises(ModelUnavailable, match="cannot sample with LoRA in"):
+            vllm_dtype(dtype)
+
+
+def test_backend_vllm_with_float32_is_a_config_error_naming_the_fix() -> None:
+    from sdpo_ttt.config.policy import PolicyConfig
+
+    with pytest.raises(ValueError, match="--backend vllm cannot sample in float32.*--dtype bfloat16"):
+        PolicyConfig(backend="vllm", dtype="float32")
+    assert PolicyConfig(backend="vllm", dtype="auto").dtype == "auto"
+    assert PolicyConfig(backend="hf", dtype="float32").dtype == "float32"
 
 
 def test_the_engine_sees_the_training_gpu_as_its_first() -> None:
@@ -141,7 +152,7 @@ def _model_folder(tmp_path: Path) -> str:
 
 
 def _sampler(tmp_path: Path, **kw) -> VLLMSampler:
-    args = dict(device=torch.device("cuda", 1), dtype=torch.float32, lora_rank=17, eos_ids=[9], work_dir=tmp_path / "work")
+    args = dict(device=torch.device("cuda", 1), dtype=torch.bfloat16, lora_rank=17, eos_ids=[9], work_dir=tmp_path / "work")
     args.update(kw)
     return VLLMSampler(_model_folder(tmp_path), **args)
 
@@ -149,11 +160,11 @@ def _sampler(tmp_path: Path, **kw) -> VLLMSampler:
 def test_engine_gets_rank_dtype_gpu_and_stderr_logging(tmp_path: Path, fake_vllm: dict, capfd) -> None:
     s = _sampler(tmp_path)
     kw = fake_vllm["kwargs"]
-    assert kw["max_lora_rank"] == 32 and kw["enable_lora"] and kw["dtype"] == "float32"
+    assert kw["max_lora_rank"] == 32 and kw["enable_lora"] and kw["dtype"] == "bfloat16"
     assert fake_vllm["env"] == {"CUDA_VISIBLE_DEVICES": "3", "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"  # restored for the rest of this process
     out, err = capfd.readouterr()
-    assert out == "" and "engine core started" in err and "python-level log line" in err and "float32" in err
+    assert out == "" and "engine core started" in err and "python-level log line" in err
     s.close()
 
 

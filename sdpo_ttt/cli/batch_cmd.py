@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         interrupted ones; failed ones are kept (with their error) unless --retry-failed. Ctrl-C stops cleanly.
         """
         from sdpo_ttt.grid import parse_grid, plan_batch, run_batch
-        from sdpo_ttt.grid.local import refuse_gpu_workers
+        from sdpo_ttt.grid.local import refuse_gpu_workers, refuse_inprocess_vllm
         from sdpo_ttt.grid.cells import parse_strategies
         from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.errors import UserError
@@ -101,6 +101,7 @@ def register(app: typer.Typer) -> None:
         base = resolve_config(config, options)
         plan = plan_batch(problems, parse_strategies(strategy), list(range(seed_start, seed_start + seeds)), out, base,
                           parse_grid(grid), best_of_k_fixed_n=best_of_k_fixed_n)
+        refuse_inprocess_vllm(base.policy.backend)  # local runs share a process; Ray reuses its worker processes
         if executor == "local":
             refuse_gpu_workers(workers, base.policy.device)
         err = Console(stderr=True)

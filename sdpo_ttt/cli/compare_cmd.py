@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
 
         Finished runs are skipped and interrupted ones resumed, so re-running the same command continues a grid.
         """
-        from sdpo_ttt.grid.local import refuse_gpu_workers
+        from sdpo_ttt.grid.local import refuse_gpu_workers, refuse_inprocess_vllm
         from sdpo_ttt.grid.cells import parse_strategies, plan_grid, run_grid
         from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.report.write import build_report
@@ -156,6 +156,7 @@ def register(app: typer.Typer) -> None:
         names = parse_strategies(strategies)
         base = resolve_config(config, options, GRID_DEFAULTS)
         refuse_gpu_workers(workers, base.policy.device)
+        refuse_inprocess_vllm(base.policy.backend)
         cells = plan_grid(problems, names, list(range(seed_start, seed_start + seeds)), out, base, best_of_k_fixed_n=best_of_k_fixed_n)
         live = not quiet and err.is_terminal
         progress = RichGridProgress(err) if live else PlainGridProgress(err, quiet)

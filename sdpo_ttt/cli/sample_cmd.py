@@ -50,11 +50,14 @@ def register(app: typer.Typer) -> None:
         err = Console(stderr=True)
         with err.status(f"loading {model}..."):
             policy = Policy.load(cfg.policy, seed=seed)
-        if adapter is not None:
-            policy.load_adapter("student", adapter)
-        with err.status(f"sampling {n} attempt(s) at {prob.id} on {policy.device.type}..."):
-            attempts = sample_attempts(policy, prob, n, seed=seed, temperature=sampling.temperature, top_p=sampling.top_p,
-                                       max_new_tokens=sampling.max_new_tokens, batch_size=batch_size)
+        try:  # close() shuts a vLLM engine down (its GPU memory and its process), whatever happens while sampling
+            if adapter is not None:
+                policy.load_adapter("student", adapter)
+            with err.status(f"sampling {n} attempt(s) at {prob.id} on {policy.device.type}..."):
+                attempts = sample_attempts(policy, prob, n, seed=seed, temperature=sampling.temperature, top_p=sampling.top_p,
+                                           max_new_tokens=sampling.max_new_tokens, batch_size=batch_size)
+        finally:
+            policy.close()
         verdicts, feedback = [None] * n, [""] * n
         if judge:
             from sdpo_ttt.run.loop import judge_batch

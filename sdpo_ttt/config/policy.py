@@ -43,6 +43,14 @@ class PolicyConfig(Section):
             raise ValueError(f"--teacher-rank ({self.teacher_rank}) must be >= --lora-rank ({self.lora_rank})")
         return self
 
+    @model_validator(mode="after")
+    def _vllm_dtype(self) -> "PolicyConfig":
+        # vLLM's LoRA kernels (punica) take float16/bfloat16 only: the engine would fail at start, after loading.
+        if self.backend == "vllm" and self.dtype == "float32":
+            raise ValueError("--backend vllm cannot sample in float32 (vLLM's LoRA kernels take float16/bfloat16 only): "
+                             "pass --dtype bfloat16 (or auto), or --backend hf for float32")
+        return self
+
     @property
     def effective_teacher_rank(self) -> int:
         return self.teacher_rank if self.teacher_rank is not None else 2 * self.lora_rank

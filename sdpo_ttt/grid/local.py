@@ -28,6 +28,16 @@ def refuse_gpu_workers(workers: int, device: str) -> None:
                         "drop --workers (runs then go one after another), or use batch --executor ray on several GPUs")
 
 
+def refuse_inprocess_vllm(backend: str, environ: dict[str, str] | None = None) -> None:
+    """vLLM with VLLM_ENABLE_V1_MULTIPROCESSING=0 runs its engine in this process and does not give its GPU memory back
+    on shutdown, so the grid's next run (same process) would load a second engine beside it: refused."""
+    env = os.environ if environ is None else environ
+    if backend == "vllm" and env.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0":
+        raise UserError("VLLM_ENABLE_V1_MULTIPROCESSING=0 with --backend vllm in a grid: an in-process engine is not released "
+                        "between runs, so the next run would not fit on the GPU",
+                        "unset VLLM_ENABLE_V1_MULTIPROCESSING (the engine then runs in its own process and is shut down after each run)")
+
+
 def run_local(todo: Todo, record: Record, *, workers: int = 1, announce=None, mp_context: str = "spawn") -> None:
     """workers == 1: one job after another in this process (sharing one base model between base-model runs);
     workers > 1: that many worker processes pulling jobs in order (CPU only: one GPU runs one job at a time),

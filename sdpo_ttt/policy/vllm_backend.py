@@ -38,7 +38,7 @@ from sdpo_ttt.errors import ConfigError, ModelUnavailable
 # vllm/config/lora.py: `MaxLoRARanks = Literal[1, 8, 16, 32, 64, 128, 256, 320, 512]`
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
-_VLLM_DTYPES = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
+_VLLM_DTYPES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}  # its LoRA kernels take no float32
 
 
 def vllm_max_lora_rank(r: int) -> int:
@@ -57,7 +57,7 @@ def vllm_dtype(dtype: torch.dtype) -> str:
     try:
         return _VLLM_DTYPES[dtype]
     except KeyError:
-        raise ModelUnavailable(f"vLLM cannot run dtype {dtype}", "use --dtype bfloat16 (or float16/float32)") from None
+        raise ModelUnavailable(f"vLLM cannot sample with LoRA in {dtype}", "use --dtype bfloat16 (or float16), or --backend hf") from None
 
 
 def engine_visible_devices(device: torch.device, visible: str | None) -> str:
@@ -209,8 +209,6 @@ class VLLMSampler:
             from vllm import LLM
         except ImportError:
             raise ModelUnavailable("vLLM is not installed", "pip install 'sdpo-ttt[vllm]' (GPU machines only)") from None
-        if dtype == torch.float32:
-            print("[vllm] sampling in float32 like the training model (--dtype float32): slower than bfloat16", file=sys.stderr)
         self.eos_ids = list(eos_ids)
         self.publisher = AdapterPublisher(Path(work_dir))
         self.work_dir = Path(work_dir)
