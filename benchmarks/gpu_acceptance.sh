@@ -29,7 +29,8 @@ if [ "${1:-}" = "--prepare" ]; then
       --platform manylinux2014_x86_64 -d "$CARRY/wheels" "pydantic-core==$("$PY" -c 'import pydantic_core; print(pydantic_core.__version__)')"
   done
   "$PY" -m pip download -q --disable-pip-version-check --only-binary=:all: --no-deps -d "$CARRY/wheels" \
-    "pydantic==$("$PY" -c 'import pydantic; print(pydantic.VERSION)')" annotated-types typing-inspection
+    "pydantic==$("$PY" -c 'import pydantic; print(pydantic.VERSION)')" annotated-types typing-inspection \
+    "typing-extensions==$("$PY" -c 'import importlib.metadata as m; print(m.version("typing_extensions"))')"  # pydantic needs a newer one than torch's images may have
   du -sh "$CARRY"; ls "$CARRY/wheels"
   exit 0
 fi
@@ -43,7 +44,7 @@ PY
 if [ -n "$missing" ] && [ -d "$CARRY/wheels" ]; then
   echo "[gpu_acceptance] installing carried wheels for: $missing (into $CARRY/site, no network)"
   "$PY" -m pip install -q --disable-pip-version-check --no-index --no-deps --find-links "$CARRY/wheels" --target "$CARRY/site" \
-    pydantic pydantic-core annotated-types typing-inspection >&2
+    pydantic pydantic-core annotated-types typing-inspection typing-extensions >&2
   export PYTHONPATH="$PYTHONPATH:$PWD/$CARRY/site"
 fi
 exec timeout --signal=INT --kill-after=30 "${SDPO_TTT_ACCEPT_TIMEOUT:-480}" "$PY" benchmarks/gpu_acceptance.py "$@"

@@ -6,6 +6,10 @@ Assumptions (the defaults of `sdpo-ttt solve` on a GPU):
   (16 B/param); teacher (EMA, rank 2r): params only (4 B/param);
 - micro-batch 1 with gradient checkpointing: one [T, H] bf16 input kept per decoder layer, and one layer
   recomputed at a time in backward, its activations and their gradients alive together;
+- in that recomputed layer, float32 copies saved for backward: peft casts each LoRA layer's input to the adapter's
+  float32 (one [T, in] copy per targeted projection, q/k/v each their own), and every RMSNorm up-casts its input
+  (two [T, H] per layer, plus q/k norms of [T, heads·head_dim] and [T, kv_heads·head_dim] on Qwen3), and the final
+  norm's [T, H] float32 input outside the checkpointed layers;
 - the loss's logits in chunks of `chunk_tokens` rows of [V] float32, about six such tensors alive (student
   and teacher logits, their log-softmaxes, the gradient);
 - hf sampling: the KV cache of B sequences of T tokens (2 · kv_heads · head_dim bf16 values per token per
@@ -85,6 +89,8 @@ def training_memory(s: Shape, *, tokens: int, lora_rank: int = 16, teacher_rank:
         "teacher LoRA (fp32)": 4.0 * lora_params(s, teacher_rank, targets),
         "checkpointed layer inputs (bf16)": 2.0 * s.layers * tokens * s.hidden,
         "one layer recomputed + its grads (bf16)": 2.0 * 2 * tokens * (3 * s.intermediate + 2 * q + 2 * kv + 2 * s.hidden),
+        "LoRA inputs cast by peft (fp32)": 4.0 * tokens * sum(s.projections()[t][0] for t in targets),
+        "RMSNorm inputs up-cast (fp32)": 4.0 * tokens * (3 * s.hidden + (q + kv if s.qk_norm else 0)),
         "logits in chunks (fp32)": 4.0 * LOGIT_TENSORS * min(chunk_tokens, tokens) * s.vocab,
     }
     items["total"] = sum(items.values())

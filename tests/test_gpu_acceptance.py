@@ -111,6 +111,10 @@ def test_training_memory_by_hand_for_qwen3_8b_at_8k() -> None:
     assert got["student LoRA + grad + AdamW (fp32)"] == 16 * 36 * 16 * (2 * 4096 + 2 * (4096 + 1024) + 2 * 4096 + 3 * (4096 + 12288))
     assert got["checkpointed layer inputs (bf16)"] == 2 * 36 * T * 4096
     assert got["logits in chunks (fp32)"] == 4 * 6 * 256 * 151936
+    # peft's float32 copy of each LoRA input in the recomputed layer: q, k, v, o, gate, up read H = 4096 (o: 32 x 128), down 12288
+    assert got["LoRA inputs cast by peft (fp32)"] == 4 * T * (6 * 4096 + 12288)
+    # two RMSNorms + the final norm on [T, 4096], Qwen3's q/k norms on [T, 32 x 128] and [T, 8 x 128]
+    assert got["RMSNorm inputs up-cast (fp32)"] == 4 * T * (3 * 4096 + 4096 + 1024)
     assert got["total"] == pytest.approx(sum(v for k, v in got.items() if k != "total"))
     assert 20e9 < got["total"] < 25e9  # the README's ~22 GB training side
 
