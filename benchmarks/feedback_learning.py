@@ -458,7 +458,7 @@ def _main(argv: Sequence[str] | None) -> int:
     ap.add_argument("--updates", type=int, default=2, help="T SDPO updates (default: %(default)s)")
     ap.add_argument("--batch", type=int, default=4, help="B fresh attempts per update; the failed ones are learned from (default: %(default)s)")
     ap.add_argument("--lr", default="1e-4", help="learning rate(s), comma-separated (default: %(default)s, the rate of "
-                    "the README's 8-problem table; `solve`'s default, 1e-5, was chosen from this benchmark's rate comparison)")
+                    "the 8-problem table of docs/results.md; `solve`'s default, 1e-5, was chosen from this benchmark's rate comparison)")
     ap.add_argument("--seeds", type=int, default=1, help="seeds per problem, 0..k-1 (default: %(default)s)")
     ap.add_argument("--max-new-tokens", type=int, default=256, help="longest attempt (default: %(default)s)")
     ap.add_argument("--temperature", type=float, default=1.0, help="sampling (and distillation) temperature (default: %(default)s)")

@@ -16,7 +16,7 @@ i.e. on for a GPU) and then:
 2. update probes: one SDPO update (strategy.observe, the loop's update call) on --batch attempts of exactly
    T tokens for each T in --probe-tokens, with the feedback of step 1.
 Printed per step: sample / judge / teacher / student fwd+bwd seconds, tokens/s and peak GPU memory per phase;
-then, for every probe and sampling phase, benchmarks/memory_model.py's prediction (the README table) beside
+then, for every probe and sampling phase, benchmarks/memory_model.py's prediction (the table in docs/gpu.md) beside
 the measured peak. Exit status 1 if a step fails, a loss is not finite or the student LoRA did not change.
 """
 

@@ -13,7 +13,7 @@
 # grid 8 problems x 3 strategies x 2 seeds x 64 attempts ~ 6-10 h. Every step resumes / skips finished work
 # except calibration (re-run it only with FORCE_CAL=1). A tiny slice for CI / a smoke check:
 #   TINY=1 benchmarks/humaneval_hard.sh      (3 tasks, smollm2-135m, n=2, 32 tokens, budget 2, 1 seed)
-# A CPU-sized run (what the README reports): calibrate a fixed sample, every CAL_EVERY-th task, with fewer samples:
+# A CPU-sized run (what docs/results.md reports): calibrate a fixed sample, every CAL_EVERY-th task, with fewer samples:
 #   CAL_EVERY=12 N_CAL=4 MAX_NEW_TOKENS=256 K=2 BUDGET=8 BATCH=4 SEEDS=1 STRATEGIES=sdpo,best-of-k \
 #     benchmarks/humaneval_hard.sh
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""Predicted GPU memory of one SDPO run on one GPU, from a model's config alone (the README's "On one GPU" table).
+"""Predicted GPU memory of one SDPO run on one GPU, from a model's config alone (the table in docs/gpu.md).
 
 Arithmetic, not measurement: benchmarks/gpu_acceptance.py prints these predictions beside the measured peaks.
 Assumptions (the defaults of `sdpo-ttt solve` on a GPU):

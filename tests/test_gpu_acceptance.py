@@ -116,7 +116,7 @@ def test_training_memory_by_hand_for_qwen3_8b_at_8k() -> None:
     # two RMSNorms + the final norm on [T, 4096], Qwen3's q/k norms on [T, 32 x 128] and [T, 8 x 128]
     assert got["RMSNorm inputs up-cast (fp32)"] == 4 * T * (3 * 4096 + 4096 + 1024)
     assert got["total"] == pytest.approx(sum(v for k, v in got.items() if k != "total"))
-    assert 20e9 < got["total"] < 25e9  # the README's ~22 GB training side
+    assert 20e9 < got["total"] < 25e9  # docs/gpu.md's ~25 GB training side
 
 
 def test_sampling_memory_kv_cache() -> None:

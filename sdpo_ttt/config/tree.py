@@ -51,7 +51,7 @@ class OptimConfig(Section):
     lr: float = option(
         1e-5,
         "AdamW learning rate on the LoRA weights (paper: 1e-6 for full fine-tuning; LoRA needs more). Measured "
-        "2026-12-01 on the 2-core CPU with the 0.5B (README 'How solve works'): 1e-5 did least harm to the student in "
+        "2026-12-01 on the 2-core CPU with the 0.5B (docs/results.md): 1e-5 did least harm to the student in "
         "feedback-only updates and discovered more than 1e-4 in the same compare grid.", gt=0)
     weight_decay: float = option(0.0, "AdamW weight decay.", ge=0)
     grad_clip: float = option(1.0, "Clip the global gradient norm at this value (paper: 1.0).", gt=0)

@@ -16,7 +16,7 @@ Why not the sign of the teacher–student log-prob gap. It is no measure of the 
     is not understanding (and the update sees only failed attempts, a selected sample of π_s). Measured
     (2026-12-01, sum-two-ints, failed attempts only): 0.5B gap₀ +0.002 with divergence 0.13;
     Qwen2.5-Coder-1.5B gap +0.21 and +0.14 with divergence 0.21 and 0.17, while its teacher wrote no better
-    programs than its base (benchmarks/feedback_learning.py, README).
+    programs than its base (benchmarks/feedback_learning.py, docs/results.md).
 
 What does separate a teacher that uses the feedback: the verifier score, the only ground truth the
 feedback-only regime has. A teacher that reads the feedback finds the better-scored attempts relatively
