@@ -14,7 +14,10 @@ from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.run.loop import Summary
 from sdpo_ttt.problem.schema import load_problem
-from sdpo_ttt.report.write import analyze, build_report, collect_runs, table
+from sdpo_ttt.report.analysis import analyze
+from sdpo_ttt.report.runs import collect_runs
+from sdpo_ttt.report.text import table
+from sdpo_ttt.report.write import build_report
 from sdpo_ttt.run.rundir import RunDir
 
 BUDGET = 16
@@ -168,10 +171,10 @@ def test_no_runs_is_a_user_error(tmp_path: Path) -> None:
 
 
 def test_strategies_outside_the_registry_get_distinct_colours_in_plots_and_legend() -> None:
-    from sdpo_ttt.report.write import COLORS, strategy_color
+    from sdpo_ttt.report.plots import strategy_color, style_of
 
     names = ["multi-turn", "best-of-k", "sdpo-lr1e-4", "sdpo-lr1e-5"]
     colours = [strategy_color(names, s) for s in names]
-    assert colours[:2] == [COLORS["multi-turn"], COLORS["best-of-k"]]
+    assert colours[:2] == [style_of("multi-turn")[0], style_of("best-of-k")[0]]
     assert len(set(colours)) == 4  # relabelled folders never share a colour (they did: matplotlib's cycle vs a blue legend)
     assert strategy_color(names, "sdpo-lr1e-5") == strategy_color(list(reversed(names)), "sdpo-lr1e-4")  # by order

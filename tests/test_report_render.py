@@ -11,20 +11,12 @@ import pytest
 from rich.console import Console
 
 from sdpo_ttt.report.estimators import Interval
-from sdpo_ttt.report.write import (
-    analyze,
-    blocks,
-    collect_runs,
-    conclusions,
-    curves_figure,
-    plural,
-    print_terminal,
-    ratio_verdict,
-    table,
-    table_width,
-    time_unit,
-    x_ticks,
-)
+from sdpo_ttt.report.analysis import analyze
+from sdpo_ttt.report.conclusions import conclusions, ratio_verdict
+from sdpo_ttt.report.plots import curves_figure, x_ticks
+from sdpo_ttt.report.runs import collect_runs
+from sdpo_ttt.report.text import blocks, print_terminal, table, table_width
+from sdpo_ttt.report.words import plural, time_unit
 from tests.test_report import fabricate, fabricate_problem_a
 
 

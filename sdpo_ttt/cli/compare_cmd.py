@@ -98,7 +98,7 @@ def _run_line(cell, action: str, summary: dict[str, Any]) -> str:
 
 
 def print_table(console: Console, analysis) -> None:
-    from sdpo_ttt.report.write import print_terminal
+    from sdpo_ttt.report.text import print_terminal
 
     print_terminal(console, analysis)
 

@@ -4,7 +4,7 @@ Layout under OUT (a `compare` grid per grid point; no grid: exactly compare's la
     OUT/[<grid point>/]<problem-id>/<strategy>/seed<k>/   one `solve` run directory per job
     OUT/jobs.jsonl                                        the manifest: one line per job state change, append-only
     OUT/batch-summary.json, OUT/batch-summary.md          written at the end (also after Ctrl-C)
-    OUT/report/                                           `sdpo-ttt report OUT` (report.py, as for compare)
+    OUT/report/                                           `sdpo-ttt report OUT` (sdpo_ttt/report/, as for compare)
 A grid point folder is named by its overrides, e.g. `lr=0.0003,temperature=0.7`.
 
 The run directories are the truth, the manifest is the record: a job whose run directory is finished is skipped

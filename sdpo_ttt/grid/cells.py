@@ -1,6 +1,6 @@
 """`compare`: run every (problem, strategy, seed) of a grid into its own run directory, resumably.
 
-Layout: OUT/<problem-id>/<strategy>/seed<k>/ (a normal `solve` run directory each), OUT/report/ (report.py).
+Layout: OUT/<problem-id>/<strategy>/seed<k>/ (a normal `solve` run directory each), OUT/report/ (sdpo_ttt/report/).
 A finished run is skipped, an interrupted one resumed, a missing one started; a run directory made with
 different options is refused (mixing budgets or models would make the report lie).
 

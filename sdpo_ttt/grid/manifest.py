@@ -68,7 +68,7 @@ def batch_lock(out: Path) -> Iterator[None]:
 
 def write_summary(plan: Plan, manifest: Manifest) -> dict[str, Any]:
     """batch-summary.json and .md in OUT: per job, and per (grid point, problem, strategy): solved, discovery, time."""
-    from sdpo_ttt.report.write import load_run
+    from sdpo_ttt.report.runs import load_run
 
     latest = manifest.latest()
     jobs = []

@@ -1,0 +1,224 @@
+"""Analysis: run records → discovery curves per (problem, strategy) with bootstrap bands, the attempts (or tokens,
+seconds) to reach each probability, and the ratio to best-of-k. The statistics themselves are in estimators.py.
+
+Estimator per group of runs (one problem, one strategy):
+- best-of-k runs drawn without stopping (stop_on_success = false): every attempt is an i.i.d. sample, so the
+  pooled attempts of all seeds give the unbiased pass@k, for k up to the number of samples (which may exceed
+  the per-run budget: more samples, a longer curve);
+- anything else: the censored empirical CDF of the discovery time over the runs (seeds).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdpo_ttt.errors import UserError
+from sdpo_ttt.report.estimators import (
+    Band,
+    Interval,
+    attempts_to_reach_ci,
+    band_on_cost_grid,
+    bootstrap_discovery_cdf,
+    bootstrap_discovery_cdf_cost,
+    bootstrap_pass_at_k,
+    cost_unit,
+    mean_curves,
+    ratio_ci,
+    restricted_mean,
+)
+from sdpo_ttt.report.runs import X_AXES, RunRecord
+from sdpo_ttt.report.words import plural
+from sdpo_ttt.run.strategies import BASELINE, STRATEGIES
+
+STRATEGY_ORDER = tuple(STRATEGIES)  # the registry's order: rows, legends and plots list strategies in it
+ALL = "all"  # problem id of the mean over problems
+
+
+@dataclass
+class GroupResult:
+    """One row of the summary: a strategy on one problem, or its mean over problems (problem_id == "all")."""
+
+    problem_id: str
+    strategy: str
+    estimator: str  # "pass@k (n i.i.d. samples)" | "censored CDF over seeds" | "mean over problems"
+    runs: int
+    solved_runs: int
+    budget: int
+    band: Band
+    at_p: dict[float, Interval]
+    ratio: dict[float, Interval | None]  # to best-of-k on the same problem(s); None for best-of-k itself or if absent
+    discovery_at_budget: tuple[float, float, float]  # estimate, low, high
+    mean_attempts: float  # E[min(T, budget)]
+    unsolved_mass: float  # P(T > budget): > 0 means the mean is a lower bound
+    samples: int  # attempts used, all runs
+    passes: int
+    wall_time_s: float | None
+    wall_per_attempt_s: float | None
+    x: str = "attempts"  # the x axis: attempts | tokens | seconds (curve entry j-1 is at cost j·unit)
+    unit: float = 1.0
+
+    @property
+    def horizon(self) -> int:
+        return len(self.band.estimate)
+
+
+@dataclass
+class Analysis:
+    problems: dict[str, str]  # id -> title, sorted by id
+    strategies: list[str]
+    groups: list[GroupResult]
+    runs: list[RunRecord]
+    ps: tuple[float, ...]
+    level: float
+    n_boot: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def group(self, problem_id: str, strategy: str) -> GroupResult | None:
+        return next((g for g in self.groups if g.problem_id == problem_id and g.strategy == strategy), None)
+
+
+def _sort_strategies(names: Sequence[str]) -> list[str]:
+    return sorted(set(names), key=lambda s: (STRATEGY_ORDER.index(s) if s in STRATEGY_ORDER else len(STRATEGY_ORDER), s))
+
+
+def _band_for(runs: list[RunRecord], n_boot: int, level: float, seed: int, x: str = "attempts", unit: float = 1.0) -> tuple[Band, str]:
+    budget = max(r.budget for r in runs)
+    if all(r.strategy == BASELINE and not r.stop_on_success for r in runs):
+        n, c = sum(r.attempts_used for r in runs), sum(r.passes for r in runs)
+        if n > 0:
+            band = bootstrap_pass_at_k(n, c, n, n_boot=n_boot, level=level, seed=seed)
+            if x != "attempts":  # n i.i.d. attempts at their mean cost each
+                band = band_on_cost_grid(band, sum(r.spent[x] for r in runs) / n, unit)
+            return band, f"pass@k ({n} i.i.d. samples)"
+    if x != "attempts":
+        disc = [r.costs[x][r.discovery - 1] if r.discovery is not None else None for r in runs]
+        band = bootstrap_discovery_cdf_cost(disc, [r.spent[x] for r in runs], unit, n_boot=n_boot, level=level, seed=seed)
+        return band, f"censored CDF ({plural(len(runs), 'seed')})"
+    times = [r.discovery for r in runs]
+    censor = [r.attempts_used if r.discovery is None else r.budget for r in runs]
+    return bootstrap_discovery_cdf(times, censor, budget, n_boot=n_boot, level=level, seed=seed), f"censored CDF ({len(runs)} seeds)"
+
+
+def _scaled(iv: Interval, unit: float) -> Interval:
+    """An interval in bins of the cost grid, in cost units (tokens or seconds)."""
+    if unit == 1.0:
+        return iv
+    mul = lambda v: None if v is None else v * unit  # noqa: E731
+    return Interval(mul(iv.value), mul(iv.low), mul(iv.high), horizon=None if iv.horizon is None else round(iv.horizon * unit), bound=iv.bound)
+
+
+def _summarize(problem_id: str, strategy: str, estimator: str, runs: list[RunRecord], band: Band, budget: int,
+               ps: Sequence[float], level: float, x: str = "attempts", unit: float = 1.0) -> GroupResult:
+    if x != "attempts":
+        budget = len(band.estimate)  # a cost curve ends where its runs were last observed
+    k = min(budget, len(band.estimate)) - 1
+    at_budget = band.estimate[: k + 1]
+    walls = [r.wall_time_s for r in runs if r.wall_time_s is not None]
+    used = sum(r.attempts_used for r in runs if r.wall_time_s is not None)
+    return GroupResult(
+        problem_id=problem_id, strategy=strategy, estimator=estimator, runs=len(runs),
+        solved_runs=sum(r.discovery is not None for r in runs), budget=budget, band=band,
+        at_p={p: _scaled(attempts_to_reach_ci(band, p, level), unit) for p in ps}, ratio={p: None for p in ps},
+        discovery_at_budget=(float(band.estimate[k]), float(band.low[k]), float(band.high[k])),
+        mean_attempts=restricted_mean(at_budget) * unit, unsolved_mass=float(1.0 - at_budget[-1]),
+        samples=sum(r.attempts_used for r in runs), passes=sum(r.passes for r in runs),
+        wall_time_s=sum(walls) if walls else None, wall_per_attempt_s=(sum(walls) / used) if walls and used else None,
+        x=x, unit=unit,
+    )
+
+
+def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), level: float = 0.9,
+            n_boot: int = 2000, seed: int = 0, x: str = "attempts") -> Analysis:
+    """Group runs by (problem, strategy), estimate discovery@k with bands, the headline attempts-to-p and ratios.
+
+    With several problems, a mean-over-problems row per strategy is added (problem_id "all"): the average
+    discovery@k, over the problems every strategy has runs for. x = tokens or seconds: discovery against what was
+    spent, on one cost grid shared by every curve (estimators.COST_BINS bins), so ratios compare costs.
+    """
+    if not records:
+        raise UserError("no runs to report on", "run `sdpo-ttt compare` first")
+    if x not in X_AXES:
+        raise UserError(f"--x {x!r} is not an axis", f"use one of {', '.join(X_AXES)}")
+    unit = 1.0
+    if x != "attempts":
+        missing = [r for r in records if x not in r.costs]
+        if missing:
+            raise UserError(f"{plural(len(missing), 'run')} recorded no {x} per attempt (e.g. {missing[0].path})",
+                            "runs record them since 2026-12-01: rerun those, or use --x attempts")
+        unit = cost_unit(max(r.spent[x] for r in records))
+    problems = {r.problem_id: r.title for r in sorted(records, key=lambda r: r.problem_id)}
+    strategies = _sort_strategies([r.strategy for r in records])
+    groups: list[GroupResult] = []
+    for pid in problems:
+        for s in strategies:
+            runs = sorted((r for r in records if r.problem_id == pid and r.strategy == s), key=lambda r: r.seed)
+            if not runs:
+                continue
+            gseed = seed + zlib.crc32(f"{pid}/{s}".encode())
+            band, estimator = _band_for(runs, n_boot, level, gseed, x, unit)
+            groups.append(_summarize(pid, s, estimator, runs, band, max(r.budget for r in runs), ps, level, x, unit))
+    if len(problems) > 1:
+        for s in strategies:
+            per = [g for g in groups if g.strategy == s]
+            if len(per) < 2:
+                continue
+            runs = [r for r in records if r.strategy == s]
+            band = mean_curves([g.band for g in per], level)
+            groups.append(_summarize(ALL, s, f"mean over {len(per)} problems", runs, band, max(g.budget for g in per), ps, level, x, unit))
+    for g in groups:
+        base = next((b for b in groups if b.problem_id == g.problem_id and b.strategy == BASELINE), None)
+        if base is not None and g.strategy != BASELINE:
+            g.ratio = {p: ratio_ci(g.band, base.band, p, level) for p in ps}
+    models = sorted({r.model for r in records})
+    meta = {
+        "models": models, "budgets": sorted({r.budget for r in records}), "seeds": sorted({r.seed for r in records}),
+        "batch_sizes": sorted({r.batch_size for r in records if r.batch_size is not None}),
+        "max_new_tokens": sorted({r.max_new_tokens for r in records if r.max_new_tokens is not None}),
+        "runs": len(records), "unfinished_runs": sum(r.status not in ("solved", "budget_exhausted") for r in records),
+        "bootstrap_seed": seed, "x": x, "x_unit": unit,
+    }
+    return Analysis(problems, strategies, groups, list(records), tuple(ps), level, n_boot, meta)
+
+
+def x_axis(analysis: Analysis) -> str:
+    """What the analysis drew discovery against: attempts, tokens or seconds."""
+    return str(analysis.meta.get("x", "attempts"))
+
+
+def headline_p(analysis: Analysis, problem_id: str) -> float:
+    """The largest probability of `ps` some strategy reaches on this problem (else the smallest)."""
+    groups = [g for g in analysis.groups if g.problem_id == problem_id]
+    reached = [p for p in analysis.ps if any(g.at_p[p].value is not None for g in groups)]
+    return max(reached) if reached else min(analysis.ps)
+
+
+def ratios_by_axis(records: Sequence[RunRecord], analysis: Analysis) -> list[dict[str, Any]]:
+    """The headline ratio to best-of-k (at each problem's headline p) on every axis all runs recorded: whether a
+    strategy that wins per attempt still wins per generated token and per second. JSON-ready rows."""
+    axes = [x for x in X_AXES if x == "attempts" or all(x in r.costs for r in records)]
+    by_axis = {x_axis(analysis): analysis}
+    for x in axes:
+        if x not in by_axis:
+            by_axis[x] = analyze(records, ps=analysis.ps, level=analysis.level, n_boot=analysis.n_boot,
+                                 seed=analysis.meta["bootstrap_seed"], x=x)
+    rows = []
+    for g in analysis.groups:
+        if g.strategy == BASELINE or analysis.group(g.problem_id, BASELINE) is None:
+            continue
+        p = headline_p(by_axis["attempts"] if "attempts" in by_axis else analysis, g.problem_id)
+        row: dict[str, Any] = {"problem_id": g.problem_id, "strategy": g.strategy, "p": p}
+        for x in axes:
+            other = by_axis[x].group(g.problem_id, g.strategy)
+            row[x] = interval_json(other.ratio.get(p) if other else None)
+        rows.append(row)
+    return rows
+
+
+def interval_json(iv: Interval | None) -> dict[str, Any] | None:
+    if iv is None:
+        return None
+    return {"value": iv.value, "low": iv.low, "high": iv.high, "reached": iv.value is not None, "bound": iv.bound or None,
+            "horizon": iv.horizon}

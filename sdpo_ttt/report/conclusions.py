@@ -1,0 +1,81 @@
+"""The conclusion, in words: which strategy leads on each problem, and whether its ratio to best-of-k excludes 1;
+then the headline ratio on every axis the runs recorded (attempts, tokens, seconds)."""
+
+from __future__ import annotations
+
+from sdpo_ttt.report.analysis import ALL, Analysis, headline_p, x_axis
+from sdpo_ttt.report.estimators import Interval, format_ratio
+from sdpo_ttt.report.runs import X_AXES
+from sdpo_ttt.report.words import amount, pct
+from sdpo_ttt.run.strategies import BASELINE
+
+
+def ratio_verdict(iv: Interval | None) -> str:
+    """'fewer' if the whole interval is below 1, 'more' if above 1, else 'inconclusive' (None bounds = not reached = +inf)."""
+    if iv is None:
+        return "inconclusive"
+    if iv.high is not None and iv.high < 1.0:
+        return "fewer"
+    if iv.low is None or iv.low > 1.0:
+        return "more"
+    return "inconclusive"
+
+
+def conclusion(analysis: Analysis, problem_id: str) -> str:
+    """One or two sentences: which strategy leads on a problem, and whether its ratio to best-of-k excludes 1."""
+    groups = [g for g in analysis.groups if g.problem_id == problem_id]
+    name = "mean over problems" if problem_id == ALL else problem_id
+    lv = pct(analysis.level)
+    if not groups or all(g.solved_runs == 0 for g in groups):
+        return f"{name}: no strategy solved it within the budget — inconclusive."
+    p = headline_p(analysis, problem_id)
+    inf = float("inf")
+    lead = min(groups, key=lambda g: (g.at_p[p].value if g.at_p[p].value is not None else inf, -g.discovery_at_budget[0]))
+    x = x_axis(analysis)
+    if lead.at_p[p].value is not None:
+        out = f"{name}: {lead.strategy} leads, reaching {pct(p)} discovery in {amount(lead.at_p[p].value, x)} (point estimate)."
+    else:
+        out = f"{name}: {lead.strategy} leads with discovery@budget {lead.discovery_at_budget[0]:.2f}; no strategy reached {pct(p)}."
+    base = next((g for g in groups if g.strategy == BASELINE), None)
+    if base is None:
+        return out + f" No {BASELINE} runs to compare with — inconclusive."
+    for g in groups:
+        if g.strategy == BASELINE:
+            continue
+        if g.solved_runs == 0:
+            within = f"within {g.budget} attempts" if x == "attempts" else f"within the {x} its runs spent"
+            out += (f" {g.strategy} solved no run: it did not reach {pct(p)} {within}, and with no success to"
+                    " resample there is no interval — inconclusive.")
+            continue
+        iv = g.ratio.get(p)
+        verdict = ratio_verdict(iv)
+        shown = format_ratio(iv) if iv is not None else "n/a"
+        if verdict == "fewer":
+            out += f" {g.strategy} needs fewer {x} than {BASELINE} to reach {pct(p)}: {shown}, the {lv} interval excludes 1."
+        elif verdict == "more":
+            out += f" {g.strategy} needs more {x} than {BASELINE} to reach {pct(p)}: {shown}, the {lv} interval excludes 1."
+        else:
+            out += f" {g.strategy} vs {BASELINE} at {pct(p)}: {shown}, the {lv} interval includes 1 — inconclusive."
+    return out
+
+
+def conclusions(analysis: Analysis) -> list[str]:
+    """The conclusion for every problem, and for the mean over problems when there is one; then the headline
+    ratio on every axis the runs recorded (attempts, tokens, seconds), when that was computed."""
+    ids = list(analysis.problems) + ([ALL] if any(g.problem_id == ALL for g in analysis.groups) else [])
+    return [conclusion(analysis, pid) for pid in ids] + cost_lines(analysis)
+
+
+def cost_lines(analysis: Analysis) -> list[str]:
+    """'Per attempt, token and second: sdpo / best-of-k to reach 50% on a: attempts 0.36x [...] · tokens ...'."""
+    out = []
+    for row in analysis.meta.get("ratios_by_x", []):
+        parts = []
+        for x in X_AXES:
+            if x in row:
+                iv = row[x]
+                shown = "n/a" if iv is None else format_ratio(Interval(iv["value"], iv["low"], iv["high"], iv["horizon"], iv["bound"] or ""))
+                parts.append(f"{x} {shown}")
+        name = "mean over problems" if row["problem_id"] == ALL else row["problem_id"]
+        out.append(f"{name}: {row['strategy']} / {BASELINE} to reach {pct(row['p'])}, per unit spent: " + " · ".join(parts))
+    return out

@@ -1,0 +1,90 @@
+"""Run directories → RunRecord: what the report needs from each run, read only from what runs leave behind
+(config.json, problem.json, attempts.jsonl, summary.json), so a report can be rebuilt at any time from a folder of
+runs without running anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdpo_ttt.errors import UserError
+from sdpo_ttt.run.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the report needs from one run directory."""
+
+    path: Path
+    problem_id: str
+    title: str
+    strategy: str
+    seed: int
+    budget: int
+    model: str
+    batch_size: int | None
+    max_new_tokens: int | None
+    stop_on_success: bool
+    status: str  # solved | budget_exhausted | interrupted | unfinished (no summary yet)
+    attempts_used: int
+    discovery: int | None  # 1-based attempt of the first pass
+    passes: int  # attempts that passed (all of them for fixed-n best-of-k)
+    wall_time_s: float | None
+    costs: dict[str, tuple[float, ...]] = field(default_factory=dict)  # x axis -> what was spent when each attempt was judged
+    spent: dict[str, float] = field(default_factory=dict)  # x axis -> what the run spent in all
+
+
+def load_run(path: Path) -> RunRecord:
+    """Read one run directory (finished or not), through RunDir."""
+    run = RunDir.open_existing(path)
+    path = run.path
+    cfg, problem, summary, attempts = run.read_config(), run.read_problem(), run.read_summary(), run.read_attempts()
+    passed = [bool(a.get("passed")) for a in sorted(attempts, key=lambda a: a.get("index", 0))]
+    first = next((i + 1 for i, p in enumerate(passed) if p), None)
+    if summary and summary.get("discovery_attempt") is not None:
+        first = int(summary["discovery_attempt"])
+    used = int(summary["attempts_used"]) if summary else len(passed)
+    return RunRecord(
+        path=path, problem_id=str(problem["id"]), title=str(problem.get("title") or problem["id"]),
+        strategy=str(cfg.get("strategy", "sdpo")), seed=int(cfg.get("seed", 0)), budget=int(cfg["budget"]),
+        model=str(cfg.get("model", "?")), batch_size=cfg.get("batch_size"), max_new_tokens=cfg.get("max_new_tokens"),
+        stop_on_success=bool(cfg.get("stop_on_success", True)),
+        status=str(summary["status"]) if summary else "unfinished", attempts_used=used, discovery=first,
+        passes=sum(passed), wall_time_s=float(summary["wall_time_s"]) if summary else None,
+        **attempt_costs(attempts, summary),
+    )
+
+
+X_AXES = ("attempts", "tokens", "seconds")  # what discovery can be drawn against (--x)
+X_LABELS = {"attempts": "attempts k", "tokens": "generated tokens", "seconds": "wall-clock seconds"}
+
+
+def attempt_costs(attempts: list[dict[str, Any]], summary: dict[str, Any] | None) -> dict[str, Any]:
+    """For RunRecord: the cumulative cost at each attempt (by index) on the tokens and seconds axes, and the run's
+    total. Tokens: `run_tokens`, or for older runs the completion tokens summed to the end of each attempt's batch;
+    seconds: `run_wall_s` (recorded since 2026-12-01; older runs have no seconds axis)."""
+    rows = sorted(attempts, key=lambda a: a.get("index", 0))
+    costs: dict[str, tuple[float, ...]] = {}
+    spent: dict[str, float] = {}
+    if rows and all("run_tokens" in a for a in rows):
+        costs["tokens"] = tuple(float(a["run_tokens"]) for a in rows)
+    elif rows and all("completion_tokens" in a and "step" in a for a in rows):
+        per_step: dict[int, int] = {}
+        for a in rows:
+            per_step[int(a["step"])] = per_step.get(int(a["step"]), 0) + int(a["completion_tokens"])
+        upto = {s: sum(v for t, v in per_step.items() if t <= s) for s in per_step}
+        costs["tokens"] = tuple(float(upto[int(a["step"])]) for a in rows)
+    if rows and all("run_wall_s" in a for a in rows):
+        costs["seconds"] = tuple(float(a["run_wall_s"]) for a in rows)
+    totals = {"tokens": "generated_tokens", "seconds": "wall_time_s"}
+    for axis, c in costs.items():
+        spent[axis] = max(c[-1], float((summary or {}).get(totals[axis]) or 0.0))
+    return {"costs": costs, "spent": spent}
+
+
+def collect_runs(root: Path) -> list[RunRecord]:
+    runs = RunDir.find_all(root)
+    if not runs:
+        raise UserError(f"{root} holds no run directories", "pass the --out folder of a `compare` (or a folder of `solve` runs)")
+    return [load_run(r.path) for r in runs]
