@@ -2,78 +2,32 @@
 
 from __future__ import annotations
 
-import struct
+import importlib.util
 import sys
 import types
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from typer.testing import CliRunner
 
+from sdpo_ttt.cli import app
 from sdpo_ttt.config.tree import SolveConfig
+from sdpo_ttt.errors import ConfigError, UserError
 from sdpo_ttt.run.loop import run_discovery
 from sdpo_ttt.problem.schema import load_problem
 from sdpo_ttt.run.rundir import RunDir
-from sdpo_ttt.run.tracking import attempt_stats, crc32c, event_bytes, numeric, open_trackers, read_tfrecords
+from sdpo_ttt.run.tracking import attempt_stats, numeric, open_trackers
 from tests.fakes import FakePolicy, FakeSandbox, program
 
 PROBLEM = Path(__file__).resolve().parent.parent / "problems" / "sum-two-ints" / "problem.json"
 
 
-# ---- a minimal protobuf reader, independent of the writer's code paths
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = out = 0
-    while True:
-        b = buf[i]
-        i += 1
-        out |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return out, i
-
-
-def _fields(buf: bytes) -> list[tuple[int, object]]:
-    i, out = 0, []
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = _varint(buf, i)
-        elif wire == 1:
-            v, i = struct.unpack("<d", buf[i: i + 8])[0], i + 8
-        elif wire == 5:
-            v, i = struct.unpack("<f", buf[i: i + 4])[0], i + 4
-        else:
-            n, i = _varint(buf, i)
-            v, i = buf[i: i + n], i + n
-        out.append((num, v))
-    return out
-
-
 def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] from every event file in log_dir."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for f in sorted(log_dir.glob("events.out.tfevents.*")):
-        for rec in read_tfrecords(f):
-            ev = dict(_fields(rec))
-            if 5 not in ev:
-                assert ev.get(3) == b"brain.Event:2"
-                continue
-            for _, value in _fields(ev[5]):
-                v = dict(_fields(value))
-                out.setdefault(v[1].decode(), []).append((ev.get(2, 0), v[2]))
-    return out
-
-
-def test_crc32c_known_values() -> None:
-    assert crc32c(b"") == 0 and crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
-    assert crc32c(bytes(32)) == 0x8A9136AA  # RFC 3720 test vector: 32 bytes of zeros
-
-
-def test_event_encoding_round_trip() -> None:
-    ev = dict(_fields(event_bytes(12.5, 300, scalars={"loss": 0.25, "a/b": -3.0})))
-    assert ev[1] == 12.5 and ev[2] == 300
-    values = [dict(_fields(v)) for _, v in _fields(ev[5])]
-    assert [(v[1].decode(), v[2]) for v in values] == [("loss", 0.25), ("a/b", -3.0)]
+    """tag -> [(step, value)], as TensorBoard's own reader sees the event files in log_dir."""
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def test_attempt_stats_and_numeric() -> None:
@@ -104,17 +58,34 @@ def test_tensorboard_gets_every_metric_and_attempt_statistics(tmp_path: Path) ->
     assert [v for _, v in scalars["run/best_score"]] == [0.25, 0.5, 0.75]
 
 
-def test_tensorboard_reads_our_files(tmp_path: Path) -> None:
-    """The real TensorBoard reader (when installed) sees the same scalars."""
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    run = _run(tmp_path, track=["tensorboard"])
-    acc = event_accumulator.EventAccumulator(str(run.path / "tensorboard"))
-    acc.Reload()
-    ours = read_scalars(run.path / "tensorboard")
-    tags = acc.Tags()["scalars"]
-    assert set(tags) == set(ours)
-    for tag in tags:
-        assert [(e.step, pytest.approx(e.value)) for e in acc.Scalars(tag)] == ours[tag]
+def test_tensorboard_event_files_are_one_per_run_and_flushed_each_step(tmp_path: Path) -> None:
+    trackers = open_trackers(["tensorboard"], tmp_path, "x", {})
+    trackers.scalars(0, {"loss": 0.5})
+    trackers.scalars(1, {"loss": 0.25, "a/b": -3.0})
+    assert read_scalars(tmp_path / "tensorboard") == {"loss": [(0, 0.5), (1, 0.25)], "a/b": [(1, -3.0)]}  # before close
+    trackers.close()
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1
+
+
+def _without(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
+    """Make `package` look uninstalled: find_spec finds nothing and importing it fails."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name.split(".")[0] == package else real(name, *a, **k))
+    for name in [m for m in sys.modules if package in m.split(".")]:  # torch.utils.tensorboard too
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, package, None)  # `import package` raises ImportError
+
+
+def test_track_tensorboard_without_the_package_fails_at_config_time_naming_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without(monkeypatch, "tensorboard")
+    with pytest.raises(ConfigError, match="--track tensorboard: the tensorboard package is not installed") as e:
+        SolveConfig(track=["tensorboard"])
+    assert e.value.fix.startswith('pip install "sdpo-ttt[tracking]"')
+    r = CliRunner().invoke(app, ["solve", str(PROBLEM), "--track", "tensorboard", "--run-dir", str(tmp_path / "run")])
+    assert isinstance(r.exception, ConfigError) and "sdpo-ttt[tracking]" in r.exception.fix
+    assert not (tmp_path / "run").exists()  # refused before the run started
+    with pytest.raises(UserError, match="--track tensorboard needs the tensorboard package"):  # a config made without validation
+        open_trackers(["tensorboard"], tmp_path, "x", {})
 
 
 def test_nothing_when_not_asked(tmp_path: Path) -> None:
@@ -151,11 +122,7 @@ def test_wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_wandb_missing_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sdpo_ttt.errors import ConfigError
-
     monkeypatch.setitem(sys.modules, "wandb", None)
-    import importlib.util
-
     if importlib.util.find_spec("wandb") is not None:  # pragma: no cover - a real install
         pytest.skip("wandb is installed")
     with pytest.raises(ConfigError, match="--track: wandb is not installed"):

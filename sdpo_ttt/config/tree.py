@@ -86,7 +86,8 @@ class SolveConfig(BaseModel):
         "--budget, --max-time, --max-tokens is hit first ends the run).", ge=1, default_help="none")
     track: list[Literal["tensorboard", "wandb"]] = option(
         default_factory=list, help="Also log every metrics.jsonl scalar and per-step attempt statistics to: tensorboard "
-        "(event files in RUN/tensorboard/, local) and/or wandb (offline mode, files in RUN/wandb/; needs `pip install wandb`).",
+        "(event files in RUN/tensorboard/, local; needs `pip install \"sdpo-ttt[tracking]\"`) and/or wandb (offline mode, "
+        "files in RUN/wandb/; needs `pip install wandb`).",
         default_help="none")
     threads: int = option(
         0, "torch threads per run; 0 = its share of the free CPUs (CPUs / parallel workers, fewer while other "
@@ -117,9 +118,14 @@ class SolveConfig(BaseModel):
     @field_validator("track")
     @classmethod
     def _trackers_installed(cls, v: list[str]) -> list[str]:
-        """Refuse --track wandb before anything is opened when wandb is not installed."""
+        """Refuse --track tensorboard or wandb before anything is opened when its package is not installed."""
         import importlib.util
 
+        if "tensorboard" in v and importlib.util.find_spec("tensorboard") is None:
+            missing = ConfigError("--track tensorboard: the tensorboard package is not installed",
+                                  'pip install "sdpo-ttt[tracking]" (or drop tensorboard from --track)')
+            missing.flag_name = "track"
+            raise missing
         if "wandb" in v and importlib.util.find_spec("wandb") is None:
             raise ValueError("wandb is not installed: pip install wandb, or track with tensorboard only")
         return list(dict.fromkeys(v))

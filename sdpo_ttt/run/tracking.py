@@ -1,9 +1,8 @@
 """Experiment tracking, opt-in (`--track tensorboard,wandb`): every metrics.jsonl scalar and per-step attempt
 statistics, where researchers look. Nothing is imported, written or sent when `--track` is empty.
 
-- tensorboard: event files in RUN/tensorboard/, written here with no dependency (the TFRecord framing and the
-  three protobuf messages TensorBoard reads: Event, Summary, Summary.Value); view them with
-  `pip install tensorboard` and `tensorboard --logdir RUN/tensorboard`. Local files only.
+- tensorboard: event files in RUN/tensorboard/, written by torch's SummaryWriter (needs the tensorboard package:
+  `pip install "sdpo-ttt[tracking]"`); view them with `tensorboard --logdir RUN/tensorboard`. Local files only.
 - wandb: Weights & Biases in offline mode (files in RUN/wandb/, nothing sent; `wandb sync` uploads them later
   if you want); needs `pip install wandb`.
 """
@@ -11,11 +10,8 @@ statistics, where researchers look. Nothing is imported, written or sent when `-
 from __future__ import annotations
 
 import os
-import socket
-import struct
-import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,106 +52,29 @@ def attempt_stats(records: Sequence[dict[str, Any]], *, best_score: float, attem
     return out
 
 
-# ------------------------------------------------------------------ TensorBoard event files, no dependency
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), as TFRecord files use."""
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def masked_crc(data: bytes) -> int:
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def tfrecord(data: bytes) -> bytes:
-    """One TFRecord: length, masked CRC of the length, data, masked CRC of the data."""
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", masked_crc(header)) + data + struct.pack("<I", masked_crc(data))
-
-
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1  # int64 as protobuf encodes it (two's complement for negatives)
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field_bytes(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def event_bytes(wall_time: float, step: int, *, scalars: dict[str, float] | None = None, file_version: str | None = None) -> bytes:
-    """An Event message: wall_time (1, double), step (2, int64), file_version (3, string) or summary (5, Summary of
-    Values: tag (1, string), simple_value (2, float))."""
-    out = _varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3 | 0) + _varint(step)
-    if file_version is not None:
-        out += _field_bytes(3, file_version.encode())
-    if scalars:
-        values = b"".join(
-            _field_bytes(1, _field_bytes(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", value))
-            for tag, value in scalars.items()
-        )
-        out += _field_bytes(5, values)
-    return out
+# ------------------------------------------------------------------ TensorBoard
+TRACKING_EXTRA = 'pip install "sdpo-ttt[tracking]"'
 
 
 class TensorBoardWriter:
-    """Appends scalar events to one new event file in `log_dir` (one file per process, as TensorBoard expects)."""
+    """Scalars to one event file in `log_dir` through torch's SummaryWriter (the tensorboard package, from the
+    `[tracking]` extra), flushed after every step so that a live `tensorboard --logdir` follows the run."""
 
     def __init__(self, log_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UserError("--track tensorboard needs the tensorboard package", f"{TRACKING_EXTRA} (or drop tensorboard from --track)") from None
         self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.sdpo-ttt"
-        self.path = self.log_dir / name
-        self._f = self.path.open("ab")
-        self._write(event_bytes(time.time(), 0, file_version="brain.Event:2"))
-
-    def _write(self, event: bytes) -> None:
-        self._f.write(tfrecord(event))
-        self._f.flush()
+        self._writer = SummaryWriter(log_dir=str(self.log_dir))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        if values:
-            self._write(event_bytes(time.time(), step, scalars=values))
+        for tag, value in values.items():
+            self._writer.add_scalar(tag, value, global_step=step)
+        self._writer.flush()
 
     def close(self) -> None:
-        self._f.close()
-
-
-def read_tfrecords(path: Path) -> Iterator[bytes]:
-    """The records of a TFRecord file, checking both CRCs (for tests and tools)."""
-    data = Path(path).read_bytes()
-    pos = 0
-    while pos < len(data):
-        header = data[pos: pos + 8]
-        (length,) = struct.unpack("<Q", header)
-        (hcrc,) = struct.unpack("<I", data[pos + 8: pos + 12])
-        body = data[pos + 12: pos + 12 + length]
-        (dcrc,) = struct.unpack("<I", data[pos + 12 + length: pos + 16 + length])
-        if hcrc != masked_crc(header) or dcrc != masked_crc(body):
-            raise ValueError(f"{path}: bad CRC at byte {pos}")
-        yield body
-        pos += 16 + length
+        self._writer.close()
 
 
 # ------------------------------------------------------------------ Weights & Biases, offline
