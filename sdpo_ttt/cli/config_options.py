@@ -21,11 +21,8 @@ from typing import Any, Optional
 
 import typer
 
-from sdpo_ttt.config.tree import FLAT, field_default_help, field_help, field_info
+from sdpo_ttt.config.tree import FLAT, SECTION_TITLES, field_default_help, field_help, field_info
 from sdpo_ttt.config.fields import allowed_values, base_type, choices, flag
-
-PANELS = {None: "Run", "sampling": "Sampling", "policy": "Model and LoRA", "optim": "Optimiser",
-          "sdpo": "SDPO loss and teacher", "judge": "Judging"}
 
 
 def _cli_type(name: str) -> Any:
@@ -58,7 +55,7 @@ def _typer_option(name: str, default_help: str | None) -> Any:
     return typer.Option(
         None, decl, help=option_help(name, default_help), show_default=False,
         metavar="|".join(c) if c else ("A,B,..." if _is_list(name) else None),
-        rich_help_panel=PANELS[FLAT[name][0]] + " options",
+        rich_help_panel=SECTION_TITLES[FLAT[name][0]] + " options",
     )
 
 

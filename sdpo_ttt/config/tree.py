@@ -176,6 +176,9 @@ SECTIONS: dict[str, type[Section]] = {
     name: f.annotation for name, f in SolveConfig.model_fields.items()
     if isinstance(f.annotation, type) and issubclass(f.annotation, Section)
 }
+# what --help panels and docs/options.md call the root and each section
+SECTION_TITLES: dict[str | None, str] = {None: "Run", "sampling": "Sampling", "policy": "Model and LoRA", "optim": "Optimiser",
+                                         "sdpo": "SDPO loss and teacher", "judge": "Judging"}
 
 
 def _flat_index() -> dict[str, tuple[str | None, str]]:
