@@ -145,7 +145,7 @@ class FakeSandbox:
 def attempt(index: int, *, step: int = 0, chain: int | None = None, feedback: str = "", passed: bool = False,
             code: str | None = "print(0)\n", prompt_ids: list[int] | None = None, completion_ids: list[int] | None = None):
     """A judged attempt as the loop hands it to a strategy (no model needed)."""
-    from sdpo_ttt.run.strategies import Attempt
+    from sdpo_ttt.sandbox.attempt import Attempt
 
     comp = Completion(prompt_ids=prompt_ids or [1, 2, 3], completion_ids=completion_ids or [4, 5], text=code or "", finish_reason="eos")
     v = Verdict(passed=passed, score=1.0 if passed else 0.0, outcome=Outcome.passed if passed else Outcome.wrong_answer)

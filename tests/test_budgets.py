@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.run.budgets import RunCosts, format_duration, parse_duration, stop_reason
+from sdpo_ttt.config.durations import format_duration, parse_duration
+from sdpo_ttt.run.budgets import RunCosts, stop_reason
 from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.errors import ConfigError
 from sdpo_ttt.run.loop import run_discovery

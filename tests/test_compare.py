@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.grid.cells import cell_state, parse_strategies, plan_grid, run_grid
+from sdpo_ttt.grid.cells import cell_state, parse_strategies, plan_grid
+from sdpo_ttt.grid.compare import run_grid
 from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.run.rundir import RunDir

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +16,8 @@ from sdpo_ttt.config.tree import FLAT, SECTIONS, SolveConfig, build_config, fiel
 from sdpo_ttt.errors import ConfigError
 from sdpo_ttt.config.policy import DEFAULT_MODEL, PolicyConfig
 from sdpo_ttt.config.sdpo import LossConfig
+from sdpo_ttt.config.strategies import BASELINE, SUMMARIES, StrategyName
+from sdpo_ttt.report.styles import STYLES
 from sdpo_ttt.run.strategies import STRATEGIES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,7 +134,11 @@ def test_batch_size_default_depends_on_device() -> None:
     assert SolveConfig(batch_size=3).resolved_batch_size(on_gpu=True) == 3
 
 
-def test_strategy_choices_come_from_the_registry() -> None:
+def test_the_strategy_names_of_the_config_are_the_registry_of_run() -> None:
+    """config/strategies.py names the choices and their help; run/strategies.py implements them: the same names, in
+    the same (report) order, and every one has a plot style."""
+    assert tuple(get_args(StrategyName)) == tuple(SUMMARIES) == tuple(STRATEGIES)
+    assert BASELINE in STRATEGIES and set(STYLES) == set(STRATEGIES)
     for name in STRATEGIES:
         assert SolveConfig(strategy=name, temperature=1.0).strategy == name
     with pytest.raises(ConfigError, match=r"^--strategy 'grpo'"):

@@ -72,7 +72,7 @@ def test_updater_distils_at_the_sampling_temperature(tiny_model_dir, tmp_path, t
             return sdpo_loss(s_h, t_h, policy.lm_head_weight, y, mask, LossConfig(mode="full", temperature=temp))
 
     want, at_one = direct(tau), direct(1.0)
-    updater = SDPOUpdater(policy, cfg, contexts)
+    updater = SDPOUpdater(policy, cfg.sdpo, cfg.optim, contexts)
     metrics = updater.update(UpdateBatch(students, teachers, comps, [0.0, 0.0], [True, True], [False, False]))
     gap = "sdpo/teacher_student_logprob_gap"
     assert metrics["loss"] == pytest.approx(float(want.loss), rel=1e-4)

@@ -57,7 +57,7 @@ def _batch(policy, contexts: Contexts) -> UpdateBatch:
 
 def _updater(policy, model_dir: Path, **overrides) -> SDPOUpdater:
     cfg = tiny_config(model_dir, **overrides)
-    return SDPOUpdater(policy, cfg, Contexts(policy.chat_ids, QUESTION, cfg.sampling.max_prompt_tokens))
+    return SDPOUpdater(policy, cfg.sdpo, cfg.optim, Contexts(policy.chat_ids, QUESTION, cfg.sampling.max_prompt_tokens))
 
 
 @pytest.mark.parametrize("teacher", TEACHER_MODES)
@@ -164,7 +164,7 @@ def test_lora_dropout_with_gradient_checkpointing_keeps_train_mode_through_backw
     in train mode too, else torch raises CheckpointError (the forward and its recomputation save different tensors)."""
     cfg = tiny_config(tiny_model_dir, lora_dropout=0.1, gradient_checkpointing=True)
     policy = load_policy(cfg)
-    updater = SDPOUpdater(policy, cfg, Contexts(policy.chat_ids, QUESTION, cfg.sampling.max_prompt_tokens))
+    updater = SDPOUpdater(policy, cfg.sdpo, cfg.optim, Contexts(policy.chat_ids, QUESTION, cfg.sampling.max_prompt_tokens))
     metrics = updater.update(_batch(policy, updater.contexts))
     assert math.isfinite(metrics["sdpo/loss"])
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in updater.params)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from sdpo_ttt.cli.compare_cmd import GRID_SETS
 from sdpo_ttt.cli.config_options import config_options
-from sdpo_ttt.run.strategies import strategy_help
+from sdpo_ttt.config.strategies import strategy_help
 
 
 class EventPrinter:

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sdpo_ttt.cli.config_options import config_options
-from sdpo_ttt.run.strategies import STRATEGIES, strategy_help
+from sdpo_ttt.config.strategies import strategy_help
+from sdpo_ttt.run.strategies import STRATEGIES
 
 
 class RichGridProgress:
@@ -148,7 +149,8 @@ def register(app: typer.Typer) -> None:
         Finished runs are skipped and interrupted ones resumed, so re-running the same command continues a grid.
         """
         from sdpo_ttt.grid.local import refuse_gpu_workers, refuse_inprocess_vllm
-        from sdpo_ttt.grid.cells import parse_strategies, plan_grid, run_grid
+        from sdpo_ttt.grid.cells import parse_strategies, plan_grid
+        from sdpo_ttt.grid.compare import run_grid
         from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.report.write import build_report
 

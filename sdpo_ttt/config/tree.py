@@ -26,12 +26,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sdpo_ttt.run.budgets import parse_duration
+from sdpo_ttt.config.durations import parse_duration
 from sdpo_ttt.config.fields import Section, config_error, field_extra, flat_name, is_derived, option
 from sdpo_ttt.errors import ConfigError
 from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.config.sdpo import LossConfig
-from sdpo_ttt.run.strategies import StrategyName, strategy_help
+from sdpo_ttt.config.strategies import StrategyName, strategy_help
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,8 +1,10 @@
-"""`compare`: run every (problem, strategy, seed) of a grid into its own run directory, resumably.
+"""The grid's cells: one (problem, strategy, seed) each, its own `solve` run directory, resumably.
 
-Layout: OUT/<problem-id>/<strategy>/seed<k>/ (a normal `solve` run directory each), OUT/report/ (sdpo_ttt/report/).
-A finished run is skipped, an interrupted one resumed, a missing one started; a run directory made with
-different options is refused (mixing budgets or models would make the report lie).
+Layout: OUT/<problem-id>/<strategy>/seed<k>/ (a normal `solve` run directory each; the report in OUT/report/,
+sdpo_ttt/report/). A finished run is skipped,
+an interrupted one resumed, a missing one started (`cell_state`); a run directory made with different options is
+refused (mixing budgets or models would make the report lie). `run_cell` is the one way any front door (compare.py,
+the batch driver, the executors) runs a cell.
 
 best-of-k is drawn without stopping at the first success (stop_on_success = false) by default, so that all of
 its attempts are i.i.d. samples and pass@k is estimated exactly from them; sdpo and multi-turn stop at their
@@ -66,7 +68,7 @@ class GridProgress(Protocol):
     def message(self, text: str) -> None: ...
 
 
-class _Silent:
+class Silent:
     def grid_start(self, cells: list[Cell], todo_attempts: int) -> None: ...
     def run_start(self, cell: Cell, action: str, used: int) -> None: ...
     def run_attempts(self, cell: Cell, used: int, best_score: float) -> None: ...
@@ -149,56 +151,6 @@ def cell_state(cell: Cell) -> tuple[str, int]:
     return "resume", len(run.read_attempts())
 
 
-def run_grid(cells: Sequence[Cell], *, progress: GridProgress | None = None, announce=None,
-             workers: int = 1, mp_context: str = "spawn") -> list[CellOutcome]:
-    """Run (or skip, or resume) every cell in order; returns each cell's summary. workers > 1: that many cells at
-    once in worker processes (CPU; batch's local executor), each with its share of the CPUs' torch threads."""
-    progress = progress or _Silent()
-    states = [cell_state(c) for c in cells]  # all checks before anything runs
-    todo = sum(c.config.budget - used for c, (st, used) in zip(cells, states, strict=True) if st != "finished")
-    progress.grid_start(list(cells), todo)
-    if workers > 1:
-        return _run_parallel(list(cells), states, workers, progress, announce, mp_context)
-    models = SharedPolicy()
-    return [run_cell(cell, state, used, models=models, progress=progress, announce=announce)
-            for cell, (state, used) in zip(cells, states, strict=True)]
-
-
-def _run_parallel(cells: list[Cell], states: list[tuple[str, int]], workers: int, progress: GridProgress,
-                  announce, mp_context: str) -> list[CellOutcome]:
-    """The cells in `workers` processes (batch.local); a cell that fails is reported after the others ran."""
-    from sdpo_ttt.grid.local import run_local
-    from sdpo_ttt.grid.plan import Job
-
-    outcomes: dict[str, CellOutcome] = {}
-    todo = []
-    for cell, (state, used) in zip(cells, states, strict=True):
-        if state == "finished":
-            outcomes[cell.name] = run_cell(cell, state, used, progress=progress)
-        else:
-            todo.append((Job(cell.name, cell, {}), state, used))
-    actions = {job.id: ("resumed" if state == "resume" else "started", used) for job, state, used in todo}
-    failed: list[str] = []
-
-    def record(job, rec: dict[str, Any]) -> None:
-        action, used = actions[job.id]
-        if rec["state"] == "running":
-            progress.run_start(job.cell, action, used)
-            return
-        if rec["state"] != "done":
-            failed.append(f"{job.id}: {rec['state']}" + (f" ({rec['error']})" if rec.get("error") else ""))
-            return
-        summary = RunDir(job.cell.path).read_summary() or {}
-        progress.run_done(job.cell, action, summary)
-        outcomes[job.id] = CellOutcome(job.cell, action, summary)
-
-    run_local(todo, record, workers=workers, announce=announce, mp_context=mp_context)
-    if failed:
-        raise UserError(f"{len(failed)} run(s) did not finish: " + "; ".join(failed),
-                        "fix the cause and re-run the same command: finished runs are skipped, the others resumed")
-    return [outcomes[c.name] for c in cells]
-
-
 class SharedPolicy:
     """One loaded base model for consecutive base-model runs (best-of-k, multi-turn) with the same model options.
 
@@ -233,7 +185,7 @@ def run_cell(cell: Cell, state: str, used: int, *, models: SharedPolicy | None =
     workers / threads_hint: how many cells run in parallel on this machine, a thread count (solve, threads.py)."""
     from sdpo_ttt.run.solve import solve
 
-    progress = progress or _Silent()
+    progress = progress or Silent()
     if state == "finished":
         summary = RunDir(cell.path).read_summary() or {}
         progress.run_done(cell, "skipped", summary)

@@ -16,6 +16,7 @@ from typing import Any
 from sdpo_ttt.grid.plan import Plan, point_tag
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.files import append_jsonl, read_jsonl, write_atomic
+from sdpo_ttt.run.rundir import RunDir
 
 STATES = ("pending", "running", "done", "failed", "interrupted")
 MANIFEST, SUMMARY_JSON, SUMMARY_MD, LOCK = "jobs.jsonl", "batch-summary.json", "batch-summary.md", ".batch.lock"
@@ -66,10 +67,22 @@ def batch_lock(out: Path) -> Iterator[None]:
         f.close()
 
 
+def run_outcome(path: Path) -> dict[str, Any]:
+    """What batch-summary says of one run directory, finished or not: its status ("unfinished" before summary.json),
+    attempts used, 1-based discovery attempt (None: no pass yet) and wall time."""
+    run = RunDir.open_existing(path)
+    summary, attempts = run.read_summary(), run.read_attempts()
+    passed = [bool(a.get("passed")) for a in sorted(attempts, key=lambda a: a.get("index", 0))]
+    first = next((i + 1 for i, p in enumerate(passed) if p), None)
+    if summary and summary.get("discovery_attempt") is not None:
+        first = int(summary["discovery_attempt"])
+    return {"status": str(summary["status"]) if summary else "unfinished",
+            "attempts_used": int(summary["attempts_used"]) if summary else len(passed), "discovery_attempt": first,
+            "wall_time_s": float(summary["wall_time_s"]) if summary else None}
+
+
 def write_summary(plan: Plan, manifest: Manifest) -> dict[str, Any]:
     """batch-summary.json and .md in OUT: per job, and per (grid point, problem, strategy): solved, discovery, time."""
-    from sdpo_ttt.report.runs import load_run
-
     latest = manifest.latest()
     jobs = []
     for job in plan.jobs:
@@ -78,10 +91,10 @@ def write_summary(plan: Plan, manifest: Manifest) -> dict[str, Any]:
         rec = None
         if (job.cell.path / "config.json").exists() and (job.cell.path / "problem.json").exists():
             with contextlib.suppress(Exception):
-                rec = load_run(job.cell.path)
-        row.update({"status": rec.status if rec else None, "attempts_used": rec.attempts_used if rec else 0,
-                    "discovery_attempt": rec.discovery if rec else None, "solved": bool(rec and rec.discovery),
-                    "wall_time_s": rec.wall_time_s if rec else None})
+                rec = run_outcome(job.cell.path)
+        rec = rec or {"status": None, "attempts_used": 0, "discovery_attempt": None, "wall_time_s": None}
+        row.update({"status": rec["status"], "attempts_used": rec["attempts_used"], "discovery_attempt": rec["discovery_attempt"],
+                    "solved": bool(rec["discovery_attempt"]), "wall_time_s": rec["wall_time_s"]})
         jobs.append(row)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in jobs:

@@ -31,7 +31,8 @@ from sdpo_ttt.report.estimators import (
 )
 from sdpo_ttt.report.runs import X_AXES, RunRecord
 from sdpo_ttt.report.words import plural
-from sdpo_ttt.run.strategies import BASELINE, STRATEGIES
+from sdpo_ttt.config.strategies import BASELINE
+from sdpo_ttt.run.strategies import STRATEGIES
 
 STRATEGY_ORDER = tuple(STRATEGIES)  # the registry's order: rows, legends and plots list strategies in it
 ALL = "all"  # problem id of the mean over problems

@@ -7,7 +7,7 @@ from sdpo_ttt.report.analysis import ALL, Analysis, headline_p, x_axis
 from sdpo_ttt.report.estimators import Interval, format_ratio
 from sdpo_ttt.report.runs import X_AXES
 from sdpo_ttt.report.words import amount, pct
-from sdpo_ttt.run.strategies import BASELINE
+from sdpo_ttt.config.strategies import BASELINE
 
 
 def ratio_verdict(iv: Interval | None) -> str:

@@ -13,15 +13,14 @@ import numpy as np
 from sdpo_ttt.report.analysis import ALL, Analysis, x_axis
 from sdpo_ttt.report.runs import X_LABELS
 from sdpo_ttt.report.text import subtitle
-from sdpo_ttt.run.strategies import STRATEGIES
+from sdpo_ttt.report.styles import STYLES
 
 OTHER_COLORS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # names outside the registry
 
 
 def style_of(strategy: str) -> tuple[str, Any] | None:
-    """(colour, matplotlib dash) of a strategy in the registry; None for a name outside it."""
-    s = STRATEGIES.get(strategy)
-    return None if s is None else (s.color, s.linestyle)
+    """(colour, matplotlib dash) of a strategy (styles.py); None for a name outside it."""
+    return STYLES.get(strategy)
 
 
 def linestyle(strategy: str) -> Any:

@@ -12,7 +12,7 @@ from sdpo_ttt.report.analysis import Analysis, x_axis
 from sdpo_ttt.report.conclusions import conclusions
 from sdpo_ttt.report.estimators import format_attempts, format_ratio
 from sdpo_ttt.report.words import in_unit, pct, plural, time_unit
-from sdpo_ttt.run.strategies import BASELINE
+from sdpo_ttt.config.strategies import BASELINE
 
 
 def table(analysis: Analysis, *, compact: bool = False) -> tuple[list[str], list[list[str]]]:

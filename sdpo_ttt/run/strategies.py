@@ -1,8 +1,9 @@
 """How the next batch is drawn and what is learned from it: sdpo, best-of-k, multi-turn, and the one registry
-of strategies (`STRATEGIES`: name, class, plot style) that the config, the CLI, compare, batch and report use.
+of strategies (`STRATEGIES`: name -> class, whether it learns), keyed by the names in config/strategies.py.
 
 Everything else (sampling, judging, logging, stopping, budget) is shared in loop.py.
-Adding a strategy: a class with the `Strategy` protocol and its `StrategySpec` in STRATEGIES.
+Adding a strategy: its name and help in config/strategies.py, a class with the `Strategy` protocol and its
+`StrategySpec` in STRATEGIES, and a colour and dash in report/styles.py.
 """
 
 from __future__ import annotations
@@ -10,27 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from sdpo_ttt.config.strategies import StrategyName
 from sdpo_ttt.sdpo.reprompt import Contexts
-from sdpo_ttt.sandbox.verdict import Verdict
+from sdpo_ttt.sandbox.attempt import Attempt
 
 if TYPE_CHECKING:
     from sdpo_ttt.config.tree import SolveConfig
-    from sdpo_ttt.policy.model import Completion, Policy
-
-
-@dataclass
-class Attempt:
-    """One judged attempt, as the loop and the strategies see it."""
-
-    step: int
-    index: int  # 0-based position in the whole run (discovery time = index + 1)
-    chain: int  # position in its batch (multi-turn: the chain it belongs to)
-    completion: "Completion"
-    code: str | None
-    verdict: Verdict
-    feedback: str  # "" when passed
+    from sdpo_ttt.policy.model import Policy
 
 
 class Strategy(Protocol):
@@ -105,7 +94,7 @@ class SDPO:
         self.policy = policy
         self.contexts = Contexts(policy.chat_ids, messages, cfg.sampling.max_prompt_tokens)
         self.prompt = self.contexts.student()
-        self.updater = SDPOUpdater(policy, cfg, self.contexts)
+        self.updater = SDPOUpdater(policy, cfg.sdpo, cfg.optim, self.contexts)
 
     def prompts(self, n: int) -> list[list[int]]:
         return [list(self.prompt) for _ in range(n)]
@@ -130,35 +119,22 @@ class SDPO:
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """One strategy as the rest of the program sees it."""
+    """One strategy as the rest of the program sees it (its name and help are data in config/strategies.py)."""
 
-    name: str
+    name: StrategyName
     make: Callable[["Policy", list[dict[str, str]], "SolveConfig"], Strategy]
-    summary: str  # one line for --help
     learns: bool  # False: samples from the base model and never updates it, so one loaded model can serve many runs
-    color: str  # report plots
-    linestyle: Any  # matplotlib dash style; distinct so that overlapping curves stay visible
-    baseline: bool = False  # the strategy others are measured against (x best-of-k)
 
 
-# In report order.
+# In report order (the order of config/strategies.py).
 STRATEGIES: dict[str, StrategySpec] = {
     s.name: s
     for s in (
-        StrategySpec("sdpo", SDPO, "learn from feedback with LoRA (self-distillation from the feedback-conditioned teacher)",
-                     learns=True, color="#1f77b4", linestyle="-"),
-        StrategySpec("multi-turn", MultiTurn, "each chain re-prompted with its own earlier feedback",
-                     learns=False, color="#2ca02c", linestyle=(0, (5, 2))),
-        StrategySpec("best-of-k", BestOfK, "i.i.d. samples from the base model",
-                     learns=False, color="#d62728", linestyle=(0, (1.5, 2)), baseline=True),
+        StrategySpec("sdpo", SDPO, learns=True),
+        StrategySpec("multi-turn", MultiTurn, learns=False),
+        StrategySpec("best-of-k", BestOfK, learns=False),
     )
 }
-StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]  # the config's choices, from the registry
-BASELINE = next(s.name for s in STRATEGIES.values() if s.baseline)
-
-
-def strategy_help() -> str:
-    return "; ".join(f"{s.name}: {s.summary}" for s in STRATEGIES.values())
 
 
 def make_strategy(cfg: "SolveConfig", policy: "Policy", messages: list[dict[str, str]]) -> Strategy:

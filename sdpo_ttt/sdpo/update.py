@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from sdpo_ttt.config.tree import SolveConfig
+from sdpo_ttt.config.sdpo import LossConfig
+from sdpo_ttt.config.tree import OptimConfig
 from sdpo_ttt.policy.model import STUDENT
 from sdpo_ttt.sdpo.reprompt import Contexts
 from sdpo_ttt.sdpo.chunked import sdpo_loss
@@ -35,7 +36,7 @@ from sdpo_ttt.sdpo.teacher import BASE_MODEL, Teacher
 
 if TYPE_CHECKING:
     from sdpo_ttt.policy.model import Policy
-    from sdpo_ttt.run.strategies import Attempt
+    from sdpo_ttt.sandbox.attempt import Attempt
 
 __all__ = ["SDPOUpdater", "UpdateBatch", "build_contexts"]
 
@@ -54,17 +55,26 @@ def build_contexts(attempts: list["Attempt"], contexts: Contexts) -> UpdateBatch
     )
 
 
+Phase = Callable[[str, int, int], None]  # ("teacher" | "student", micro-batch i, of n): whoever displays progress
+
+
+def _no_phase(name: str, i: int, n: int) -> None:
+    pass
+
+
 class SDPOUpdater:
-    """Holds the optimiser and the teacher; `step(attempts)` learns from one judged batch and returns its metrics."""
+    """Holds the optimiser and the teacher; `step(attempts)` learns from one judged batch and returns its metrics.
 
-    on_phase: Callable[[str, int, int], None] | None = None  # ("teacher" | "student", micro-batch i, of n): live display
+    loss: the loss section (its temperature is the sampling temperature, derived by SolveConfig); optim: the
+    optimiser section; on_phase: told when each micro-batch's teacher pass and student update begin."""
 
-    def __init__(self, policy: "Policy", cfg: SolveConfig, contexts: Contexts) -> None:
+    def __init__(self, policy: "Policy", loss: LossConfig, optim: OptimConfig, contexts: Contexts, on_phase: Phase = _no_phase) -> None:
         self.policy = policy
         self.contexts = contexts
-        self.loss_cfg = cfg.sdpo  # its temperature is the sampling temperature (derived by SolveConfig)
-        self.optim = cfg.optim
-        self.teacher = Teacher(policy, cfg.sdpo.teacher, cfg.sdpo.teacher_rate)
+        self.loss_cfg = loss
+        self.optim = optim
+        self.on_phase = on_phase
+        self.teacher = Teacher(policy, loss.teacher, loss.teacher_rate)
         self.params = list(policy.trainable_parameters())
         self.optimizer = torch.optim.AdamW(self.params, lr=self.optim.lr, weight_decay=self.optim.weight_decay)
 
@@ -79,13 +89,11 @@ class SDPOUpdater:
             self.optimizer.zero_grad(set_to_none=True)
             mbs = list(micro_batches(batch, self.optim.micro_batch_size))
             for i, mb in enumerate(mbs):
-                if self.on_phase is not None:
-                    self.on_phase("teacher", i, len(mbs))
+                self.on_phase("teacher", i, len(mbs))
                 with stats.time("teacher"):
                     teacher = self.teacher.score(mb.teacher_prompts, mb.completions)  # 2. π_θ'(·|x,[d],f,y<t)
                     reference = self.base_on_student_prompt(mb)  # π_base(·|x,y<t), for β·L_kl only
-                if self.on_phase is not None:
-                    self.on_phase("student", i, len(mbs))
+                self.on_phase("student", i, len(mbs))
                 with stats.time("student"):
                     student, mask = self.policy.hidden_states(mb.student_prompts, mb.completions, adapter=STUDENT)  # 3.
                     out = sdpo_loss(  # 4. L and its terms, logits formed chunk by chunk from the hidden states

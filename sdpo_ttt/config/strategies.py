@@ -1,0 +1,22 @@
+"""The strategies' names and one-line help, as data: what the config accepts for --strategy and what --help says.
+
+The classes that implement them live in run/strategies.py, whose registry is keyed by these names (a test checks
+that the two agree); this module imports nothing of the program, so the config needs nothing above it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# In report order.
+StrategyName = Literal["sdpo", "multi-turn", "best-of-k"]
+SUMMARIES: dict[str, str] = {
+    "sdpo": "learn from feedback with LoRA (self-distillation from the feedback-conditioned teacher)",
+    "multi-turn": "each chain re-prompted with its own earlier feedback",
+    "best-of-k": "i.i.d. samples from the base model",
+}
+BASELINE = "best-of-k"  # the strategy others are measured against (x best-of-k)
+
+
+def strategy_help() -> str:
+    return "; ".join(f"{name}: {summary}" for name, summary in SUMMARIES.items())
