@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
         from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.policy.model import Policy
-        from sdpo_ttt.policy.sampling import sample_attempts
+        from sdpo_ttt.policy.sampling import sample_programs
         from sdpo_ttt.problem.schema import load_problem
 
         from transformers.utils import logging as hf_logging
@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
             if adapter is not None:
                 policy.load_adapter("student", adapter)
             with err.status(f"sampling {n} attempt(s) at {prob.id} on {policy.device.type}..."):
-                attempts = sample_attempts(policy, prob, n, seed=seed, temperature=sampling.temperature, top_p=sampling.top_p,
-                                           max_new_tokens=sampling.max_new_tokens, batch_size=batch_size)
+                samples = sample_programs(policy, prob, n, seed=seed, temperature=sampling.temperature, top_p=sampling.top_p,
+                                         max_new_tokens=sampling.max_new_tokens, batch_size=batch_size)
         finally:
             policy.close()
         verdicts, feedback = [None] * n, [""] * n
@@ -65,13 +65,12 @@ def register(app: typer.Typer) -> None:
 
             with err.status("judging..."), open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers,
                                                           announce=lambda m: err.print(m, style="yellow")) as sb:
-                cut_at = [sampling.max_new_tokens if a.completion.finish_reason == "length" else None for a in attempts]
-                verdicts, feedback = judge_batch(prob, sb, [a.code for a in attempts], cfg.judge.feedback_visibility, cut_at)
+                cut_at = [sampling.max_new_tokens if c.finish_reason == "length" else None for c, _ in samples]
+                verdicts, feedback = judge_batch(prob, sb, [code for _, code in samples], cfg.judge.feedback_visibility, cut_at)
         out = Console()
-        for i, (a, v, fb) in enumerate(zip(attempts, verdicts, feedback, strict=True)):
-            c = a.completion
+        for i, ((c, code), v, fb) in enumerate(zip(samples, verdicts, feedback, strict=True)):
             if as_json:
-                rec = {"index": i, "text": c.text, "code": a.code, "n_tokens": len(c.completion_ids), "finish_reason": c.finish_reason}
+                rec = {"index": i, "text": c.text, "code": code, "n_tokens": len(c.completion_ids), "finish_reason": c.finish_reason}
                 if v is not None:
                     rec.update(passed=v.passed, score=v.score, outcome=v.outcome.value, feedback=fb)
                 typer.echo(json.dumps(rec))
@@ -80,7 +79,7 @@ def register(app: typer.Typer) -> None:
             if v is not None:
                 colour = "green" if v.passed else "red"
                 head += f" - [{colour}]{v.outcome.value}[/] ({v.score:.0%} of tests)"
-            body = Syntax(a.code, "python", line_numbers=False, word_wrap=True) if a.code else f"[dim](no code found)[/]\n{c.text}"
+            body = Syntax(code, "python", line_numbers=False, word_wrap=True) if code else f"[dim](no code found)[/]\n{c.text}"
             out.print(Panel(body, title=head, title_align="left"))
             if fb:
                 out.print(Panel(fb, title="feedback", title_align="left", border_style="dim"), highlight=False)

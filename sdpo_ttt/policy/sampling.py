@@ -1,21 +1,16 @@
-"""Sample attempts at a problem: prompt -> completions -> extracted programs (the `sample` command's library side)."""
+"""Sample programs for a problem: prompt -> completions -> extracted programs (the `sample` command's library side).
+
+Each comes back as (completion, program); judged, the pair becomes an `Attempt` (sandbox/attempt.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sdpo_ttt.policy.extract import extract_code
 from sdpo_ttt.policy.model import Completion, Policy
 
 
-@dataclass
-class Attempt:
-    completion: Completion
-    code: str | None  # None: no program could be extracted (judged as format_error)
-
-
-def sample_attempts(
+def sample_programs(
     policy: Policy,
     problem: Any,
     n: int,
@@ -26,9 +21,10 @@ def sample_attempts(
     max_new_tokens: int = 512,
     batch_size: int | None = None,
     adapter: str | None = "student",
-) -> list[Attempt]:
-    """n attempts at the problem from the policy (same prompt repeated), with the program extracted from each."""
+) -> list[tuple[Completion, str | None]]:
+    """n completions for the problem from the policy (same prompt repeated), each with the program extracted from it
+    (None: no program could be extracted; judged as format_error)."""
     ids = policy.chat_ids(policy.problem_messages(problem))
     comps = policy.sample([ids] * n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
                           adapter=adapter, batch_size=batch_size)
-    return [Attempt(c, extract_code(c.text)) for c in comps]
+    return [(c, extract_code(c.text)) for c in comps]
