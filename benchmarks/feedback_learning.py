@@ -13,7 +13,7 @@ only the feedback. This measures that regime. Per problem and seed, with fixed s
 (c − a) with a 90% bootstrap interval (problems resampled, then each problem's paired samples), the teacher's
 advantage (d − a: is a feedback-conditioned teacher better than the student at all?), the first update's
 teacher-student log-prob gap and the rank correlation of each attempt's gap with its score (the teacher
-should prefer the better attempts; the gap's sign says nothing, see sdpo_ttt/run/signal_check.py), tokens and wall
+should prefer the better attempts; the gap's sign says nothing, see sdpo_ttt/run/monitors.py), tokens and wall
 time. (a) and (d) do not depend on the learning rate: a list
 `--lr 1e-5,3e-5,1e-4,3e-4` re-runs only (b)+(c) per rate.
 
@@ -402,7 +402,7 @@ def report(results: Results, problems: Sequence[str], n_boot: int) -> str:
     lines.append("Δ = after − base on the same sampling seeds (pp: percentage points); CIs: 90% bootstrap over problems, "
                  "then samples; gap₀: teacher − student log-prob on the first update's attempts (nats/token; its sign is "
                  "no test of the teacher: −KL(π_s‖π_t) ≤ 0 if the teacher's context did not depend on the attempt, "
-                 "but the feedback quotes it, so copying can make it > 0; sdpo_ttt/run/signal_check.py); corr₀: the "
+                 "but the feedback quotes it, so copying can make it > 0; sdpo_ttt/run/monitors.py); corr₀: the "
                  "first update's rank correlation of each attempt's gap with its score (> 0: the teacher prefers the "
                  "better-scored attempts; '-': their scores all tied).")
     return "\n".join(lines)

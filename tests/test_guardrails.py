@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.run.guardrails import format_error_jump, format_error_rate, lr_warning
+from sdpo_ttt.run.monitors import format_error_jump, format_error_rate, lr_warning
 
 
 def test_lr_warning() -> None:

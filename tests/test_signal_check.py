@@ -1,8 +1,8 @@
-"""The no-learning-signal warning (sdpo_ttt/run/signal_check.py): a pure decision over the first update steps."""
+"""The no-learning-signal warning (sdpo_ttt/run/monitors.py): a pure decision over the first update steps."""
 
 from __future__ import annotations
 
-from sdpo_ttt.run.signal_check import no_signal_warning
+from sdpo_ttt.run.monitors import no_signal_warning
 
 _NO_CORR = object()
 

@@ -23,11 +23,11 @@ from sdpo_ttt.config.durations import parse_duration
 from sdpo_ttt.run.budgets import RunCosts, stop_reason
 from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.sandbox.feedback import render_feedback
-from sdpo_ttt.run.guardrails import format_error_jump, format_error_rate, lr_warning
+from sdpo_ttt.run.monitors import format_error_jump, format_error_rate, lr_warning
 from sdpo_ttt.policy.extract import extract_code
 from sdpo_ttt.problem.schema import Problem
 from sdpo_ttt.run.rundir import RunDir
-from sdpo_ttt.run.signal_check import WINDOW as SIGNAL_WINDOW, no_signal_warning
+from sdpo_ttt.run.monitors import WINDOW as SIGNAL_WINDOW, no_signal_warning
 from sdpo_ttt.run.strategies import STRATEGIES, make_strategy
 from sdpo_ttt.sandbox.attempt import Attempt
 from sdpo_ttt.run.tracking import attempt_stats, numeric, open_trackers

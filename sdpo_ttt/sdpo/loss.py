@@ -351,7 +351,7 @@ def combine_terms(
                 # > 0: the teacher (with feedback) finds the attempt's own tokens likelier than the student does.
                 # Its SIGN is no test of the teacher: −KL(π_s‖π_t) ≤ 0 in expectation if the teacher's context did not
                 # depend on the attempt, but the feedback quotes the attempt, so copying can make it > 0
-                # (sdpo_ttt/run/signal_check.py); how it varies with the score is the test (per_attempt_gap).
+                # (sdpo_ttt/run/monitors.py); how it varies with the score is the test (per_attempt_gap).
                 "sdpo/teacher_student_logprob_gap": float(mean(lt_y - ls_y.detach())),
                 # fraction of tokens where teacher and student agree exactly (the "teacher = student" pitfall)
                 "sdpo/teacher_equals_student_frac": float(mean((lt_y == ls_y.detach()).to(ls_y.dtype))),

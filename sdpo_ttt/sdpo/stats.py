@@ -12,7 +12,7 @@ Rule (nanoGPT's gradient accumulation, applied to the logs): accumulate sums, di
 attempt i, gap_i = mean_t (log π_t(y_t) − log π_s(y_t)) over its tokens (`LossOutput.per_attempt_gap`) and
 score_i its verifier score; the metric is their rank correlation over the batch's attempts with tokens, one
 per optimiser step, averaged over the steps. Left out when those scores take fewer than 2 distinct values
-(nothing to rank). Why the correlation and not the gap's sign: sdpo_ttt/run/signal_check.py.
+(nothing to rank). Why the correlation and not the gap's sign: sdpo_ttt/run/monitors.py.
 """
 
 from __future__ import annotations
