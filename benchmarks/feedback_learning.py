@@ -234,7 +234,7 @@ class Experiment:
     # --- pieces
     def _draw(self, problem: Any, prompts: list[list[int]], seed: int, adapter: str | None, step: int = 0) -> list[Any]:
         """Sample, extract, judge: one Attempt per prompt (feedback included, truncation told)."""
-        from sdpo_ttt.run.loop import judge_batch
+        from sdpo_ttt.sandbox.judging import judge_batch
         from sdpo_ttt.policy.extract import extract_code
         from sdpo_ttt.run.strategies import Attempt
 
@@ -295,7 +295,7 @@ class Experiment:
         t0 = time.perf_counter()
         cfg = SolveConfig(**self.settings.solve_values(lr))
         ctx = self._contexts(problem, cfg)
-        updater = SDPOUpdater(self.policy, cfg, ctx)
+        updater = SDPOUpdater(self.policy, cfg.sdpo, cfg.optim, ctx)
         steps, train_samples = [], []
         for t in range(self.settings.updates):
             t1 = time.perf_counter()

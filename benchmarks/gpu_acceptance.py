@@ -38,6 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_model import GB, Shape, sampling_memory, training_memory  # noqa: E402
 
+from sdpo_ttt.run.reporter import Reporter  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 GPU_SHAPES = "qwen2.5-coder-1.5b,qwen2.5-coder-7b,qwen3-8b"
 CARRIED_TOKENIZER = REPO / ".whl" / "gpu-carry" / "tokenizer"
@@ -115,7 +117,7 @@ class Meter:
         return self.torch.cuda.max_memory_allocated(self.device) / GB
 
 
-class Recorder:
+class Recorder(Reporter):
     """A loop Reporter that keeps each step's metrics, attempts and per-phase (time, peak memory).
 
     A phase reported several times in a step (teacher / update once per micro-batch) adds up its time and keeps

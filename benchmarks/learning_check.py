@@ -38,7 +38,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from sdpo_ttt.config.tree import SolveConfig
-    from sdpo_ttt.run.loop import judge_batch, seed_everything
+    from sdpo_ttt.run.loop import seed_everything
+    from sdpo_ttt.sandbox.judging import judge_batch
     from sdpo_ttt.policy.extract import extract_code
     from sdpo_ttt.policy.model import Policy
     from sdpo_ttt.problem.schema import load_problem

@@ -10,7 +10,7 @@ import pytest
 from sdpo_ttt.config.durations import format_duration, parse_duration
 from sdpo_ttt.run.budgets import RunCosts, stop_reason
 from sdpo_ttt.config.tree import SolveConfig
-from sdpo_ttt.errors import ConfigError
+from sdpo_ttt.errors import ConfigError, UserError
 from sdpo_ttt.run.loop import run_discovery
 from sdpo_ttt.problem.schema import load_problem
 from sdpo_ttt.run.rundir import RunDir
@@ -63,7 +63,7 @@ def test_config_options() -> None:
 
 
 class Clock:
-    """Stands in for the loop's `time` module: the fake policy advances it."""
+    """Stands in for the `time` module of the loop and its accounts (checkpoint.py): the fake policy advances it."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -93,10 +93,12 @@ def test_token_budget_ends_the_run(tmp_path: Path) -> None:
 
 
 def test_time_budget_ends_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sdpo_ttt.run.checkpoint
     import sdpo_ttt.run.loop
 
     clock = Clock()
-    monkeypatch.setattr(sdpo_ttt.run.loop, "time", clock)
+    monkeypatch.setattr(sdpo_ttt.run.loop, "time", clock)  # the batch and update timings
+    monkeypatch.setattr(sdpo_ttt.run.checkpoint, "time", clock)  # the run's wall-clock and CPU accounts
 
     class Slow(FakePolicy):
         def sample(self, prompts, **kw):
@@ -117,6 +119,17 @@ def test_resume_counts_what_was_spent(tmp_path: Path) -> None:
     summary, run = _run(tmp_path, rest, resume=True, max_tokens=25)
     assert summary.stop_reason == "max_tokens" and summary.generated_tokens == 30 and summary.attempts_used == 6
     assert rest.drawn == 6  # one more batch only: the 20 tokens spent before the kill counted
+
+
+def test_resume_refuses_a_checkpoint_without_costs(tmp_path: Path) -> None:
+    """A checkpoint from before cost tracking (2026-12-01) is refused with the fix, not resumed with its costs at 0."""
+    script = [program(str(i)) for i in range(16)]
+    with pytest.raises(KeyboardInterrupt, match="killed"):
+        _run(tmp_path, FakePolicy(script, interrupt_after=4), max_tokens=25)
+    state = tmp_path / "run" / "checkpoint" / "state.json"
+    state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "costs"}))
+    with pytest.raises(UserError, match="checkpointed before 2026-12-01"):
+        _run(tmp_path, FakePolicy(script, drawn=4), resume=True, max_tokens=25)
 
 
 def test_attempt_budget_still_named(tmp_path: Path) -> None:

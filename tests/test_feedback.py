@@ -146,7 +146,7 @@ def test_truncation_is_not_mentioned_for_binary_visibility_or_a_pass() -> None:
 
 
 def test_judge_batch_passes_each_attempts_cut() -> None:
-    from sdpo_ttt.run.loop import judge_batch
+    from sdpo_ttt.sandbox.judging import judge_batch
 
     class NoSandbox:  # no code in either attempt: judge_batch must not call the sandbox
         def judge_many(self, problem, codes):  # noqa: ANN001, ANN202

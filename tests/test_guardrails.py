@@ -38,6 +38,7 @@ def test_warnings_reach_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     import sdpo_ttt.run.loop
     from sdpo_ttt.config.tree import SolveConfig
     from sdpo_ttt.run.loop import run_discovery
+    from sdpo_ttt.run.reporter import Reporter
     from sdpo_ttt.problem.schema import load_problem
     from sdpo_ttt.run.rundir import RunDir
     from sdpo_ttt.run.strategies import STRATEGIES
@@ -47,13 +48,10 @@ def test_warnings_reach_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     registry["multi-turn"] = dataclasses.replace(STRATEGIES["multi-turn"], learns=True)
     monkeypatch.setattr(sdpo_ttt.run.loop, "STRATEGIES", registry)
 
-    class Messages:
+    class Messages(Reporter):
         def __init__(self) -> None:
             self.seen: list[str] = []
 
-        def start(self, budget, used): ...
-        def attempts(self, attempts, used, best): ...
-        def step(self, step, metrics): ...
         def message(self, text: str) -> None:
             self.seen.append(text)
 

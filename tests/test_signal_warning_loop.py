@@ -10,6 +10,7 @@ import pytest
 import sdpo_ttt.run.loop as loop
 from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.problem.schema import load_problem
+from sdpo_ttt.run.reporter import Reporter
 from sdpo_ttt.run.rundir import RunDir
 from tests.fakes import FakePolicy, FakeSandbox, program
 
@@ -40,20 +41,17 @@ class GapStrategy:
     def load(self, directory: Path, history: list[dict]) -> None: ...
 
 
-class Messages:
+class Messages(Reporter):
     def __init__(self) -> None:
         self.messages: list[str] = []
 
-    def start(self, budget: int, used: int) -> None: ...
-    def attempts(self, attempts, used: int, best_score: float) -> None: ...  # noqa: ANN001
-    def step(self, step: int, metrics: dict[str, float]) -> None: ...
     def message(self, text: str) -> None:
         self.messages.append(text)
 
 
 def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: float, corr: float, length_cut: set[int] | None = None):
     strategy = GapStrategy(gap, corr)
-    monkeypatch.setattr(loop, "make_strategy", lambda cfg, policy, messages: strategy)
+    monkeypatch.setattr(loop, "make_strategy", lambda cfg, policy, messages, on_phase: strategy)
     problem = load_problem(PROBLEM)
     cfg = SolveConfig.model_validate({"strategy": "sdpo", "budget": 12, "batch_size": 2, "max_new_tokens": 64,
                                       "stop_on_success": False})

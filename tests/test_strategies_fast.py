@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sdpo_ttt.run.loop import attempt_record
+from sdpo_ttt.run.journal import attempt_record
 from sdpo_ttt.sdpo.reprompt import CUT_MARK, MIN_FEEDBACK_CHARS, Contexts, teacher_user_turn
 from sdpo_ttt.sdpo.update import build_contexts
 from sdpo_ttt.run.strategies import MultiTurn

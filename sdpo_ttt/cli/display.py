@@ -1,6 +1,6 @@
 """What `solve` shows while a run goes on, and the line that explains how it ended.
 
-The loop reports events (sdpo_ttt/run/loop.py `Reporter`); `RunView` folds them into what a user wants to see
+The loop reports events (sdpo_ttt/run/reporter.py `Reporter`); `RunView` folds them into what a user wants to see
 (phase with token progress and tokens/s, run totals next to the last batch, best score, the most common
 verdict, the last feedback line, the current loss, an ETA), and `render_lines` turns a view into text.
 Both are pure, so the tests drive them with a fake clock. Two reporters render it: `LiveReporter` (a rich
@@ -23,6 +23,8 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
+
+from sdpo_ttt.run.reporter import Reporter
 
 PHASE_LABELS = {"sampling": "sampling", "judging": "judging", "teacher": "teacher pass", "update": "update", "": "starting"}
 
@@ -202,7 +204,7 @@ def interrupted_hint(run_dir: Path | None) -> str:
 
 
 # ------------------------------------------------------------------ reporters
-class _Events:
+class _Events(Reporter):
     """The loop's Reporter calls, folded into a RunView; subclasses render."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -230,8 +232,6 @@ class _Events:
 
     def step(self, step: int, metrics: dict[str, float]) -> None:
         self.view.add_metrics(step, metrics)
-
-    def message(self, text: str) -> None: ...
 
     def stop(self) -> None: ...
 

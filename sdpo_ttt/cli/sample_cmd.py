@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             policy.close()
         verdicts, feedback = [None] * n, [""] * n
         if judge:
-            from sdpo_ttt.run.loop import judge_batch
+            from sdpo_ttt.sandbox.judging import judge_batch
             from sdpo_ttt.sandbox import open_sandbox
 
             with err.status("judging..."), open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers,

@@ -64,7 +64,7 @@ def calibrate(
 ) -> dict[str, Any]:
     """Sample n attempts per problem (temperature, max_new_tokens, seed and batch size from cfg) and judge them;
     returns (and writes to `out`) {"model", "n", ..., "problems": [{id, path, passed, n, pass_rate, ci95, ...}]}."""
-    from sdpo_ttt.run.loop import judge_batch
+    from sdpo_ttt.sandbox.judging import judge_batch
     from sdpo_ttt.policy.extract import extract_code
     from sdpo_ttt.sandbox import open_sandbox
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from sdpo_ttt.config.tree import SolveConfig, build_config
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.run.loop import Summary
+from sdpo_ttt.run.reporter import Reporter
 from sdpo_ttt.problem.schema import find_problem_files, load_problem
 from sdpo_ttt.run.rundir import RunDir, clear_interrupted_creation
 from sdpo_ttt.run.strategies import STRATEGIES
@@ -76,18 +77,14 @@ class Silent:
     def message(self, text: str) -> None: ...
 
 
-class _CellReporter:
+class _CellReporter(Reporter):
     """Adapts the loop's Reporter calls for one run to the grid's progress."""
 
     def __init__(self, cell: Cell, progress: GridProgress) -> None:
         self.cell, self.progress = cell, progress
 
-    def start(self, budget: int, used: int) -> None: ...
-
     def attempts(self, attempts, used: int, best_score: float) -> None:
         self.progress.run_attempts(self.cell, used, best_score)
-
-    def step(self, step: int, metrics: dict[str, float]) -> None: ...
 
     def message(self, text: str) -> None:
         self.progress.message(f"{self.cell.name}: {text}")

@@ -1,5 +1,5 @@
-"""What the loop watches for while a run goes on, and the warnings it shows (once each) and keeps in summary.json
-("warnings"): pure decisions, each over what the loop already has.
+"""What the loop watches for while a run goes on, and the warnings it shows (once each): pure decisions, each over
+what the loop already has, and `Monitors`, which asks each at its moment in the loop.
 
 1. Guard rails: a learning rate far outside what LoRA uses, and a sudden jump in format errors after an update (the
    model stopped writing programs: the update broke it).
@@ -45,10 +45,10 @@ Signals, from each step's metrics (sdpo/update.py, loop.py):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sdpo_ttt.config.tree import OptimConfig
+from sdpo_ttt.config.tree import OptimConfig, SolveConfig
 
 # ------------------------------------------------------------------ 1. guard rails
 
@@ -186,3 +186,53 @@ def no_signal_warning(
     message = (f"warning: over the first {window} SDPO steps the feedback gave the teacher little to teach: "
                + "; ".join(why) + ". SDPO is then best-of-k at a higher cost. Try " + ", ".join(advice) + ".")
     return SignalWarning(tuple(reasons), message, gap, corr, len(corrs), div, thin)
+
+
+# ------------------------------------------------------------------ the loop's watch
+
+
+class Monitors:
+    """Every check at its moment in the loop, each warning said once through `say`. The guard-rail warnings are
+    kept in `warnings` (summary.json); the no-signal warning goes into metrics.jsonl instead.
+
+    history: the metrics of the update steps taken before a resume (the signal check reads the first ones)."""
+
+    def __init__(self, cfg: SolveConfig, learns: bool, say: Callable[[str], None], history: Sequence[Mapping[str, float]] = ()) -> None:
+        self.cfg, self.learns, self.say = cfg, learns, say
+        self.warnings: list[str] = []
+        self.format_error_rates: list[float] = []  # of each batch judged by this process
+        self.jumped = False
+        self.update_steps: list[Mapping[str, float]] = list(history)
+        self.warned_zero = False
+
+    def start(self) -> None:
+        self._warn(lr_warning(self.cfg.optim.lr, self.learns))
+
+    def batch(self, step: int, verdicts: Sequence[str], truncated: Sequence[bool]) -> None:
+        """A judged batch: its outcomes, and which attempts were cut at the token limit."""
+        rate = format_error_rate(verdicts, truncated)
+        if self.learns and step > 0 and not self.jumped:  # this batch was sampled after an update; said once per run
+            jump = format_error_jump(self.format_error_rates, rate, self.cfg.optim.lr, len(verdicts))
+            self.jumped = jump is not None
+            self._warn(jump)
+        self.format_error_rates.append(rate)
+
+    def update(self, metrics: Mapping[str, float]) -> SignalWarning | None:
+        """An update step's metrics: the no-signal warning when this step completes the window (decided once)."""
+        self.update_steps.append(metrics)
+        if len(self.update_steps) != WINDOW:
+            return None
+        return no_signal_warning(self.update_steps, max_new_tokens=self.cfg.sampling.max_new_tokens, visibility=self.cfg.judge.feedback_visibility)
+
+    def after_update(self, metrics: Mapping[str, float], signal: SignalWarning | None) -> None:
+        """Say what `update` found, once the step is recorded; and a loss that is identically zero (once)."""
+        if signal is not None:
+            self.say(signal.message)
+        if not self.warned_zero and metrics.get("loss", 1.0) == 0.0 and metrics.get("grad_norm", 1.0) == 0.0:
+            self.warned_zero = True
+            self.say("warning: the SDPO loss is identically zero (teacher equals student): check that feedback reaches the teacher")
+
+    def _warn(self, text: str | None) -> None:
+        if text and text not in self.warnings:
+            self.warnings.append(text)
+            self.say(text)

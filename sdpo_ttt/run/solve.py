@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 from sdpo_ttt.config.tree import SolveConfig, build_config
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.run.loop import Reporter, Summary, run_discovery
+from sdpo_ttt.run.loop import Summary, run_discovery
+from sdpo_ttt.run.reporter import Reporter
 from sdpo_ttt.problem.schema import Problem, load_problem, parse_problem
 from sdpo_ttt.run.rundir import RunDir
 

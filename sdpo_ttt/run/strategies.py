@@ -20,6 +20,7 @@ from sdpo_ttt.sandbox.attempt import Attempt
 if TYPE_CHECKING:
     from sdpo_ttt.config.tree import SolveConfig
     from sdpo_ttt.policy.model import Policy
+    from sdpo_ttt.sdpo.update import Phase
 
 
 class Strategy(Protocol):
@@ -88,13 +89,13 @@ class SDPO:
     name = "sdpo"
     sample_adapter = "student"
 
-    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig") -> None:
+    def __init__(self, policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig", on_phase: "Phase | None" = None) -> None:
         from sdpo_ttt.sdpo.update import SDPOUpdater
 
         self.policy = policy
         self.contexts = Contexts(policy.chat_ids, messages, cfg.sampling.max_prompt_tokens)
         self.prompt = self.contexts.student()
-        self.updater = SDPOUpdater(policy, cfg.sdpo, cfg.optim, self.contexts)
+        self.updater = SDPOUpdater(policy, cfg.sdpo, cfg.optim, self.contexts, on_phase)
 
     def prompts(self, n: int) -> list[list[int]]:
         return [list(self.prompt) for _ in range(n)]
@@ -122,20 +123,23 @@ class StrategySpec:
     """One strategy as the rest of the program sees it (its name and help are data in config/strategies.py)."""
 
     name: StrategyName
-    make: Callable[["Policy", list[dict[str, str]], "SolveConfig"], Strategy]
+    make: Callable[..., Strategy]  # (policy, messages, cfg), and on_phase when `phases`
     learns: bool  # False: samples from the base model and never updates it, so one loaded model can serve many runs
+    phases: bool = False  # its update announces micro-batch phases: `make` takes an on_phase callback (sdpo/update.py)
 
 
 # In report order (the order of config/strategies.py).
 STRATEGIES: dict[str, StrategySpec] = {
     s.name: s
     for s in (
-        StrategySpec("sdpo", SDPO, learns=True),
+        StrategySpec("sdpo", SDPO, learns=True, phases=True),
         StrategySpec("multi-turn", MultiTurn, learns=False),
         StrategySpec("best-of-k", BestOfK, learns=False),
     )
 }
 
 
-def make_strategy(cfg: "SolveConfig", policy: "Policy", messages: list[dict[str, str]]) -> Strategy:
-    return STRATEGIES[cfg.strategy].make(policy, messages, cfg)
+def make_strategy(cfg: "SolveConfig", policy: "Policy", messages: list[dict[str, str]], on_phase: "Phase | None" = None) -> Strategy:
+    """The run's strategy; on_phase: told the update's micro-batch phases (a display subscribing to them)."""
+    spec = STRATEGIES[cfg.strategy]
+    return spec.make(policy, messages, cfg, on_phase) if spec.phases else spec.make(policy, messages, cfg)

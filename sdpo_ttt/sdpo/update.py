@@ -68,12 +68,12 @@ class SDPOUpdater:
     loss: the loss section (its temperature is the sampling temperature, derived by SolveConfig); optim: the
     optimiser section; on_phase: told when each micro-batch's teacher pass and student update begin."""
 
-    def __init__(self, policy: "Policy", loss: LossConfig, optim: OptimConfig, contexts: Contexts, on_phase: Phase = _no_phase) -> None:
+    def __init__(self, policy: "Policy", loss: LossConfig, optim: OptimConfig, contexts: Contexts, on_phase: Phase | None = None) -> None:
         self.policy = policy
         self.contexts = contexts
         self.loss_cfg = loss
         self.optim = optim
-        self.on_phase = on_phase
+        self.on_phase = on_phase or _no_phase
         self.teacher = Teacher(policy, loss.teacher, loss.teacher_rate)
         self.params = list(policy.trainable_parameters())
         self.optimizer = torch.optim.AdamW(self.params, lr=self.optim.lr, weight_decay=self.optim.weight_decay)
