@@ -597,3 +597,54 @@ def test_a_detached_child_forging_events_on_every_fd(sb) -> None:
     """The lead's own attack (session 3): a setsid() child writes forged verdict lines to every fd while the tests
     run; the attempt is judged on what its function returned, and a reference right after passes."""
     judge_then_reference(sb, function_problem(), DELAYED_FORGER, {"wrong_answer"}, ADD_FUNC)
+
+
+# ---------------------------------------------------------------------------- issue 22: what the process list cannot see
+
+# A helper that leaves every session and ends its main thread with the raw `exit` syscall (not exit_group):
+# a thread group whose leader shows Z in /proc while its other thread lives on. From there it rewrites every
+# later attempt's solution.py with a correct program (and keeps a CPU hog and a marker of its own).
+ZOMBIE_LEADER = _code('''
+    import ctypes, os, threading, time
+    GOOD = b"a, b = map(int, input().split())\\nprint(a + b)\\n"
+    def rewrite():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                for d in os.listdir("/tmp/attempt"):
+                    p = "/tmp/attempt/%s/solution.py" % d
+                    try:
+                        with open(p, "rb") as f:
+                            if f.read() == GOOD:
+                                continue
+                        with open(p, "wb") as f:
+                            f.write(GOOD)
+                    except OSError:
+                        pass
+            except OSError:
+                pass
+            time.sleep(0.0002)
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            threading.Thread(target=rewrite).start()
+            time.sleep(0.05)
+            ctypes.CDLL(None).syscall(60, 0)  # SYS_exit of the main thread only: the leader becomes a zombie
+        os._exit(0)
+    time.sleep(0.2)
+    print(0)
+''')
+
+
+def test_a_zombie_leader_thread_group_is_killed_and_cannot_reach_later_attempts(sb) -> None:
+    from test_sandbox_docker import _container_procs
+
+    w = sb._workers[0]
+    assert sb.judge(stdio_problem(), ZOMBIE_LEADER).outcome is Outcome.wrong_answer
+    if w.container is not None:
+        left = [pid for pid, uid in _container_procs(w.container) if uid in (w.uid, w.uid + 1)]
+        assert not left, left
+    for _ in range(3):  # wrong attempts judged after it stay wrong
+        v = sb.judge(stdio_problem(), "import time\ntime.sleep(0.05)\nprint(0)\n")
+        assert v.outcome is Outcome.wrong_answer, _details(v)
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed

@@ -278,7 +278,9 @@ class _Session:
                             finished = True
                             info = last.get("session")
                             info = info if isinstance(info, dict) else {}
-                            self.replace_container = info.get("replace_container") is True
+                            # the runner failed (`error`): whatever broke it (a missing device, a damaged
+                            # scratch dir) is in the container, so the container goes, not just the session
+                            self.replace_container = info.get("replace_container") is True or last.get("event") == "error"
                             self.pids = (info.get("pid"), info.get("fork_server"))
                             self.exiting = info.get("exiting") is True or last.get("event") == "error"
                 if finished:
@@ -395,6 +397,7 @@ class DockerSandbox:
     def _judge_on(self, w: _Worker, problem: Problem, code: str, retry: bool = True) -> Verdict:
         req = protocol.build_request(problem, code, scratch=SCRATCH, child_uid=w.uid, tester_uid=w.uid + 1,
                                      wipe=["/dev/shm", "/tmp"],  # all of the tmpfs: nothing carries over
+                                     container=True,  # one attempt at a time: its cgroup counts are the attempt's
                                      memory_slack_mb=self.memory_slack_mb)
         budget = len(problem.tests) * (problem.limits.time_s * 2.0 + 1.5) + 30.0
         t0 = time.monotonic()

@@ -1,9 +1,9 @@
 """The fork server: a process forked from the runner before the runner reads any request, so its memory
 (and every child's) holds the bundled code and nothing of any test. For each test the runner sends it the
 child's fds (SCM_RIGHTS over a SOCK_SEQPACKET pair) and a command; it forks, the child sets up its session,
-rlimits and stdio, goes through `privdrop.drop_privileges`, and runs `harness.main` (op "spawn") or removes
-the attempt uid's IPC objects (op "clean"). Forking an initialized interpreter costs ~1 ms instead of the
-~30 ms of starting one; each test still runs in its own fresh process. The server answers
+rlimits and stdio, goes through `privdrop.drop_privileges`, and runs `harness.main` (op "spawn") or, as the
+attempt uid, kills every process of that uid ("clean" with "kill") and removes its IPC objects ("clean").
+Forking an initialized interpreter costs ~1 ms instead of the ~30 ms of starting one; each test still runs in its own fresh process. The server answers
 `{"pid": N}` (sent by the child itself, before it does anything else) and `{"exit": rc, "cpu": seconds}`
 when that child has been reaped.
 
@@ -110,8 +110,13 @@ def _child(cmd, fds, sock, stdio):
         sock.close()
         if cmd["op"] == "clean":
             privdrop.drop_privileges(cmd.get("uid"))
-            cleanup.remove_own_ipc(cmd.get("ids"))
             code = 0
+            if cmd.get("kill"):  # only ever under a uid of the attempt's own (never ours: see kill_all_of_mine)
+                if cmd.get("uid") is None or os.getuid() == 0:
+                    raise privdrop.PrivilegeError("kill(-1) only as a dedicated attempt uid")
+                code = 0 if cleanup.kill_all_of_mine() else 1
+            if cmd.get("ipc", True):
+                cleanup.remove_own_ipc(cmd.get("ids"))
         else:
             code = _attempt(cmd, fds, stdio)
     except BaseException:  # noqa - the child must reach os._exit whatever happened

@@ -19,267 +19,16 @@ the attempt's runtime_error with a clear detail, never an exception out of the r
 """
 
 import json
-import math
 import os
-import selectors
 import signal
-import socket
-import time
 
-from . import cleanup, forkserver, osio, tester, wire
+from . import cleanup, osio, tester, wire
 from .compare import NotJson, compare_text, compare_values, json_view, short, show, trunc
+from .proc import MB, STDERR_KEEP, Proc
+from .zygote import Zygote
 
-STDERR_KEEP = 4000
-REPLY_CAP = 64 * 1024 * 1024  # bytes accepted on the reply channel
 MAX_REQUEST = 1 << 31
-MB = 1024 * 1024
 MEMORY_SLACK = 64 * MB  # container memory above the session's baseline after cleanup: replace the container
-POLL_S = 0.05
-SCAN_EVERY_S = 0.1
-
-_SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
-
-
-# ------------------------------------------------------------------------------------------ fork server
-
-
-class Zygote(object):
-    """The runner's handle on the fork server (see forkserver.py)."""
-
-    def __init__(self):
-        self.pid, self.sock = forkserver.start()
-        self.broken = False
-
-    def ping(self, timeout=5.0):
-        if self.broken:
-            return False
-        try:
-            self.sock.settimeout(timeout)
-            self.sock.send(b"ping")
-            return self.sock.recv(64) == b"pong"
-        except OSError:
-            self.broken = True
-            return False
-
-    def spawn(self, cmd, fds):
-        try:
-            self.sock.settimeout(15.0)
-            socket.send_fds(self.sock, [json.dumps(cmd).encode()], fds)
-            reply = json.loads(self.sock.recv(1 << 16).decode())
-        except (OSError, ValueError):
-            self.broken = True
-            return None
-        if type(reply) is dict and type(reply.get("pid")) is int:
-            return reply["pid"]
-        if type(reply) is not dict or "exit" not in reply:  # an exit first: the child died before its report
-            self.broken = True
-        return None
-
-    def exit_message(self, block):
-        """(rc, cpu seconds) once the child was reaped, None if not yet; (-9, None) if the server is gone."""
-        try:
-            self.sock.settimeout(15.0 if block else 0.0)
-            msg = self.sock.recv(1 << 16)
-        except (BlockingIOError, socket.timeout):
-            if block:
-                self.broken = True
-                return (-9, None)
-            return None
-        except OSError:
-            self.broken = True
-            return (-9, None)
-        if not msg:
-            self.broken = True
-            return (-9, None)
-        d = json.loads(msg.decode())
-        return int(d["exit"]), d.get("cpu")
-
-    def run_clean(self, uid, only=None):
-        """Remove the IPC objects `uid` created (as that uid, in a child of the fork server)."""
-        if self.spawn({"op": "clean", "uid": uid, "ids": only}, []) is not None:
-            self.exit_message(True)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except OSError:
-            pass
-
-
-# ------------------------------------------------------------------------------------------ one process
-
-
-class Proc(object):
-    """One attempt process (forked by the fork server under the attempt uid) and what it left."""
-
-    def __init__(self, req, test_dir, stdin_fd, zygote, call_fd, reply_w=None, extra=None):
-        lim = req["limits"]
-        self.req = req
-        self.time_s = float(lim["time_s"])
-        self.mem = int(lim["memory_mb"]) * MB
-        self.out_cap = int(req["output_limit"])
-        self.uid = req.get("child_uid")
-        self.zygote = zygote
-        as_bytes = self.mem + int(req.get("as_slack_mb", 64)) * MB
-        rlimits = [("RLIMIT_CORE", 0), ("RLIMIT_CPU", int(math.ceil(self.time_s)) + 1), ("RLIMIT_AS", as_bytes),
-                   ("RLIMIT_FSIZE", int(req.get("fsize_mb", 32)) * MB), ("RLIMIT_STACK", min(64 * MB, as_bytes // 4)),
-                   ("RLIMIT_MSGQUEUE", 0)]
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": test_dir,
-               "TMPDIR": test_dir, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        self.fds = {out_r: "stdout", err_r: "stderr"}
-        if reply_w is None:  # we read the replies (else the tester does)
-            rep_r, rep_w = os.pipe()
-            self.fds[rep_r] = "reply"
-        else:
-            rep_w = os.dup(reply_w)
-        self.extra = dict(extra or {})  # more fds to read: fd -> name (the tester's events)
-        cmd = {"op": "spawn", "cwd": test_dir, "rlimits": rlimits, "uid": self.uid, "nproc": int(req["nproc"]),
-               "env": env, "kind": req["kind"], "fname": req.get("function_name") or ""}
-        self.t0 = time.monotonic()
-        try:
-            self.pid = zygote.spawn(cmd, [stdin_fd, out_w, err_w, call_fd, rep_w])
-        finally:
-            for fd in (out_w, err_w, rep_w):
-                os.close(fd)
-        self.bufs = {"stdout": bytearray(), "stderr": bytearray(), "reply": bytearray()}
-        for name in self.extra.values():
-            self.bufs[name] = bytearray()
-        self.over = None
-        self.killed_wall = False
-        self.killed_cpu = False
-        self.cpu = 0.0
-        self.returncode = None
-        self.wall = 0.0
-
-    def run(self, keep, wait_for=()):
-        """Collect output until the process (and every pid in `wait_for`) ended, a cap or a limit was hit.
-        Then kill everything of the attempt, reap it, and total its CPU time."""
-        if self.pid is None:
-            raise RuntimeError("the fork server failed to start the attempt's process")
-        wall = self.time_s * 2.0 + 0.5
-        sel = selectors.DefaultSelector()
-        names = dict(self.fds)
-        names.update(self.extra)
-        for fd in names:
-            os.set_blocking(fd, False)
-            sel.register(fd, selectors.EVENT_READ)
-        open_fds = set(names)
-        deadline = self.t0 + wall
-        next_scan = self.t0 + SCAN_EVERY_S
-        waiting = set(wait_for)
-        main_cpu, reaped_cpu = None, 0.0
-        drain_until = None
-        while True:
-            now = time.monotonic()
-            if main_cpu is None:
-                got = self.zygote.exit_message(False)
-                if got is not None:
-                    self.returncode, main_cpu = got
-            for pid in list(waiting):
-                try:
-                    if os.waitpid(pid, os.WNOHANG)[0]:
-                        waiting.discard(pid)
-                except ChildProcessError:
-                    waiting.discard(pid)
-            if drain_until is None and main_cpu is not None and not waiting:
-                drain_until = now + 0.1
-            if not open_fds or (drain_until is not None and now >= drain_until):
-                break
-            if now >= deadline:
-                self.killed_wall = True
-                break
-            if now >= next_scan:
-                next_scan = now + SCAN_EVERY_S
-                reaped_cpu += cleanup.reap(keep)
-                live = sum(p[4] + p[5] for p in cleanup.live_attempt_procs(self.uid, keep))
-                if reaped_cpu + live + (main_cpu or 0.0) > self.time_s:
-                    self.killed_cpu = True
-                    break
-            timeout = min(deadline, drain_until or deadline, next_scan) - now
-            for key, _ in sel.select(timeout=min(max(timeout, 0.0), POLL_S)):
-                fd = key.fd
-                try:
-                    chunk = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    sel.unregister(fd)
-                    open_fds.discard(fd)
-                    continue
-                name = names[fd]
-                buf = self.bufs[name]
-                buf += chunk
-                if name == "stdout" and len(buf) > self.out_cap:
-                    self.over = "stdout"
-                elif name == "stderr" and len(buf) > 4 * STDERR_KEEP:
-                    del buf[: len(buf) - 2 * STDERR_KEEP]
-                elif len(buf) > REPLY_CAP:
-                    self.over = name
-            if self.over:
-                break
-        sel.close()
-        for pid in waiting:  # the tester, if the attempt outlived the wall limit or a cap was hit
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
-        try:
-            os.killpg(self.pid, signal.SIGKILL)  # no-op when it exited; its session otherwise
-        except OSError:
-            pass
-        if main_cpu is None:  # reaped by the fork server: it exited, or the kill above is being delivered
-            self.returncode, main_cpu = self.zygote.exit_message(True)
-        reaped_cpu += cleanup.kill_attempt(self.uid, keep)  # what it left outside its session
-        self.cpu = reaped_cpu + (main_cpu or 0.0)
-        if self.returncode is None:
-            self.returncode = -9
-        self.wall = time.monotonic() - self.t0
-        for fd in names:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        return self
-
-    def text(self, name):
-        return bytes(self.bufs[name]).decode("utf-8", "replace")
-
-    def stderr_tail(self):
-        return self.text("stderr")[-STDERR_KEEP:]
-
-    def limit_outcome(self, err_type=""):
-        """(outcome, detail) when a limit ended the process or a signal killed it, else None."""
-        tail = self.stderr_tail()[-400:]
-        rc = self.returncode
-        if self.over == "stdout":
-            return "output_limit", "printed more than %d bytes" % self.out_cap
-        if self.over:
-            return "output_limit", "wrote more than %d bytes on its result channel" % REPLY_CAP
-        if self.killed_wall or self.killed_cpu or self.cpu > self.time_s or rc == -signal.SIGXCPU:
-            return "time_limit", "exceeded the time limit of %gs (cpu %.2fs over all its processes, wall %.2fs)" % (
-                self.time_s, self.cpu, self.wall)
-        if rc == -signal.SIGXFSZ or (rc != 0 and ("File too large" in tail or "No space left on device" in tail)):
-            return "output_limit", "wrote a file larger than the file size limit (%s MB) or filled the scratch space" % (
-                self.req.get("fsize_mb", 32))
-        if err_type == "MemoryError" or (rc != 0 and ("MemoryError" in tail or "Cannot allocate memory" in tail)):
-            return "memory_limit", "exceeded the memory limit of %d MB" % (self.mem // MB)
-        if rc == -signal.SIGKILL:
-            return "memory_limit", "killed by SIGKILL (most likely out of memory; limit %d MB)" % (self.mem // MB)
-        if rc is not None and rc < 0:
-            name = _SIGNAMES.get(-rc, "signal %d" % -rc)
-            hint = " (a crash; deep recursion overflowing the stack is a common cause)" if -rc == signal.SIGSEGV else ""
-            return "runtime_error", "killed by %s%s" % (name, hint)
-        return None
 
 
 # ------------------------------------------------------------------------------------------ the reply channel
@@ -317,18 +66,22 @@ class Replies(object):
 
 
 def _test_dir(req, scratch, i):
+    """A fresh test dir in the scratch dir (root's, 0711, made by this runner), and solution.py in it: both
+    root's (under a uid of the attempt's own), the file read-only to everyone, the dir sticky and writable
+    (the attempt may create files there, never remove, rename or rewrite solution.py)."""
     test_dir = os.path.join(scratch, "t%d" % i)
     os.mkdir(test_dir, 0o700)
-    path = os.path.join(test_dir, "solution.py")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    dfd = os.open(test_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        osio.write_all(fd, req["code"].encode("utf-8"))
+        fd = os.open("solution.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444, dir_fd=dfd)
+        try:
+            osio.write_all(fd, req["code"].encode("utf-8"))
+            os.fchmod(fd, 0o444)
+        finally:
+            os.close(fd)
+        os.fchmod(dfd, 0o1777 if req.get("child_uid") is not None else 0o700)
     finally:
-        os.close(fd)
-    uid = req.get("child_uid")
-    if uid is not None:
-        os.chown(test_dir, uid, uid)
-        os.chown(path, uid, uid)
+        os.close(dfd)
     return test_dir
 
 
@@ -383,7 +136,7 @@ def _load_failure(load):
     return None
 
 
-def judge_test(req, i, test, scratch, zygote, keep):
+def judge_test(req, i, test, scratch, session, keep):
     """Run test i (kinds stdio and function) in a fresh process; returns (record, compile_error or None)."""
     test_dir = _test_dir(req, scratch, i)
     kind = req["kind"]
@@ -401,7 +154,7 @@ def judge_test(req, i, test, scratch, zygote, keep):
             return _record(i, test, outcome="sandbox_error", detail="the test input is not a JSON array"), None
         call_fd = _unlinked_file(scratch, wire.frame({"args": [wire.encode(a) for a in args]}))
     try:
-        p = Proc(req, test_dir, stdin_fd, zygote, call_fd)
+        p = Proc(req, test_dir, stdin_fd, session, call_fd)
     finally:
         os.close(stdin_fd)
         os.close(call_fd)
@@ -550,7 +303,7 @@ def _site_record(i, test, ev):
             "detail": detail, "outcome": "runtime_error" if ev.get("kind") == "runtime_error" else "wrong_answer"}
 
 
-def judge_script(req, scratch, zygote, keep):
+def judge_script(req, scratch, session, keep):
     """Kind "script": one attempt process answering calls from one run of the test program in the tester;
     returns (one record per assert site, compile_error text or None)."""
     tests = req["tests"]
@@ -561,7 +314,7 @@ def judge_script(req, scratch, zygote, keep):
     stdin_fd = os.open(os.devnull, os.O_RDONLY)
     tpid = None
     try:
-        p = Proc(req, test_dir, stdin_fd, zygote, call_r, reply_w=reply_w, extra={ev_r: "events"})
+        p = Proc(req, test_dir, stdin_fd, session, call_r, reply_w=reply_w, extra={ev_r: "events"})
         if p.pid is not None:
             tpid = _start_tester(req, call_w, reply_r, ev_w)
     finally:
@@ -667,37 +420,68 @@ def script_records(tests, p, status, site_events):
 
 
 class Session(object):
-    """What persists across the attempts of one runner: the fork server, the memory baseline, and whether
-    this runner may judge another attempt."""
+    """What persists across the attempts of one runner: the fork server, the memory and task baselines, and
+    whether this runner may judge another attempt."""
 
     def __init__(self):
         self.zygote = Zygote()
         self.baseline = cleanup.memory_in_use()
+        self.files = cleanup.files_in_memory()
+        self.tasks = cleanup.tasks_in_use()  # runner, fork server, init (and what else ran then: it only shrinks)
+        self.container = False  # per request: the runner has the container (and its cgroups) to itself
         self.tainted = False
         self.replace_container = False
         self.memory = self.baseline
+
+    def attempt_memory(self):
+        """Bytes of non-reclaimable memory the running attempt holds, all its processes together (the
+        container's anon + shmem above the session's baseline, less what files in /tmp and /dev/shm hold), or
+        None outside a container of our own."""
+        if not self.container or self.baseline is None:
+            return None
+        mem = cleanup.memory_in_use()
+        if mem is None:
+            return None
+        return (mem - cleanup.files_in_memory()) - (self.baseline - self.files)
+
+    def end_attempt_processes(self, uid, keep, ipc=False):
+        """Kill and reap every process of the attempt; returns the CPU seconds of those reaped here. Under a
+        uid of its own: `Zygote.end_uid` (kill(-1) as that uid until the kernel counts none), skipped between
+        tests only when the container's task count is at its baseline; anything left means a new container."""
+        if uid is None:
+            return cleanup.kill_attempt(None, keep)
+        cpu = cleanup.reap(keep)
+        if not ipc and self.container and self.tasks is not None:
+            now = cleanup.tasks_in_use()
+            if now is not None and now <= self.tasks:
+                return cpu
+        alone, more = self.zygote.end_uid(uid, keep, ipc)
+        if alone and self.container and self.tasks is not None:
+            now = cleanup.tasks_in_use()
+            self.tasks = min(self.tasks, now) if now is not None else self.tasks
+        else:
+            self.tainted = self.replace_container = True
+        return cpu + more
 
 
 def _clean_after(req, session, keep, ipc_before):
     """Everything of the attempt goes: processes, files, IPC objects; then the checks."""
     uid = req.get("child_uid")
-    cleanup.kill_attempt(uid, keep)
-    for path in req.get("wipe", []):
-        cleanup.wipe(path)
-    cleanup.wipe(req["scratch"])
+    session.end_attempt_processes(uid, keep, ipc=True)  # under its own uid: its IPC objects go too
+    clean = all([cleanup.wipe(path) for path in req.get("wipe", [])] + [cleanup.wipe(req["scratch"])])
     if uid is not None:
         for u in (uid, req.get("tester_uid")):
             if u is not None:
-                cleanup.remove_uid_files(u)
-        if cleanup.ipc_left(uid):  # forking the cleaner costs more than looking: only when there is something
-            session.zygote.run_clean(uid)
+                clean = cleanup.remove_uid_files(u) and clean
     else:  # our own uid: only the IPC objects created while the attempt ran
         new = [[k, i] for (k, i), cuid in cleanup.ipc_objects().items()
                if (k, i) not in ipc_before and cuid == os.getuid()]
         if new:
             session.zygote.run_clean(None, new)
-    if cleanup.survivors(uid, keep):
-        session.tainted = True
+        if cleanup.survivors(uid, keep):
+            session.tainted = True
+    if not clean:  # a tree too deep to remove (or held): nothing of it may meet the next attempt
+        session.tainted = session.replace_container = True
     mem = cleanup.memory_in_use()
     session.memory = mem
     slack = int(req.get("memory_slack_mb", MEMORY_SLACK // MB)) * MB
@@ -710,11 +494,10 @@ def run(req, emit, session):
     scratch = req["scratch"]
     zygote = session.zygote
     keep = (zygote.pid,)
+    session.container = bool(req.get("container"))
     for path in req.get("wipe", []):  # before the scratch dir is made: "/tmp" may hold it
         cleanup.wipe(path)
-    os.makedirs(scratch, exist_ok=True)
-    os.chmod(scratch, 0o711)
-    cleanup.wipe(scratch)
+    cleanup.fresh_dir(scratch)  # root's, made now (whatever was there removed, never followed), mode 0711
     if req.get("child_uid") is None:  # RLIMIT_NPROC counts every process of our uid: allow ours + N
         req["nproc"] = _own_procs() + int(req.get("nproc", 64))
     req.setdefault("nproc", 64)
@@ -728,7 +511,7 @@ def run(req, emit, session):
             raise RuntimeError("the fork server does not answer")
         if req["kind"] == "script":
             try:
-                recs, cerr = judge_script(req, scratch, zygote, keep)
+                recs, cerr = judge_script(req, scratch, session, keep)
             finally:
                 cleanup.wipe(scratch)
             for r in recs:
@@ -740,7 +523,7 @@ def run(req, emit, session):
                              detail="not run: the attempt already exceeded the time limit on %d tests" % tle))
                 continue
             try:
-                rec, cerr = judge_test(req, i, t, scratch, zygote, keep)  # kills what the test left
+                rec, cerr = judge_test(req, i, t, scratch, session, keep)  # kills what the test left
             finally:
                 cleanup.wipe(scratch)
                 if req.get("child_uid") is not None:  # a full /tmp must not fail the next test's set-up
