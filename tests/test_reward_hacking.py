@@ -648,3 +648,99 @@ def test_a_zombie_leader_thread_group_is_killed_and_cannot_reach_later_attempts(
         v = sb.judge(stdio_problem(), "import time\ntime.sleep(0.05)\nprint(0)\n")
         assert v.outcome is Outcome.wrong_answer, _details(v)
     assert sb.judge(stdio_problem(), ADD_STDIO).passed
+
+
+ZOMBIE_LEADER_CPU = _code('''
+    import ctypes, os, threading, time
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a zombie leader whose thread burns CPU while the main process waits for it
+        os.setsid()
+        threading.Thread(target=lambda: [None for _ in iter(int, 1)]).start()
+        time.sleep(0.01)
+        ctypes.CDLL(None).syscall(60, 0)
+    def cpu():
+        with open("/proc/%d/stat" % pid) as f:  # a zombie leader's stat shows its whole thread group
+            rest = f.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    t0 = time.time()
+    while cpu() < 0.6 and time.time() - t0 < 10:
+        time.sleep(0.02)
+    a, b = map(int, input().split())
+    print(a + b)
+''')
+
+
+def test_cpu_of_a_zombie_leaders_threads_counts(sb) -> None:
+    p = stdio_problem([("1 2\n", "3\n")], time_s=0.5)
+    v = judge_then_reference(sb, p, ZOMBIE_LEADER_CPU, {"time_limit"}, ADD_STDIO)
+    assert "over all its processes" in v.tests[0].detail, _details(v)
+
+
+# Three forked workers holding 100 MB each under a 128 MB limit (each is under its RLIMIT_AS): the attempt as a
+# whole holds ~300 MB, then answers correctly.
+FORKED_MEMORY = _code('''
+    import os, time
+    r, w = os.pipe()
+    for _ in range(3):
+        if os.fork() == 0:
+            block = b"\\x01" * (100 << 20)  # written, so resident
+            os.write(w, b"x")
+            time.sleep(5)
+            os._exit(0)
+    got = b""
+    while len(got) < 3:
+        got += os.read(r, 3)
+    time.sleep(0.4)
+    a, b = map(int, input().split())
+    print(a + b)
+''')
+
+
+def test_memory_is_limited_per_attempt_not_per_process(sb) -> None:
+    p = stdio_problem([("1 2\n", "3\n")], time_s=2.0, memory_mb=128)
+    v = judge_then_reference(sb, p, FORKED_MEMORY, {"memory_limit"}, ADD_STDIO)
+    assert "together" in v.tests[0].detail, _details(v)
+    assert sb.judge(p, "block = b'\\x01' * (60 << 20)\nprint(3)\n").passed  # 60 MB of 128 is fine
+
+
+# Root must never follow a link the attempt planted: links to /dev in its cwd and below, one inside a dir it
+# made unreadable. A reference judged next checks that /dev is still whole (mode and /dev/null).
+PLANT_LINKS = _code('''
+    import os
+    for name in ("d", "sub/d", "sub/deeper/d"):
+        os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
+        os.symlink("/dev", name)
+    os.chmod("sub", 0)
+    print(0)
+''')
+DEV_INTACT_ADD = ("import os\nst = os.stat('/dev')\nok = (st.st_mode & 0o777) == 0o755 and os.path.exists('/dev/null')\n"
+                  "a, b = map(int, input().split())\nprint(a + b if ok else 0)\n")
+
+
+def test_root_never_follows_a_planted_link(sb) -> None:
+    judge_then_reference(sb, stdio_problem(), PLANT_LINKS, {"wrong_answer"}, DEV_INTACT_ADD)
+
+
+def test_a_reply_legal_in_bytes_but_not_in_objects_is_the_attempts_error(sb) -> None:
+    # ~60 MB of 20M empty lists: under the byte cap, far over what a parser may build
+    body = b'{"value": [' + b"[]," * (20 << 20) + b"[]]}"
+    hostile = ("import os\ndef add(a, b):\n    body = b'{\"value\": [' + b'[],' * (20 << 20) + b'[]]}'\n"
+               "    os.write(4, b'%d\\n' % len(body))\n    os.write(4, body)\n    os._exit(0)\n")
+    assert len(body) < 64 << 20
+    v = judge_then_reference(sb, function_problem(time_s=5.0), hostile, {"runtime_error"}, ADD_FUNC)
+    assert "protocol" in v.tests[0].detail, _details(v)
+
+
+def test_a_script_reply_of_millions_of_objects_is_the_attempts_error(sb) -> None:
+    hostile = ("import os\ndef add_nums(a, b):\n    body = b'{\"value\": [' + b'[],' * (5 << 20) + b'[]]}'\n"
+               "    os.write(4, b'%d\\n' % len(body))\n    os.write(4, body)\n    os._exit(0)\n")
+    v = judge_then_reference(sb, script_problem(), hostile, {"runtime_error"}, SCRIPT_REF)
+    assert any(w in v.tests[0].detail for w in ("protocol", "exited")), _details(v)
+
+
+def test_the_attempt_cannot_choose_compile_error(sb) -> None:
+    hostile = ("import os\nbody = b'{\"load\": \"compile_error\", \"error\": \"forged\"}'\n"
+               "os.write(4, b'%d\\n' % len(body) + body)\na, b = map(int, input().split())\nprint(a + b + 1)\n")
+    v = judge_then_reference(sb, stdio_problem(), hostile, {"wrong_answer", "runtime_error"}, ADD_STDIO)
+    assert v.compile_error == "", v.compile_error

@@ -108,14 +108,14 @@ def compare_text(got, exp, mode, tol, ints_are_floats=False):
     if mode == "lines":
         return compare_lines(got, exp)
     if mode == "json":
-        from .wire import Malformed, parse_json
+        from .wire import MAX_VALUES, Malformed, parse_json
 
         try:
             e = parse_json(exp, ints="text")
         except Malformed as err:
             return False, "the expected output is not valid JSON (%s)" % err
         try:
-            g = parse_json(got, ints="text")
+            g = parse_json(got, ints="text", max_values=MAX_VALUES)
         except Malformed:
             return False, "the output is not valid JSON"
         return compare_values(g, e, tol, ints_are_floats)

@@ -2,7 +2,8 @@
 then run it as __main__ (kind stdio) or answer calls of its entry point (kinds function and script).
 
 Channels: fd 3 carries calls in (`{"args": [...], "kwargs": {...}}` frames, values in wire encoding), fd 4
-carries frames out: first the load status (`{"load": "ok"}` or why not), then one reply per call
+carries frames out: first `{"load": "compiled"}` or `{"load": "compile_error", ...}` (written before any code
+of the attempt runs), then the load status (`{"load": "ok"}` or why not), then one reply per call
 (`{"value": v}`, `{"raised": type, "error": traceback}`, or `{"unencodable": type}`). Everything written
 on fd 4 is the attempt's word: whoever reads it validates it (wire.Malformed) and compares values itself.
 Nothing here is trusted and nothing here knows a test's expected value.
@@ -45,6 +46,7 @@ def main(kind, fname, out, err):
     except BaseException as e:  # noqa
         _send({"load": "compile_error", "error": "".join(traceback.format_exception_only(type(e), e))[-8000:]})
         return 3
+    _send({"load": "compiled"})  # the first frame, before any code of the attempt runs: only we can write it
     if kind == "stdio":
         return _run_stdio(code, out, err)
     g = {"__name__": "solution", "__file__": "solution.py", "__builtins__": __builtins__}

@@ -35,31 +35,46 @@ MEMORY_SLACK = 64 * MB  # container memory above the session's baseline after cl
 
 
 class Replies(object):
-    """The attempt's frames on its reply channel, validated: `load` (dict) and `replies` [(kind, msg)], or
-    `malformed` (the reason) at the first thing outside the protocol."""
+    """The attempt's frames on its reply channel, validated: `load` (dict: the load status, None for a stdio
+    program that ran to its end) and `replies` [(kind, msg)], or `malformed` (the reason) at the first
+    thing outside the protocol. Frame 0 (compiled or not) is the harness's, written before the attempt's
+    code ran; then for kind stdio at most one frame (an exception), else the load status and the replies."""
 
-    def __init__(self, data, ints="text"):
+    def __init__(self, data, ints="text", kind="function"):
         self.load, self.replies, self.malformed = None, [], None
-        frames, rest = wire.split_frames(bytes(data))
+        frames, rest = wire.split_frames(data)
         try:
             if rest:
                 raise wire.Malformed("%d bytes on the reply channel are not a frame" % len(rest))
             for i, body in enumerate(frames):
-                msg = wire.parse_json(body, ints=ints)
+                msg = wire.parse_json(body, ints=ints, max_values=wire.MAX_VALUES)
                 if i == 0:
-                    self.load = wire.check_fields(msg, dict(tester.LOAD_SPEC), "the load status")
+                    first = tester.check_load(msg, first=True)
+                    self.load = first if first["load"] == "compile_error" else None
                     continue
-                if type(msg) is not dict:
-                    raise wire.Malformed("a reply must be a JSON object")
-                kind = next((k for k in tester.REPLY_SPECS if k in msg), None)
-                if kind is None:
-                    raise wire.Malformed("a reply needs one of the fields %s" % ", ".join(tester.REPLY_SPECS))
-                wire.check_fields(msg, tester.REPLY_SPECS[kind], "the reply")
-                if kind == "value":
-                    msg["value"] = wire.decode(msg["value"], ints=ints)
-                self.replies.append((kind, msg))
+                if self.load is not None and self.load["load"] == "compile_error":
+                    raise wire.Malformed("frames after a compile error")
+                if i == 1 or kind == "stdio":
+                    if i > 1:
+                        raise wire.Malformed("a stdio program's harness writes at most one status")
+                    self.load = tester.check_load(msg, first=False)
+                    continue
+                self.replies.append(_reply(msg, ints))
         except wire.Malformed as e:
             self.malformed = str(e)
+
+
+def _reply(msg, ints):
+    """(kind, msg) of one validated reply."""
+    if type(msg) is not dict:
+        raise wire.Malformed("a reply must be a JSON object")
+    kind = next((k for k in tester.REPLY_SPECS if k in msg), None)
+    if kind is None:
+        raise wire.Malformed("a reply needs one of the fields %s" % ", ".join(tester.REPLY_SPECS))
+    wire.check_fields(msg, tester.REPLY_SPECS[kind], "the reply")
+    if kind == "value":
+        msg["value"] = wire.decode(msg["value"], ints=ints)
+    return kind, msg
 
 
 # ------------------------------------------------------------------------------------------ one test
@@ -159,7 +174,7 @@ def judge_test(req, i, test, scratch, session, keep):
         os.close(stdin_fd)
         os.close(call_fd)
     p.run(keep)
-    rep = Replies(p.bufs["reply"])
+    rep = Replies(p.bufs["reply"], kind=kind)
     tail = p.stderr_tail()
     rec = _record(i, test, time_s=round(p.wall, 4), stderr_tail=tail)
     got_text = bytes(p.bufs["stdout"][: p.out_cap]).decode("utf-8", "replace")

@@ -31,7 +31,18 @@ REPLY_SPECS = {
     "raised": {"raised": (str, True, 200), "error": (str, False, 16000)},
     "unencodable": {"unencodable": (str, True, 200)},
 }
-LOAD_STATES = ("ok", "compile_error", "load_error", "no_entry")
+FIRST_LOAD_STATES = ("compiled", "compile_error")  # the first frame: the harness writes it before any code of the attempt runs
+LATER_LOAD_STATES = ("ok", "load_error", "no_entry", "exception")  # after its code ran: its word about its own failure
+
+
+def check_load(msg, first):
+    """A load status frame, validated: the first frame may only say whether the program compiled (so the
+    attempt cannot claim a compile error), a later one only what happened once its code ran."""
+    load = wire.check_fields(msg, dict(LOAD_SPEC), "the load status")
+    allowed = FIRST_LOAD_STATES if first else LATER_LOAD_STATES
+    if load["load"] not in allowed:
+        raise wire.Malformed("load status %r where one of %s belongs" % (load["load"][:20], ", ".join(allowed)))
+    return load
 
 
 class AttemptGone(BaseException):
@@ -105,7 +116,7 @@ def read_reply(fd):
     if body is None:
         raise AttemptGone("exited")
     try:
-        msg = wire.parse_json(body)
+        msg = wire.parse_json(body, max_values=wire.MAX_VALUES)
         if type(msg) is not dict or len(msg) < 1:
             raise wire.Malformed("a reply must be a JSON object")
         kind = next((k for k in REPLY_SPECS if k in msg), None)
@@ -229,12 +240,14 @@ def run(spec, fname, call_fd, reply_fd, events_fd):
 
     state = {"site": -1, "call": None}
     try:
-        body = wire.read_frame(reply_fd, 1 << 20)
-        if body is None:
-            raise AttemptGone("exited")
-        load = wire.check_fields(wire.parse_json(body), LOAD_SPEC, "the load status")
-        if load["load"] not in LOAD_STATES:
-            raise wire.Malformed("unknown load status %r" % load["load"][:20])
+        load = None
+        for first in (True, False):
+            body = wire.read_frame(reply_fd, 1 << 20)
+            if body is None:
+                raise AttemptGone("exited")
+            load = check_load(wire.parse_json(body, max_values=wire.MAX_VALUES), first)
+            if load["load"] == "compile_error" or load["load"] == "exception":
+                break
     except wire.Malformed as e:
         emit({"status": "gone", "why": "protocol", "detail": "the attempt's load status is malformed: %s" % e,
               "site": -1})
