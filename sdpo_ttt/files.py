@@ -34,7 +34,8 @@ def write_atomic(path: Path, text: str) -> None:
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """Append one record as one line, flushed to disk; a line torn by an earlier kill is ended first."""
     path = Path(path)
-    data = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    # backslashreplace: a lone surrogate becomes its JSON escape (read back as the same string), never a crash
+    data = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8", "backslashreplace")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:

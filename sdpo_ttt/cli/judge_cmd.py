@@ -8,11 +8,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from sdpo_ttt.cli.config_options import choice_enum
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.sandbox.safe_text import safe_text, safe_tree
 from sdpo_ttt.sandbox.verdict import Verdict
 
 SandboxKind = choice_enum("sandbox", "SandboxKind")  # the run config's choices, declared once
@@ -65,7 +67,7 @@ def judge(
             feedback = render_feedback(prob, verdict, visibility.value)
             if as_json:
                 report = verdict_report(verdict, feedback, attempt=str(attempt), problem=prob.id, sandbox=backend)
-                typer.echo(json.dumps(report))
+                typer.echo(json.dumps(safe_tree(report)))
             else:
                 _print_table(out, prob.id, attempt, backend, verdict, feedback, visibility.value)
     if not as_json and len(attempts) > 1:
@@ -81,13 +83,13 @@ def _print_table(out: Console, problem_id: str, attempt: Path, backend: str, ver
     for t in verdict.tests:
         style = _STYLE.get(t.outcome.value, "yellow")
         table.add_row(str(t.index + 1), "public" if t.public else "hidden", f"[{style}]{t.outcome.value}[/]",
-                      f"{t.time_s:.3f}", t.detail[:120])
+                      f"{t.time_s:.3f}", escape(safe_text(t.detail[:120])))
     out.print(table)
     n_pass = sum(t.outcome.value == "passed" for t in verdict.tests)
     colour = "green" if verdict.passed else "red"
     out.print(f"[bold {colour}]{'PASSED' if verdict.passed else 'FAILED'}[/] {n_pass}/{len(verdict.tests)} tests, "
               f"score {verdict.score:.2f}")
-    out.print(Panel(feedback, title=f"feedback ({visibility})", expand=False), highlight=False)
+    out.print(Panel(escape(safe_text(feedback)), title=f"feedback ({visibility})", expand=False), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,9 @@ from typing import Any
 
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.files import append_jsonl, read_jsonl, write_atomic
+from sdpo_ttt.sandbox.safe_text import safe_tree
+
+_MODEL_TEXT = ("text", "code")  # attempts.jsonl fields the model wrote (not the attempt's run)
 
 FINISHED_STATUSES = ("solved", "budget_exhausted")
 
@@ -117,7 +120,9 @@ class RunDir:
 
     # ---- append-only logs (a line torn by a kill is skipped by the reader and dropped on resume)
     def append_attempt(self, record: dict[str, Any]) -> None:
-        append_jsonl(self.attempts_path, record)
+        """Every attempt-derived string (its verdict's details in the feedback) made safe first; the model's own
+        text and code are kept as generated (they are what the run reproduces)."""
+        append_jsonl(self.attempts_path, {k: v if k in _MODEL_TEXT else safe_tree(v) for k, v in record.items()})
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         append_jsonl(self.metrics_path, record)

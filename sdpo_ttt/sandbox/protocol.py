@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any, Iterable
 
 from sdpo_ttt.problem.schema import Kind, Problem
+from sdpo_ttt.sandbox.safe_text import safe_text
 from sdpo_ttt.sandbox.verdict import Outcome, TestResult, Verdict
 
 OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024  # stdout cap per test (raised to 2x the expected output when larger)
@@ -147,7 +148,7 @@ def _check_test(e: dict[str, Any], n: int) -> TestResult:
         raise BadEvent(f"a test event's outcome {e['outcome'][:40]!r} is unknown")
     if "time_s" in e and not 0 <= e["time_s"] < 1e6:
         raise BadEvent("a test event's time_s is out of range")
-    return TestResult(**{k: v for k, v in e.items() if k != "event"})
+    return TestResult(**{k: safe_text(v) if isinstance(v, str) else v for k, v in e.items() if k != "event"})
 
 
 def check_events(events: list[Any], n_tests: int) -> tuple[dict[int, TestResult], dict[str, Any] | None, str | None]:
@@ -180,7 +181,7 @@ def check_events(events: list[Any], n_tests: int) -> tuple[dict[int, TestResult]
                 raise BadEvent("the done event has unknown fields")
             done = e
         elif kind == "error":
-            return tests, None, str(e.get("error", "?"))[:2000]
+            return tests, None, safe_text(str(e.get("error", "?"))[:2000])
         else:
             raise BadEvent(f"unknown event {kind[:40]!r}")
     if done is not None and len(tests) != n_tests:
@@ -200,6 +201,7 @@ def assemble(problem: Problem, events: list[Any], wall_time_s: float, *, stderr:
     """Verdict from the runner's (unchecked) events; raises BadEvent. A stream cut short after `start` is the
     verifier's failure, unless the attempt could reach the runner (the local sandbox without root): then the
     test that was running is charged to the attempt as a runtime_error."""
+    stderr = safe_text(stderr)
     if not events:
         tail = stderr.strip()[-500:]
         return sandbox_error(problem, "the judge did not start" + (f": {tail}" if tail else ""), wall_time_s)
@@ -230,7 +232,7 @@ def assemble(problem: Problem, events: list[Any], wall_time_s: float, *, stderr:
         score=n_pass / len(tests) if tests else 0.0,
         outcome=first_bad,
         tests=tests,
-        compile_error=(done or {}).get("compile_error", "") or "",
+        compile_error=safe_text((done or {}).get("compile_error", "") or ""),
         wall_time_s=round(wall_time_s, 4),
     )
 
