@@ -95,3 +95,22 @@ def test_judge_json_of_an_attempt_that_raises_a_lone_surrogate(tmp_path: Path) -
     assert rep["outcome"] == "runtime_error"
     assert "\\ud800" in json.dumps(rep, ensure_ascii=False).encode("utf-8").decode("utf-8")
     assert not any("\ud800" in t["detail"] for t in rep["tests"])
+
+
+def test_report_over_runs_whose_attempts_hold_lone_surrogates(tmp_path: Path) -> None:
+    """attempts.jsonl of a run written before this helper (a JSON escape of a lone surrogate in any field): the
+    report reads it and writes only strict UTF-8 (it shows no attempt-derived text; this guards that)."""
+    from sdpo_ttt.files import append_jsonl
+    from sdpo_ttt.report.write import build_report
+    from test_report import fabricate
+
+    run = fabricate(tmp_path / "cmp", "a", "sdpo", 0, passes=[2])
+    for f in list(run.glob("attempts.jsonl")):
+        f.write_text("")
+        for i in range(3):
+            append_jsonl(f, {"step": 0, "index": i, "passed": i == 2, "score": 1.0 if i == 2 else 0.2,
+                             "verdict": "passed" if i == 2 else HOSTILE, "feedback": HOSTILE, "code": HOSTILE})
+    _, paths = build_report(tmp_path / "cmp", n_boot=50)
+    for p in (tmp_path / "cmp" / "report").rglob("*"):
+        if p.is_file() and p.suffix in (".html", ".md", ".json", ".csv", ".txt"):
+            p.read_bytes().decode("utf-8")
