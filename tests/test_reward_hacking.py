@@ -754,3 +754,22 @@ def test_the_attempt_cannot_choose_compile_error(sb) -> None:
                "os.write(4, b'%d\\n' % len(body) + body)\na, b = map(int, input().split())\nprint(a + b + 1)\n")
     v = judge_then_reference(sb, stdio_problem(), hostile, {"wrong_answer", "runtime_error"}, ADD_STDIO)
     assert v.compile_error == "", v.compile_error
+
+
+IO_URING = _code('''
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(425, 8, params)  # io_uring_setup (x86_64 and aarch64 alike)
+    a, b = map(int, input().split())
+    print(a + b if fd >= 0 else 0)
+''')
+
+
+def test_io_uring_is_not_there(sb) -> None:
+    judge_then_reference(sb, stdio_problem(), IO_URING, {"wrong_answer"}, ADD_STDIO)
+
+
+def test_numbers_in_other_scripts_digits_are_not_numbers(sb) -> None:
+    p = stdio_problem([("", "1.5\n")])
+    judge_then_reference(sb, p, "print('\\u0661.\\u0665')\n", {"wrong_answer"}, "print(1.5)\n")

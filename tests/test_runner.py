@@ -281,3 +281,16 @@ def test_function_request_always_compares_as_json() -> None:
     req = protocol.build_request(function_problem(), ADD_FUNC, scratch="/tmp/x")
     assert req["compare"]["mode"] == "json" and req["function_name"] == "add"
     assert req["compare"]["ints_are_floats"] is False
+
+
+@pytest.mark.parametrize(("got", "exp"), [("١٢", "12"), ("１２", "12"), ("١.٥", "1.5"), ("1.5", "١.٥"), ("12\n", "12")])
+def test_numbers_need_ascii_digits(got: str, exp: str) -> None:
+    ok, _ = compare.compare_tokens(got + " 7", exp + " 7", 1e-6)
+    assert ok is (got.strip() == exp.strip())
+
+
+def test_a_reply_of_more_values_than_the_limit_is_malformed_before_parsing() -> None:
+    body = b"[" + b"[]," * wire.MAX_VALUES + b"[]]"
+    with pytest.raises(wire.Malformed, match="values, over the limit"):
+        wire.parse_json(body, max_values=wire.MAX_VALUES)
+    assert wire.parse_json(b"[" + b"1," * 1000 + b"1]", max_values=wire.MAX_VALUES) == [1] * 1001

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -71,7 +72,11 @@ def test_container_is_hardened(sb) -> None:
     assert hc["ReadonlyRootfs"] is True
     assert hc["CapDrop"] == ["ALL"]
     assert sorted(hc["CapAdd"]) == sorted(["SETUID", "SETGID", "KILL", "DAC_OVERRIDE", "FOWNER", "CHOWN"])
-    assert not any("unconfined" in o for o in hc["SecurityOpt"])  # docker's default seccomp profile applies
+    assert not any("unconfined" in o for o in hc["SecurityOpt"])
+    seccomp = [json.loads(o[len("seccomp="):]) for o in hc["SecurityOpt"] if o.startswith("seccomp=")]
+    assert len(seccomp) == 1 and seccomp[0]["defaultAction"] == "SCMP_ACT_ERRNO"  # the project's own allow-list
+    allowed = {n for rule in seccomp[0]["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for n in rule["names"]}
+    assert not allowed & {"io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "userfaultfd", "unshare"}
     assert "no-new-privileges" in hc["SecurityOpt"]
     assert hc["PidsLimit"] and hc["PidsLimit"] > 0
     assert hc["Memory"] > 0 and hc["Memory"] == hc["MemorySwap"]

@@ -1,7 +1,7 @@
 """DockerSandbox: a small pool of long-lived hardened containers, one attempt at a time per container.
 
 Each container: no network, read-only root, tmpfs /tmp, pids limit, memory == memory+swap, private IPC
-namespace, log driver none, docker's init as pid 1, docker's default seccomp profile, no-new-privileges,
+namespace, log driver none, docker's init as pid 1, the project's seccomp profile, no-new-privileges,
 labelled with the owner's pid. Its processes run as container root with every capability dropped but
 the six the runner needs to drop to the attempt's uid and clean up after it (`RUNNER_CAPS`). The runner
 (`box/runner.py`, one long-lived `docker exec` per container: a judge session fed attempts one after
@@ -18,6 +18,7 @@ other failure is a sandbox_error for that one attempt, never an exception out of
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import queue
@@ -29,6 +30,7 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from typing import Any
 
 from sdpo_ttt.errors import SandboxUnavailable
@@ -49,6 +51,13 @@ _LIVE: "weakref.WeakSet[DockerSandbox]" = weakref.WeakSet()
 _HOOKS_INSTALLED = False
 
 
+@functools.lru_cache(maxsize=1)
+def seccomp_profile() -> str:
+    """The sandbox's seccomp profile (shipped in the package), as the compact JSON text docker takes."""
+    text = resources.files("sdpo_ttt.sandbox").joinpath("seccomp.json").read_text(encoding="utf-8")
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
 def hardening(mem_limit_mb: int, pids_limit: int, tmpfs_mb: int) -> dict[str, Any]:
     """The container settings (docker SDK keyword arguments) every sandbox container gets."""
     return dict(
@@ -61,7 +70,9 @@ def hardening(mem_limit_mb: int, pids_limit: int, tmpfs_mb: int) -> dict[str, An
         memswap_limit=f"{mem_limit_mb}m",
         cap_drop=["ALL"],
         cap_add=list(RUNNER_CAPS),
-        security_opt=["no-new-privileges"],  # and docker's default seccomp profile (never "unconfined")
+        # our own seccomp profile (sdpo_ttt/sandbox/seccomp.json: an allow-list without io_uring, bpf, userfaultfd,
+        # ptrace, namespaces, ...; docs/verifier.md), never "unconfined"
+        security_opt=["no-new-privileges", f"seccomp={seccomp_profile()}"],
         user="0:0",
         log_config={"type": "none", "config": {}},
         init=True,

@@ -14,8 +14,9 @@ from .wire import Int
 TRUNC = 1000  # chars kept of input / expected / got in each test record (middle-out)
 MAX_DEPTH = 100
 
-_INT = re.compile(r"^[+-]?\d+$")
-_NUM = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+# ASCII digits only: `\d` and float() accept every Unicode digit ("١٢٣", "１２"), which no judge reads as a number
+_INT = re.compile(r"^[+-]?[0-9]+\Z")
+_NUM = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 
 
 def trunc(s, n=TRUNC):

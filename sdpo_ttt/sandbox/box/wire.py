@@ -235,7 +235,7 @@ def _type_name(v):
 
 
 _TAGS = ("i", "t", "s", "f", "d", "b", "c")
-_DIGITS = re.compile(r"^-?[0-9]+$")
+_DIGITS = re.compile(r"^-?[0-9]+\Z")
 
 
 def decode(obj, depth=0, ints="int"):
