@@ -773,3 +773,24 @@ def test_io_uring_is_not_there(sb) -> None:
 def test_numbers_in_other_scripts_digits_are_not_numbers(sb) -> None:
     p = stdio_problem([("", "1.5\n")])
     judge_then_reference(sb, p, "print('\\u0661.\\u0665')\n", {"wrong_answer"}, "print(1.5)\n")
+
+
+OWN_SOLUTION = _code('''
+    import os
+    changed = []
+    for f in (lambda: open("solution.py", "a").write("#"), lambda: os.rename("solution.py", "x.py"),
+              lambda: os.unlink("solution.py"), lambda: os.chmod("solution.py", 0o777), lambda: os.chmod(".", 0o777)):
+        try:
+            f()
+            changed.append(f)
+        except OSError:
+            pass
+    open("scratch.txt", "w").write("a file of its own is fine")
+    a, b = map(int, input().split())
+    print(a + b if not changed else 0)
+''')
+
+
+def test_its_solution_py_and_test_dir_are_not_its_own(sb) -> None:
+    v = sb.judge(stdio_problem(), OWN_SOLUTION)  # a reference in effect: it passes only if nothing could be changed
+    assert v.passed, _details(v)
