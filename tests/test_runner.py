@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -294,3 +295,26 @@ def test_a_reply_of_more_values_than_the_limit_is_malformed_before_parsing() -> 
     with pytest.raises(wire.Malformed, match="values, over the limit"):
         wire.parse_json(body, max_values=wire.MAX_VALUES)
     assert wire.parse_json(b"[" + b"1," * 1000 + b"1]", max_values=wire.MAX_VALUES) == [1] * 1001
+
+
+def test_wipe_and_fresh_dir_never_follow_a_planted_link(tmp_path) -> None:
+    from sdpo_ttt.sandbox.box import cleanup
+
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "keep.txt").write_text("x")
+    scratch = tmp_path / "scratch"
+    (scratch / "sub").mkdir(parents=True)
+    (scratch / "link").symlink_to(outside)
+    (scratch / "sub" / "link").symlink_to(outside / "deep")
+    (scratch / "sub").chmod(0)
+    mode = (outside / "deep").stat().st_mode & 0o777
+    cleanup.wipe(str(scratch))
+    assert os.listdir(scratch) == []
+    assert (outside / "deep" / "keep.txt").read_text() == "x"
+    assert (outside / "deep").stat().st_mode & 0o777 == mode  # never chmod'ed through the link
+    (scratch).rmdir()
+    scratch.symlink_to(outside)  # the scratch dir itself replaced by a link
+    cleanup.fresh_dir(str(scratch))
+    assert scratch.is_dir() and not scratch.is_symlink() and (outside / "deep" / "keep.txt").exists()
+    assert oct(scratch.stat().st_mode & 0o777) == "0o711"

@@ -331,3 +331,17 @@ def test_no_exception_leaves_judge_many(monkeypatch) -> None:
         assert "the daemon went away" in vs[0].tests[0].detail
         monkeypatch.undo()
         assert s.judge(stdio_problem(), ADD_STDIO).passed
+
+
+def test_a_damaged_container_is_replaced_after_the_runner_fails(sb) -> None:
+    """The runner fails (`error` event) when its container is damaged -- here /dev/null removed behind its
+    back: that attempt is a sandbox_error, and the container is replaced, so the next attempt passes (a fresh
+    session in the same container would fail the same way forever)."""
+    assert sb.judge(function_problem(), ADD_FUNC).passed  # a session is open
+    c = _container(sb)
+    assert c.exec_run(["rm", "-f", "/dev/null"], user="0:0").exit_code == 0
+    v = sb.judge(function_problem(), ADD_FUNC)
+    assert v.outcome.value == "sandbox_error", v
+    assert _container(sb).id != c.id
+    for _ in range(2):
+        assert sb.judge(function_problem(), ADD_FUNC).passed
