@@ -441,7 +441,7 @@ class Session(object):
     def __init__(self):
         self.zygote = Zygote()
         self.baseline = cleanup.memory_in_use()
-        self.files = cleanup.files_in_memory()
+        self.attempt_base = None  # memory in use, less files, when the running attempt started
         self.tasks = cleanup.tasks_in_use()  # runner, fork server, init (and what else ran then: it only shrinks)
         self.container = False  # per request: the runner has the container (and its cgroups) to itself
         self.tainted = False
@@ -449,15 +449,18 @@ class Session(object):
         self.memory = self.baseline
 
     def attempt_memory(self):
-        """Bytes of non-reclaimable memory the running attempt holds, all its processes together (the
-        container's anon + shmem above the session's baseline, less what files in /tmp and /dev/shm hold), or
-        None outside a container of our own."""
-        if not self.container or self.baseline is None:
+        """Bytes of non-reclaimable memory the running attempt holds, all its processes together (the growth
+        of the container's anon + shmem since the attempt started, less what files in /tmp and /dev/shm hold),
+        or None outside a container of our own."""
+        if not self.container or self.attempt_base is None:
             return None
         mem = cleanup.memory_in_use()
-        if mem is None:
-            return None
-        return (mem - cleanup.files_in_memory()) - (self.baseline - self.files)
+        return None if mem is None else mem - cleanup.files_in_memory() - self.attempt_base
+
+    def start_attempt(self, req):
+        self.container = bool(req.get("container"))
+        mem = cleanup.memory_in_use() if self.container else None
+        self.attempt_base = None if mem is None else mem - cleanup.files_in_memory()
 
     def end_attempt_processes(self, uid, keep, ipc=False):
         """Kill and reap every process of the attempt; returns the CPU seconds of those reaped here. Under a
@@ -509,9 +512,9 @@ def run(req, emit, session):
     scratch = req["scratch"]
     zygote = session.zygote
     keep = (zygote.pid,)
-    session.container = bool(req.get("container"))
     for path in req.get("wipe", []):  # before the scratch dir is made: "/tmp" may hold it
         cleanup.wipe(path)
+    session.start_attempt(req)  # the memory baseline of this attempt (nothing of it exists yet)
     cleanup.fresh_dir(scratch)  # root's, made now (whatever was there removed, never followed), mode 0711
     if req.get("child_uid") is None:  # RLIMIT_NPROC counts every process of our uid: allow ours + N
         req["nproc"] = _own_procs() + int(req.get("nproc", 64))
