@@ -66,7 +66,7 @@ def test_bad_config_file(tmp_path: Path) -> None:
         ({"batch_size": 0}, r"^--batch-size 0: ", r"--batch-size a value >= 1"),
         ({"vllm_gpu_memory": 0.99}, r"^--vllm-gpu-memory 0.99: ", r">= 0.05 and <= 0.95"),
         ({"lora_rank": 8, "teacher_rank": 4}, r"--teacher-rank \(4\) must be >= --lora-rank \(8\)", r"solve --help"),
-        ({"adv_clip": 1.0}, r"--adv-clip applies to --loss token or sequence only", r"solve --help"),
+        ({"adv_clip": -1}, r"^--adv-clip -1: input should be greater than or equal to 0$", r"--adv-clip a value >= 0"),
         ({"temperature": 0}, r"--temperature 0 \(greedy\) with --strategy sdpo", r"solve --help"),
         ({"device": "gpu"}, r"^--device 'gpu': ", r"solve --help"),
     ],
@@ -86,7 +86,7 @@ def test_a_bad_value_from_a_file_names_the_file(tmp_path: Path) -> None:
 
 
 def test_valid_values_pass_and_the_rules_are_the_same_for_sections() -> None:
-    assert build_config([("x", {"adv_clip": 1.0, "loss": "sequence"})]).sdpo.adv_clip == 1.0
+    assert build_config([("x", {"adv_clip": 1.0, "loss": "logit"})]).sdpo.adv_clip == 1.0  # every loss mode takes it
     assert build_config([("x", {"temperature": 0, "strategy": "best-of-k"})]).sampling.temperature == 0
     # a section built alone validates with the same rules and messages as the tree
     with pytest.raises(ConfigError, match=r"^--vllm-gpu-memory 0.99"):

@@ -14,9 +14,11 @@ import torch
 
 from sdpo_ttt.config.sdpo import LossConfig
 from sdpo_ttt.sdpo.loss import (
+    combine_terms,
     divergence,
     full_divergence,
     group_advantages,
+    importance_ratio,
     log_mixture,
     masked_seq_mean,
     sdpo_loss_from_logits,
@@ -24,6 +26,7 @@ from sdpo_ttt.sdpo.loss import (
     token_surrogate,
     topk_divergence,
 )
+from sdpo_ttt.sdpo.microbatch import UpdateBatch, micro_batches
 from sdpo_ttt.sdpo.teacher import trust_region_log_probs
 
 ALPHAS = [0.0, 0.3, 1.0]
@@ -65,10 +68,34 @@ def bf_token_div(zs: list, zt: list, mode: str, alpha: float, k: int, tau: float
     return bf_div(ls_b, lt_b, alpha)
 
 
-def bf_loss(S, Tt, Y, M, cfg: LossConfig, R=None, TR=None, rewards=None):
-    """The whole loss, loop by loop. S, Tt, R, TR: [B, T, V] float64 logits; Y targets; M bool mask."""
+def bf_clip(x: float, c) -> float:
+    return max(-c, min(c, x)) if c else x
+
+
+def bf_clipped_div(ls: list, lt: list, alpha: float, c):
+    """bf_div whose gradient w.r.t. ls has the advantage clipped: ∂/∂ls_v = p_s,v·clip(ls_v − lt_v) (α=1),
+    (1−α)·p_s,v·clip(ls_v − lm_v) (JSD), p_s,v − p_t,v (α=0, not clipped). The value is bf_div's: the gradient of
+    bf_div (by autograd) plus, on each clipped entry only, sg(p_s·(clip(r) − r))·(ls − sg(ls)), which adds 0."""
+    value = bf_div(ls, lt, alpha)
+    if not c or alpha == 0.0:
+        return value
+    ps = [float(torch.exp(x.detach())) for x in ls]
+    if alpha == 1.0:
+        r = [float(a.detach() - b) for a, b in zip(ls, lt, strict=True)]
+        w = ps
+    else:
+        lm = [math.log((1 - alpha) * p + alpha * math.exp(float(b))) for p, b in zip(ps, lt, strict=True)]
+        r = [float(a.detach()) - m for a, m in zip(ls, lm, strict=True)]
+        w = [(1 - alpha) * p for p in ps]
+    return value + sum(wi * (bf_clip(ri, c) - ri) * (a - a.detach()) for wi, ri, a in zip(w, r, ls, strict=True))
+
+
+def bf_loss(S, Tt, Y, M, cfg: LossConfig, R=None, TR=None, rewards=None, OLD=None):
+    """The whole loss, loop by loop. S, Tt, R, TR, OLD: [B, T, V] float64 logits (OLD: the student that sampled,
+    for the importance ratio); Y targets; M bool mask."""
     B, T, V = S.shape
     tau = cfg.temperature
+    clip = cfg.adv_clip
 
     def rows(X, b, t):
         return [X[b, t, v] for v in range(V)]
@@ -87,54 +114,61 @@ def bf_loss(S, Tt, Y, M, cfg: LossConfig, R=None, TR=None, rewards=None):
         sd = math.sqrt(sum((r - mu) ** 2 for r in rewards) / B)
         adv = [(r - mu) / (sd + cfg.grpo_eps) if cfg.grpo_scale_std else r - mu for r in rewards]
 
-    sdpo_rows, grpo_rows, kl_rows = [], [], []
+    sdpo_rows, grpo_rows, kl_rows = [], [], []  # per attempt with tokens: the list of its per-token terms
     for b in range(B):
         ts = [t for t in range(T) if M[b, t]]
         if not ts:
             continue
         ls_y = {t: bf_log_softmax(rows(S, b, t), tau)[int(Y[b, t])] for t in ts}
         lt_y = {t: teacher_lp(b, t)[int(Y[b, t])] for t in ts}
+        rho = {t: 1.0 for t in ts}
+        if OLD is not None and cfg.ratio_clip:
+            for t in ts:
+                old = float(bf_log_softmax(rows(OLD, b, t), tau)[int(Y[b, t])])
+                rho[t] = min(math.exp(float(ls_y[t].detach()) - old), cfg.ratio_clip)
         per = []
         if cfg.mode in ("full", "logit"):
             for t in ts:
                 ls = bf_log_softmax(rows(S, b, t), tau)
                 lt = teacher_lp(b, t)
                 if cfg.mode == "full" or cfg.topk >= V:
-                    per.append(bf_div(ls, lt, cfg.alpha))
+                    per.append(bf_clipped_div(ls, lt, cfg.alpha, clip))
                 else:
                     zs = rows(S, b, t)
                     ids = sorted(range(V), key=lambda i: -float(zs[i].detach()))[: cfg.topk]
                     lsb = [ls[i] for i in ids] + [torch.log(1 - sum(torch.exp(ls[i]) for i in ids))]
                     ltb = [lt[i] for i in ids] + [torch.log(1 - sum(torch.exp(lt[i]) for i in ids))]
-                    per.append(bf_div(lsb, ltb, cfg.alpha))
+                    per.append(bf_clipped_div(lsb, ltb, cfg.alpha, clip))
         elif cfg.mode == "token":
             for t in ts:
-                d = float((ls_y[t] - lt_y[t]).detach())
-                if cfg.adv_clip is not None:
-                    d = max(-cfg.adv_clip, min(cfg.adv_clip, d))
+                d = bf_clip(float((ls_y[t] - lt_y[t]).detach()), clip)
                 per.append(d * ls_y[t])
         else:
             a = sum(float((lt_y[t] - ls_y[t]).detach()) for t in ts) / len(ts)  # per-token mean (issue #16)
-            if cfg.adv_clip is not None:
-                a = max(-cfg.adv_clip, min(cfg.adv_clip, a))
-            per = [-a * ls_y[t] for t in ts]
-        sdpo_rows.append(sum(per) / len(ts))
+            per = [-bf_clip(a, clip) * ls_y[t] for t in ts]
+        sdpo_rows.append([rho[t] * x for t, x in zip(ts, per, strict=True)])
         if adv is not None:
-            grpo_rows.append(sum(-adv[b] * ls_y[t] for t in ts) / len(ts))
+            grpo_rows.append([rho[t] * -adv[b] * ls_y[t] for t in ts])
         if R is not None:
             kls = []
             for t in ts:
                 ls = bf_log_softmax(rows(S, b, t), tau)
                 lr = [x.detach() for x in bf_log_softmax(rows(R, b, t), tau)]
                 kls.append(bf_div(ls, lr, 1.0))
-            kl_rows.append(sum(kls) / len(ts))
+            kl_rows.append(kls)
+
+    def agg(rows_: list):
+        if cfg.aggregation == "token-mean":
+            return sum(sum(r) for r in rows_) / sum(len(r) for r in rows_)
+        return sum(sum(r) / len(r) for r in rows_) / len(rows_)
+
     if not sdpo_rows:
         return S.sum() * 0
-    loss = sum(sdpo_rows) / len(sdpo_rows)
+    loss = agg(sdpo_rows)
     if cfg.grpo_weight > 0:
-        loss = (1 - cfg.grpo_weight) * loss + cfg.grpo_weight * sum(grpo_rows) / len(grpo_rows)
+        loss = (1 - cfg.grpo_weight) * loss + cfg.grpo_weight * agg(grpo_rows)
     if cfg.kl_weight > 0:
-        loss = loss + cfg.kl_weight * sum(kl_rows) / len(kl_rows)
+        loss = loss + cfg.kl_weight * agg(kl_rows)
     return loss
 
 
@@ -271,6 +305,12 @@ CASES = [
     dict(mode="sequence"),
     dict(mode="sequence", adv_clip=1.0),
     dict(mode="full", alpha=1.0, temperature=0.7),
+    dict(mode="logit", alpha=1.0, topk=4, adv_clip=0.5),  # the advantage clip binds on many entries
+    dict(mode="full", alpha=0.3, adv_clip=0.3),
+    dict(mode="full", alpha=1.0, adv_clip=0),  # off
+    dict(mode="full", alpha=1.0, aggregation="attempt-mean"),
+    dict(mode="token", adv_clip=0.5, aggregation="attempt-mean"),
+    dict(mode="sequence", adv_clip=1.0, aggregation="attempt-mean"),
 ]
 
 
@@ -443,8 +483,8 @@ def test_config_validation():
         LossConfig(mode="nope")
     with pytest.raises(ValueError, match="--alpha 1.5: input should be less than or equal to 1"):
         LossConfig(alpha=1.5)
-    with pytest.raises(ValueError, match="--adv-clip applies to --loss token or sequence only"):
-        LossConfig(mode="logit", adv_clip=1.0)
+    with pytest.raises(ValueError, match="--adv-clip -1.0: input should be greater than or equal to 0"):
+        LossConfig(adv_clip=-1.0)
     with pytest.raises(ValueError, match="--topk 0: input should be greater than or equal to 1"):
         LossConfig(topk=0)
     assert "alpha" in LossConfig.help()
@@ -484,14 +524,15 @@ def test_grpo_scale_std_option_reaches_the_loss():
 )
 def test_per_attempt_gap_matches_bruteforce(kw):
     """LossOutput.per_attempt_gap[i] = mean over attempt i's tokens of lt(y_t) − ls(y_t), loop by loop (NaN for an
-    attempt without tokens); the logged mean gap is its mean over the attempts that have tokens; no gradient."""
+    attempt without tokens); the logged mean gap follows the aggregation: the mean over the batch's tokens
+    (token-mean), or of the per-attempt gaps (attempt-mean); no gradient."""
     cfg = LossConfig(**kw)
     S, Tt, Y, M = make_batch(B=4, seed=5)
     M[3] = False  # an attempt without tokens
     TR = rand_logits(*S.shape, seed=6) if "teacher_rate" in kw else None  # the trust-region teacher mix
     out = sdpo_loss_from_logits(S.clone().requires_grad_(True), Tt, Y, M, cfg, teacher_ref_logits=TR)
     B, T, V = S.shape
-    want = []
+    want, every = [], []
     for b in range(3):
         d = []
         for t in (t for t in range(T) if M[b, t]):
@@ -502,7 +543,126 @@ def test_per_attempt_gap_matches_bruteforce(kw):
                 lt = bf_log_softmax([(1 - cfg.teacher_rate) * a + cfg.teacher_rate * c for a, c in zip(lr, lt, strict=True)])
             d.append(float(lt[int(Y[b, t])] - ls[int(Y[b, t])]))
         want.append(sum(d) / len(d))
+        every += d
     gap = out.per_attempt_gap
     assert gap.shape == (4,) and not gap.requires_grad and math.isnan(float(gap[3]))
     torch.testing.assert_close(gap[:3], torch.tensor(want, dtype=torch.float64), atol=1e-12, rtol=1e-10)
-    assert out.stats["sdpo/teacher_student_logprob_gap"] == pytest.approx(sum(want) / 3, abs=1e-12)
+    assert out.stats["sdpo/teacher_student_logprob_gap"] == pytest.approx(sum(every) / len(every), abs=1e-12)
+    by_attempt = sdpo_loss_from_logits(S, Tt, Y, M, cfg.model_copy(update={"aggregation": "attempt-mean"}), teacher_ref_logits=TR)
+    assert by_attempt.stats["sdpo/teacher_student_logprob_gap"] == pytest.approx(sum(want) / 3, abs=1e-12)
+
+
+# ------------------------------------------------------------- the reference's defaults (issue #26 part 3)
+def test_token_mean_weighs_every_token_of_the_batch_the_same():
+    """Attempts of 1 and 7 tokens, per-token losses 1.0 and 0.0 ('token' mode, d = 1 on the first attempt):
+    token-mean gives 1/8 (the long attempt's tokens weigh 7x), attempt-mean (1 + 0)/2."""
+    ls = torch.full((2, 7), -1.0)
+    lt = ls.clone()
+    lt[0, 0] = -2.0  # d = ls − lt = 1 on the one token of attempt 0; 0 everywhere on attempt 1
+    mask = torch.zeros(2, 7, dtype=torch.bool)
+    mask[0, 0] = True
+    mask[1, :] = True
+    terms = {"student_logp": ls, "teacher_logp": lt, "student_entropy": torch.zeros(2, 7)}
+    by_token = combine_terms(terms, mask, LossConfig(mode="token"))
+    by_attempt = combine_terms(terms, mask, LossConfig(mode="token", aggregation="attempt-mean"))
+    assert by_token.loss.item() == pytest.approx(1.0 * -1.0 / 8)
+    assert by_attempt.loss.item() == pytest.approx(1.0 * -1.0 / 2)
+    assert LossConfig().aggregation == "token-mean"
+
+
+@pytest.mark.parametrize("aggregation", ["token-mean", "attempt-mean"])
+@pytest.mark.parametrize("kw", [dict(mode="logit", topk=4), dict(mode="sequence"), dict(mode="full", grpo_weight=0.5)], ids=str)
+def test_micro_batches_weighted_by_their_share_give_the_batch_loss(kw, aggregation):
+    """Split into micro-batches of 1, 3 and 8 attempts (sdpo/microbatch.py's shares), Σ_mb share·L_mb and its
+    gradient equal the whole batch's loss, loop by loop in float64: the denominator is the batch's token (or
+    attempt) count whatever the split. Attempt lengths 4, 1, 6, 0 (no tokens), 3, 2."""
+    cfg = LossConfig(aggregation=aggregation, **kw)
+    lengths = [4, 1, 6, 0, 3, 2]
+    B, T, V = len(lengths), max(lengths), 11
+    g = torch.Generator().manual_seed(21)
+    S = torch.randn(B, T, V, generator=g, dtype=torch.float64) * 2
+    Tt = torch.randn(B, T, V, generator=g, dtype=torch.float64) * 2
+    Y = torch.randint(0, V, (B, T), generator=g)
+    M = torch.tensor([[t < n for t in range(T)] for n in lengths])
+    rewards = [0.0, 0.5, 1.0, 0.0, 0.25, 0.75]
+    adv = group_advantages(torch.tensor([rewards[i] for i in range(B) if lengths[i]], dtype=torch.float64))
+    full_adv = torch.zeros(B, dtype=torch.float64)
+    full_adv[[i for i in range(B) if lengths[i]]] = adv
+    want_v, want_g = grad_of(lambda x: _bf_with_adv(x, Tt, Y, M, cfg, full_adv) if cfg.grpo_weight else bf_loss(x, Tt, Y, M, cfg), S)
+    batch = UpdateBatch([[0]] * B, [[0]] * B, [[1] * n for n in lengths], rewards, [True] * B, [False] * B)
+    for size in (1, 3, 8):
+        def split_loss(x, size=size):
+            total = x.sum() * 0
+            for mb in micro_batches(batch, size, aggregation):
+                r = torch.tensor(mb.rows)
+                a = full_adv[r] if cfg.grpo_weight else None
+                total = total + mb.share * sdpo_loss_from_logits(x[r], Tt[r], Y[r], M[r], cfg, advantages=a).loss
+            return total
+        got_v, got_g = grad_of(split_loss, S)
+        torch.testing.assert_close(got_v, want_v, atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(got_g, want_g, atol=1e-12, rtol=1e-10)
+
+
+def _bf_with_adv(S, Tt, Y, M, cfg, adv):
+    """bf_loss with given per-attempt GRPO advantages (those of the non-empty attempts, as the updater passes)."""
+    sdpo = bf_loss(S, Tt, Y, M, cfg.model_copy(update={"grpo_weight": 0.0}))
+    B, T, _ = S.shape
+    terms = [(b, t) for b in range(B) for t in range(T) if M[b, t]]
+    lp = {(b, t): bf_log_softmax(list(S[b, t]))[int(Y[b, t])] for b, t in terms}
+    if cfg.aggregation == "token-mean":
+        grpo = sum(-float(adv[b]) * lp[b, t] for b, t in terms) / len(terms)
+    else:
+        rows = [b for b in range(B) if M[b].any()]
+        grpo = sum(sum(-float(adv[b]) * lp[b, t] for t in range(T) if M[b, t]) / int(M[b].sum()) for b in rows) / len(rows)
+    return (1 - cfg.grpo_weight) * sdpo + cfg.grpo_weight * grpo
+
+
+@pytest.mark.parametrize("kw", [dict(mode="logit", topk=4), dict(mode="full", alpha=0.3), dict(mode="token")], ids=str)
+def test_advantage_clip_cuts_the_gradient_not_the_value(kw):
+    """The default clip 5.0 is on; a tight clip (0.2) changes the gradient of every mode it applies to, never the
+    loss value, and the binding fraction is logged; 0 turns it off."""
+    S, Tt, Y, M = make_batch(seed=8)
+    Tt = Tt * 3  # a teacher far from the student: large log-ratios
+    v_off, g_off = grad_of(lambda x: sdpo_loss_from_logits(x, Tt, Y, M, LossConfig(adv_clip=0, **kw)).loss, S)
+    v_cut, g_cut = grad_of(lambda x: sdpo_loss_from_logits(x, Tt, Y, M, LossConfig(adv_clip=0.2, **kw)).loss, S)
+    out = sdpo_loss_from_logits(S, Tt, Y, M, LossConfig(adv_clip=0.2, **kw))
+    assert LossConfig().adv_clip == 5.0
+    if kw["mode"] != "token":  # the token surrogate's value is sg(d)·ls: its value moves with d by definition
+        torch.testing.assert_close(v_cut, v_off)
+    assert (g_cut - g_off).abs().max() > 1e-3
+    assert 0 < out.stats["sdpo/advantage_clip_frac"] <= 1
+    assert "sdpo/advantage_clip_frac" not in sdpo_loss_from_logits(S, Tt, Y, M, LossConfig(adv_clip=0, **kw)).stats
+
+
+def test_importance_ratio_bruteforce():
+    ls = torch.tensor([-1.0, -2.0, -0.5, 30.0, -50.0], requires_grad=True)
+    old = torch.tensor([-1.5, -1.0, -0.5, 0.0, 0.0])
+    got = importance_ratio(ls, old, 2.0)
+    want = [min(math.exp(a - b), 2.0) for a, b in zip([-1.0, -2.0, -0.5, 20.0, -20.0], old.tolist(), strict=True)]
+    torch.testing.assert_close(got, torch.tensor(want))
+    assert not got.requires_grad
+    assert torch.equal(importance_ratio(ls, old, 0), torch.ones(5)) and torch.equal(importance_ratio(ls, old, None), torch.ones(5))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(mode="logit", topk=4), dict(mode="full", alpha=0.3), dict(mode="token"), dict(mode="sequence"),
+     dict(mode="full", aggregation="attempt-mean", ratio_clip=1.2)],
+    ids=str,
+)
+def test_importance_ratio_weighs_each_token_as_bruteforce(kw):
+    """With the sampling student's log-probs (OLD), each token's loss is weighted by min(π_θ(y_t)/π_old(y_t), c),
+    detached, loop by loop in float64; old == the current student gives exactly the on-policy loss."""
+    cfg = LossConfig(**kw)
+    S, Tt, Y, M = make_batch(seed=11)
+    OLD = S + 0.7 * rand_logits(*S.shape, seed=12)
+    old_y = torch.log_softmax(OLD, -1).gather(-1, Y[..., None]).squeeze(-1)
+    rv, rg = grad_of(lambda x: bf_loss(x, Tt, Y, M, cfg, OLD=OLD), S)
+    iv, ig = grad_of(lambda x: sdpo_loss_from_logits(x, Tt, Y, M, cfg, old_logp=old_y).loss, S)
+    torch.testing.assert_close(iv, rv, atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(ig, rg, atol=1e-10, rtol=1e-9)
+    on_v, on_g = grad_of(lambda x: sdpo_loss_from_logits(x, Tt, Y, M, cfg).loss, S)
+    assert (ig - on_g).abs().max() > 1e-6  # the ratio matters off-policy ...
+    out = sdpo_loss_from_logits(S, Tt, Y, M, cfg)
+    same_v, same_g = grad_of(lambda x: sdpo_loss_from_logits(x, Tt, Y, M, cfg, old_logp=out.student_logp).loss, S)
+    assert torch.equal(same_v, on_v) and torch.equal(same_g, on_g)  # ... and is exactly 1 on-policy

@@ -11,7 +11,9 @@ import torch
 
 from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
 from sdpo_ttt.sdpo.reprompt import Contexts
-from sdpo_ttt.sdpo.microbatch import UpdateBatch
+from sdpo_ttt.policy.model import STUDENT
+from sdpo_ttt.sdpo.chunked import sdpo_loss
+from sdpo_ttt.sdpo.microbatch import UpdateBatch, micro_batches
 from sdpo_ttt.sdpo.teacher import TEACHER_MODES, Teacher
 from sdpo_ttt.sdpo.update import SDPOUpdater
 from tests.fakes import base_state, load_policy, lora_state, tiny_config
@@ -112,6 +114,7 @@ CASES = [
     {},  # the defaults: ema teacher, 'logit' loss
     {"teacher": "trust-region", "loss": "full", "alpha": 0.5, "grpo_weight": 0.3, "kl_weight": 0.1, "steps_per_batch": 2},
     {"teacher": "live", "loss": "sequence", "adv_clip": 2.0, "temperature": 0.7},
+    {"aggregation": "attempt-mean", "loss": "token", "adv_clip": 0.5, "steps_per_batch": 2},
 ]
 
 
@@ -123,7 +126,10 @@ def test_micro_batching_gives_the_same_update_and_stats(policy, fresh, tiny_mode
         updater = _updater(policy, tiny_model_dir, micro_batch_size=size, **case)
         metrics = updater.update(_batch(policy, updater.contexts))
         grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
-        results.append((metrics, grads, lora_state(policy, "student"), lora_state(policy, "teacher")))
+        # the teacher by its dense update ΔW' = B'A': the EMA re-factorises it at rank r, and those factors are
+        # not unique (after two steps they differ by ~1e-5 between splits while ΔW' agrees to ~1e-9)
+        teacher = {n: dense_update(get_factors(m, "teacher")) for n, m in lora_layers(policy.model)}
+        results.append((metrics, grads, lora_state(policy, "student"), teacher))
 
     (m_ref, g_ref, s_ref, t_ref) = results[0]
     assert m_ref["sdpo/tokens"] == 26 and m_ref["sdpo/sequences"] == 4 and m_ref["sdpo/empty_targets"] == 1
@@ -141,13 +147,80 @@ def test_micro_batching_gives_the_same_update_and_stats(policy, fresh, tiny_mode
         for name, ref in s_ref.items():
             torch.testing.assert_close(student[name], ref, rtol=1e-4, atol=1e-5, msg=name)
         for name, ref in t_ref.items():
-            torch.testing.assert_close(teacher[name], ref, rtol=1e-4, atol=1e-5, msg=name)
+            torch.testing.assert_close(teacher[name], ref, rtol=1e-4, atol=1e-7, msg=name)
 
 
 def test_several_steps_per_batch_log_first_and_last_loss(policy, fresh, tiny_model_dir: Path) -> None:
-    updater = _updater(policy, tiny_model_dir, steps_per_batch=3, lr=5e-2)
+    """Without the importance ratio (whose weights ρ_t change the logged objective from step to step) three
+    steps on the same batch descend."""
+    updater = _updater(policy, tiny_model_dir, steps_per_batch=3, lr=5e-2, ratio_clip=0)
     metrics = updater.update(_batch(policy, updater.contexts))
-    assert metrics["loss"] < metrics["loss_first"]  # three steps on the same batch descend
+    assert metrics["loss"] < metrics["loss_first"]
+
+
+def test_steps_after_the_first_weigh_tokens_by_the_importance_ratio(policy, fresh, tiny_model_dir: Path) -> None:
+    """Step 1 is on-policy (ρ = 1 exactly); step 2 weighs each token by min(π_θ(y_t)/π_old(y_t), 2) with π_old the
+    step-1 student, which changes the update; one step per batch never sees a ratio other than 1."""
+    results = {}
+    for ratio_clip in (2.0, 0):
+        fresh()
+        updater = _updater(policy, tiny_model_dir, steps_per_batch=2, lr=5e-2, ratio_clip=ratio_clip)
+        metrics = updater.update(_batch(policy, updater.contexts))
+        results[ratio_clip] = (metrics, lora_state(policy, "student"))
+    (with_ratio, student), (without, student_off) = results[2.0], results[0]
+    assert without["sdpo/importance_ratio_mean"] == 1.0
+    assert abs(with_ratio["sdpo/importance_ratio_mean"] - 1.0) > 1e-3  # (1 + mean ρ of step 2) / 2
+    assert with_ratio["loss_first"] == pytest.approx(without["loss_first"], rel=1e-6)  # the same first step
+    assert any(not torch.allclose(student[k], student_off[k], rtol=1e-4, atol=1e-6) for k in student)
+    fresh()
+    updater = _updater(policy, tiny_model_dir)
+    assert updater.update(_batch(policy, updater.contexts))["sdpo/importance_ratio_mean"] == 1.0
+
+
+def _grads(policy) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
+
+
+def test_the_default_update_weighs_every_token_of_the_batch_the_same(policy, fresh, tiny_model_dir: Path) -> None:
+    """token-mean (the reference's aggregation, the default): the update's gradient is Σ_i (T_i/N)·∇L_i, L_i the
+    mean loss over attempt i's T_i tokens and N = 26 the batch's tokens, computed here attempt by attempt; the
+    per-attempt mean (--aggregation attempt-mean) gives another gradient."""
+    updater = _updater(policy, tiny_model_dir, micro_batch_size=3)
+    batch = _batch(policy, updater.contexts)
+    n = sum(len(c) for c in batch.completions)
+    policy.model.zero_grad(set_to_none=True)
+    for mb in micro_batches(batch, 1):
+        teacher = updater.teacher.score(mb.teacher_prompts, mb.completions)
+        hidden, mask = policy.hidden_states(mb.student_prompts, mb.completions, adapter=STUDENT)
+        out = sdpo_loss(hidden, teacher.hidden, policy.lm_head_weight, mb.target_ids(mask), mask, updater.loss_cfg)
+        (out.loss * len(mb.completions[0]) / n).backward()
+    want = _grads(policy)
+    updater.update(batch)
+    got = _grads(policy)
+    assert got.keys() == want.keys() and want
+    for name, ref in want.items():
+        torch.testing.assert_close(got[name], ref, rtol=1e-3, atol=1e-7, msg=name)
+    fresh()
+    _updater(policy, tiny_model_dir, aggregation="attempt-mean").update(batch)
+    other = _grads(policy)
+    assert any(not torch.allclose(other[k], want[k], rtol=1e-2, atol=1e-6) for k in want)
+
+
+def test_adamw_decays_the_lora_weights_by_the_reference_rate(policy, fresh, tiny_model_dir: Path) -> None:
+    """Weight decay 0.01 by default (lasgroup/SDPO's optim.weight_decay), an option; AdamW's decoupled decay
+    shrinks each trainable weight by lr·wd on top of the gradient step, so two updates with decay 0.01 and 0 differ
+    by about lr·0.01·θ."""
+    assert _updater(policy, tiny_model_dir).optimizer.param_groups[0]["weight_decay"] == 0.01
+    states = {}
+    for wd in (0.01, 0.0):
+        fresh()
+        before = lora_state(policy, "student")
+        updater = _updater(policy, tiny_model_dir, weight_decay=wd, lr=1.0)
+        assert updater.optimizer.param_groups[0]["weight_decay"] == wd
+        updater.update(_batch(policy, updater.contexts))
+        states[wd] = lora_state(policy, "student")
+    for k, theta in before.items():
+        torch.testing.assert_close(states[0.01][k] - states[0.0][k], -1.0 * 0.01 * theta, rtol=1e-3, atol=1e-6, msg=k)
 
 
 def test_a_batch_without_tokens_takes_no_step(policy, fresh, tiny_model_dir: Path) -> None:

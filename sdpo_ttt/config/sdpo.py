@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import model_validator
-
 from sdpo_ttt.config.fields import Section, option
 
 LossMode = Literal["logit", "full", "token", "sequence"]
 LOSS_MODES: tuple[str, ...] = get_args(LossMode)
+Aggregation = Literal["token-mean", "attempt-mean"]
 TeacherMode = Literal["ema", "trust-region", "frozen", "live"]
 
 
@@ -74,10 +73,26 @@ class LossConfig(Section):
         paper="β", ge=0,
     )
     adv_clip: float | None = option(
-        None,
-        "Clip the advantage at ±c: the per-token log-ratio of the token loss and the per-attempt mean log-ratio of the "
-        "sequence loss (a REINFORCE weight). Not defined for logit/full (their gradient is exact).",
-        gt=0, default_help="no clipping",
+        5.0,
+        "Clip the SDPO advantage, the teacher-student log-ratio, at ±c (0 = off): in the gradient of the logit/full "
+        "losses the per-entry log π_s − log π_t (α=1) or log π_s − log M (JSD); the per-token log-ratio of the token "
+        "loss; the per-attempt mean log-ratio of the sequence loss. The loss VALUE is not clipped. Forward KL (α=0) has "
+        "a bounded gradient π_s − π_t and is not clipped. 5.0 as in the paper's test-time setting.",
+        paper="App. E advantage clip", ge=0,
+    )
+    aggregation: Aggregation = option(
+        "token-mean",
+        "How per-token losses become the batch loss. token-mean: every attempt token of the batch weighs the same, "
+        "Σ_i Σ_t ℓ_it / Σ_i T_i (the reference's loss_agg_mode; a long attempt weighs more); attempt-mean: mean over "
+        "each attempt's tokens, then over attempts (every attempt weighs the same). Exact whatever --micro-batch-size is.",
+        paper="reference loss_agg_mode",
+    )
+    ratio_clip: float | None = option(
+        2.0,
+        "Cap c of the importance ratio ρ_t = min(π_θ(y_t)/π_old(y_t), c) (detached) that weighs each token's loss on "
+        "the 2nd..Nth optimiser step of a batch (--steps-per-batch > 1), π_old = the student that sampled the batch; "
+        "ρ = 1 on the first step. 0 = no ratio (steps after the first are then off-policy, uncorrected).",
+        paper="reference is_clip", ge=0,
     )
     teacher: TeacherMode = option(
         "ema",
@@ -91,9 +106,3 @@ class LossConfig(Section):
         "a: the EMA rate θ' ← (1−a)·θ' + a·θ (teacher ema), or the student's weight in the logit mix (teacher trust-region).",
         paper="EMA rate", gt=0, le=1,
     )
-
-    @model_validator(mode="after")
-    def _clip_needs_an_estimator(self) -> "LossConfig":
-        if self.adv_clip is not None and self.mode not in ("token", "sequence"):
-            raise ValueError(f"--adv-clip applies to --loss token or sequence only (--loss is {self.mode}, whose gradient is exact)")
-        return self

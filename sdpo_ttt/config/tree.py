@@ -53,10 +53,16 @@ class OptimConfig(Section):
         "AdamW learning rate on the LoRA weights (paper: 1e-6 for full fine-tuning; LoRA needs more). Measured "
         "2026-12-01 on the 2-core CPU with the 0.5B (docs/results.md): 1e-5 did least harm to the student in "
         "feedback-only updates and discovered more than 1e-4 in the same compare grid.", gt=0)
-    weight_decay: float = option(0.0, "AdamW weight decay.", ge=0)
+    weight_decay: float = option(
+        0.01, "AdamW (decoupled) weight decay on the LoRA weights: pulls the student's update ΔW toward 0, the base model. "
+        "0.01 as in the reference (lasgroup/SDPO actor optim.weight_decay).", ge=0)
     grad_clip: float = option(1.0, "Clip the global gradient norm at this value (paper: 1.0).", gt=0)
-    steps_per_batch: int = option(1, "Optimiser steps on each batch of attempts (paper: 1).", ge=1)
-    micro_batch_size: int = option(1, "Attempts per forward/backward pass; gradients accumulate over the batch.", ge=1)
+    steps_per_batch: int = option(
+        1, "Optimiser steps on each batch of attempts (paper: 1). Steps after the first are off-policy: each token's loss "
+        "is weighted by the importance ratio π_θ(y_t)/π_old(y_t), capped at --ratio-clip (the reference's is_clip).", ge=1)
+    micro_batch_size: int = option(
+        1, "Attempts per forward/backward pass; gradients accumulate over the batch, and the update and its logged "
+        "statistics do not depend on this (the denominators are the whole batch's).", ge=1)
 
 
 class JudgeConfig(Section):

@@ -108,6 +108,7 @@ def sdpo_loss(
     teacher_ref_hidden: Tensor | None = None,
     rewards: Tensor | None = None,
     advantages: Tensor | None = None,
+    old_logp: Tensor | None = None,
 ) -> LossOutput:
     """The SDPO loss (see loss.py for every formula), memory-bounded.
 
@@ -120,6 +121,8 @@ def sdpo_loss(
     teacher_ref_hidden  [B, T, H]  base model on the TEACHER prompt: the 'trust-region' teacher mix
     rewards / advantages [B]       GRPO hybrid: raw verifier rewards (normalized over this batch), or
                                    advantages already normalized over the whole group (for micro-batches)
+    old_logp            [B, T]     ls(y_t) of the student that sampled the attempts (`LossOutput.student_logp` of
+                                   the first optimiser step): the importance ratio of the later steps
     """
     b, t, h = student_hidden.shape
     mask = mask.bool()
@@ -146,7 +149,7 @@ def sdpo_loss(
         flat = torch.cat([c[key] for c in chunks])
         full = torch.zeros(b * t, dtype=flat.dtype, device=flat.device).index_copy(0, idx, flat)
         terms[key] = full.reshape(b, t)
-    return combine_terms(terms, mask, cfg, advantages=advantages, rewards=rewards)
+    return combine_terms(terms, mask, cfg, advantages=advantages, rewards=rewards, old_logp=old_logp)
 
 
 def naive_sdpo_loss(
@@ -161,6 +164,7 @@ def naive_sdpo_loss(
     teacher_ref_hidden: Tensor | None = None,
     rewards: Tensor | None = None,
     advantages: Tensor | None = None,
+    old_logp: Tensor | None = None,
 ) -> LossOutput:
     """The same loss with [B, T, V] logits materialized for every model at once (oracle / baseline)."""
     w = lm_head_weight
@@ -176,4 +180,5 @@ def naive_sdpo_loss(
         teacher_ref_logits=tr_logits,
         advantages=advantages,
         rewards=rewards,
+        old_logp=old_logp,
     )

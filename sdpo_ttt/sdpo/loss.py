@@ -21,8 +21,18 @@ with the divergence D_α (`alpha`), as in the public reference (lasgroup/SDPO):
             continuous in α but the scale vanishes at both ends, so α ∈ {0, 1} are the KLs themselves
             (special-cased, as in the reference) — not the limit of the JSD formula (which is 0).
 
-Aggregation: per token, masked to attempt tokens; mean over each attempt's tokens; mean over attempts that
-have at least one token (an attempt with none contributes nothing; a batch with none gives 0, zero grad).
+Advantage clip c (`adv_clip`): the log-ratio that multiplies ∇ls in each gradient is clipped to ±c — per entry
+in `divergence` (α=1: ls_v − lt_v; JSD: ls_v − lm_v), d_t in 'token', A in 'sequence'. Values are not clipped.
+
+Importance ratio (`ratio_clip`, several optimiser steps on one batch): each token's loss ℓ_t is multiplied by
+ρ_t = sg(min(π_θ(y_t) / π_old(y_t), c)), π_old the student that sampled the batch (ρ = 1 on the first step).
+
+Aggregation (`aggregation`), masked to attempt tokens (an attempt without tokens contributes nothing; a batch
+with none gives 0, zero grad):
+  token-mean    Σ_i Σ_t ℓ_it / Σ_i T_i           every token of the batch weighs the same (the reference's)
+  attempt-mean  mean_i (Σ_t ℓ_it / T_i)          every attempt weighs the same
+Micro-batches: the caller weighs each micro-batch's loss by its share of the batch's tokens (or attempts),
+`sdpo/microbatch.py`, so the sum over micro-batches is exactly the batch's loss.
 
 Exact zeros. The pitfall "teacher equals student" must show as a loss that is EXACTLY 0 with a gradient
 EXACTLY 0 (so the loop can warn on it). Autograd of Σ_v p_s(ls − lt) leaves a term p_s·(1 − Σ_v p_s) that is
@@ -44,6 +54,11 @@ from sdpo_ttt.sdpo.teacher import trust_region_log_probs
 
 
 # --------------------------------------------------------------------------------------------- basics
+def _clip(x: Tensor, c: float | None) -> Tensor:
+    """x clipped to ±c; unchanged when c is None or 0 (off)."""
+    return x.clamp(-c, c) if c else x
+
+
 def _compute_dtype(x: Tensor) -> torch.dtype:
     """float32, or float64 if the input already is (so the tests can compare in float64)."""
     return torch.promote_types(x.dtype, torch.float32)
@@ -72,7 +87,7 @@ def log_mixture(lp: Tensor, lq: Tensor, alpha: float) -> Tensor:
         return hi + torch.log1p(w_lo * torch.expm1(lo - hi))
 
 
-def divergence(ls: Tensor, lt: Tensor, alpha: float) -> Tensor:
+def divergence(ls: Tensor, lt: Tensor, alpha: float, clip: float | None = None) -> Tensor:
     """D_α(π_s, π_t) over the last dim of two normalized log-distributions [N, C] -> [N].
 
     Value (see the module docstring for the definition by α) and gradient w.r.t. ls (lt is detached):
@@ -83,21 +98,22 @@ def divergence(ls: Tensor, lt: Tensor, alpha: float) -> Tensor:
     The α=1 and α=0 gradients drop a term c·p_s,v whose total effect is 0 because Σ_v p_s = 1 (the score
     function has mean 0): ∂/∂z of Σ_v p_s,v through ls = log_softmax(z) vanishes. The JSD gradient needs no
     such step: the terms from ∂lm/∂ls cancel exactly, leaving (1−α)p_s(ls − lm).
-    These are the paper's "logit-level advantages": ∇D = Σ_v p_s,v · (advantage_v) · ∇ls_v.
+    These are the paper's "logit-level advantages": ∇D = Σ_v p_s,v · (advantage_v) · ∇ls_v. With `clip` the
+    log-ratio in the α=1 and JSD gradients is clipped to ±clip (the value is not; α=0's gradient is bounded already).
     """
     lt = lt.detach()
     with torch.no_grad():
         p_s, p_t = ls.exp(), lt.exp()
         if alpha == 1.0:
             value = (p_s * (ls - lt)).sum(-1)
-            grad = p_s * (ls - lt)
+            grad = p_s * _clip(ls - lt, clip)
         elif alpha == 0.0:
             value = (p_t * (lt - ls)).sum(-1)
             grad = p_s - p_t
         else:
             lm = log_mixture(ls, lt, alpha)
             value = (1.0 - alpha) * (p_s * (ls - lm)).sum(-1) + alpha * (p_t * (lt - lm)).sum(-1)
-            grad = (1.0 - alpha) * p_s * (ls - lm)
+            grad = (1.0 - alpha) * p_s * _clip(ls - lm, clip)
     surrogate = (grad * ls).sum(-1)  # d(surrogate)/d(ls) = grad; its value is cancelled exactly below
     return value + (surrogate - surrogate.detach())
 
@@ -147,10 +163,7 @@ def token_surrogate(student_logp_y: Tensor, teacher_logp_y: Tensor, clip: float 
     Its gradient sg(d_t)·∇ls(y_t) is the single-sample estimator of ∇KL(π_s‖π_t) at position t
     (E_{y_t∼π_s}[(ls − lt)∇ls] = ∇KL). Its VALUE is not the KL (use d_t for that; same as the reference).
     """
-    d = (student_logp_y - teacher_logp_y).detach()
-    if clip is not None:
-        d = d.clamp(-clip, clip)
-    return d * student_logp_y
+    return _clip((student_logp_y - teacher_logp_y).detach(), clip) * student_logp_y
 
 
 def sequence_advantage(student_logp_y: Tensor, teacher_logp_y: Tensor, mask: Tensor, clip: float | None = None) -> Tensor:
@@ -162,10 +175,7 @@ def sequence_advantage(student_logp_y: Tensor, teacher_logp_y: Tensor, mask: Ten
     length (a 500-token attempt would weigh 50x a 10-token one, and `adv_clip` would mean something else at
     every length); the mean is a per-token log-ratio, on the scale of 'token' mode. Clipped to ±clip if given.
     """
-    a = masked_row_mean((teacher_logp_y - student_logp_y).detach(), mask)
-    if clip is not None:
-        a = a.clamp(-clip, clip)
-    return a
+    return _clip(masked_row_mean((teacher_logp_y - student_logp_y).detach(), mask), clip)
 
 
 def reinforce(student_logp_y: Tensor, advantage: Tensor) -> Tensor:
@@ -190,6 +200,22 @@ def group_advantages(rewards: Tensor, eps: float = 1e-4, scale_by_std: bool = Fa
     r = rewards.to(_compute_dtype(rewards))
     centred = r - r.mean()
     return centred / (r.std(correction=0) + eps) if scale_by_std else centred
+
+
+def importance_ratio(student_logp_y: Tensor, old_logp_y: Tensor, cap: float | None) -> Tensor:
+    """ρ_t = min(π_θ(y_t) / π_old(y_t), cap), no grad: the weight of token t's loss when the batch was sampled by
+    π_old and the student has moved since (several optimiser steps on one batch). The log-ratio is clamped to
+    ±20 before exp (as in the reference), so ρ is finite whatever the inputs. cap None or 0: all ones."""
+    if not cap:
+        return torch.ones_like(student_logp_y).detach()
+    log_ratio = (student_logp_y - old_logp_y).detach().clamp(-20.0, 20.0)
+    return log_ratio.exp().clamp(max=cap)
+
+
+def masked_token_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over all unmasked entries of the batch: Σ mask·x / Σ mask. [B, T] -> scalar; masked entries are ignored
+    (even NaN); an all-masked batch gives 0 with zero gradient."""
+    return torch.where(mask, x, torch.zeros_like(x)).sum() / mask.sum().clamp(min=1)
 
 
 def masked_row_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -242,11 +268,15 @@ def per_token_terms(
         "teacher_logp": lt.gather(-1, y).squeeze(-1),
     }
     if cfg.mode == "full":
-        out["divergence"] = divergence(ls, lt, cfg.alpha)
+        out["divergence"] = divergence(ls, lt, cfg.alpha, cfg.adv_clip)
+        if cfg.adv_clip:
+            out["clipped_mass"] = _clipped_mass(ls, lt, cfg.adv_clip)
     elif cfg.mode == "logit":
         ls_b, lt_b = topk_buckets(ls, lt, cfg.topk)
-        out["divergence"] = divergence(ls_b, lt_b, cfg.alpha)
+        out["divergence"] = divergence(ls_b, lt_b, cfg.alpha, cfg.adv_clip)
         with torch.no_grad():
+            if cfg.adv_clip:
+                out["clipped_mass"] = _clipped_mass(ls_b, lt_b, cfg.adv_clip)
             if cfg.topk >= ls.shape[-1]:
                 out["tail_mass_student"] = torch.zeros_like(out["teacher_logp"])
                 out["tail_mass_teacher"] = torch.zeros_like(out["teacher_logp"])
@@ -260,13 +290,23 @@ def per_token_terms(
     return out
 
 
+@torch.no_grad()
+def _clipped_mass(ls: Tensor, lt: Tensor, clip: float) -> Tensor:
+    """Σ_v π_s,v · [|ls_v − lt_v| > clip]: the student's mass on the entries whose advantage the clip cuts (α=1;
+    an upper bound for the JSD, whose clipped log-ratio ls − lm lies between 0 and ls − lt). [N, C] -> [N]."""
+    return (ls.exp() * ((ls - lt).abs() > clip).to(ls.dtype)).sum(-1)
+
+
 @dataclass
 class LossOutput:
     loss: Tensor  # scalar, differentiable w.r.t. the student
-    stats: dict[str, float] = field(default_factory=dict)  # means over the attempts that have tokens
+    stats: dict[str, float] = field(default_factory=dict)  # means over the tokens (or attempts: cfg.aggregation)
     # [B], no grad: gap_i = mean_t (lt(y_t) − ls(y_t)) over attempt i's tokens (NaN: an attempt without tokens).
     # Per attempt, not averaged, so the caller can relate it to the attempt's verifier score (sdpo/stats.py).
     per_attempt_gap: Tensor = field(default_factory=lambda: torch.empty(0))
+    # [B, T], no grad: ls(y_t), the student's log-prob of each attempt token (0 off the mask). Kept from the first
+    # optimiser step on a batch as π_old of the importance ratio of the later ones (`combine_terms(old_logp=)`).
+    student_logp: Tensor = field(default_factory=lambda: torch.empty(0))
 
 
 def combine_terms(
@@ -276,19 +316,25 @@ def combine_terms(
     *,
     advantages: Tensor | None = None,
     rewards: Tensor | None = None,
+    old_logp: Tensor | None = None,
 ) -> LossOutput:
     """The scalar loss and its stats from per-token terms laid out [B, T] (see `per_token_terms`).
 
-      L_sdpo  = mean_i mean_t ℓ_t,   ℓ_t by mode (divergence / token surrogate / −sg(A_i)·ls(y_t))
-      L_grpo  = mean_i mean_t −A_i^grpo·ls(y_t),   A^grpo = `advantages`, or group_advantages(`rewards`)
-      L_kl    = mean_i mean_t KL(π_s‖π_ref)
+      L_sdpo  = mean ρ_t·ℓ_t,   ℓ_t by mode (divergence / token surrogate / −sg(A_i)·ls(y_t))
+      L_grpo  = mean ρ_t·(−A_i^grpo·ls(y_t)),   A^grpo = `advantages`, or group_advantages(`rewards`)
+      L_kl    = mean KL(π_s‖π_ref)
       loss    = (1−λ)·L_sdpo + λ·L_grpo + β·L_kl      (λ = grpo_weight, β = kl_weight; terms with weight 0 left out)
+    mean = the token mean over the batch, or the attempt mean (`cfg.aggregation`; stats use the same rule).
+    ρ_t = importance_ratio(ls(y_t), `old_logp`, cfg.ratio_clip), or 1 without `old_logp` ([B, T], as sampled).
     Pass per-attempt `advantages` normalized over the WHOLE group when the group is split into micro-batches.
     """
     mask = mask.bool()
     ls_y, lt_y = terms["student_logp"], terms["teacher_logp"].detach()
     stats: dict[str, float] = {}
-    mean = lambda x: masked_seq_mean(x, mask)  # noqa: E731  (the one aggregation rule, for loss and stats)
+    agg = masked_token_mean if cfg.aggregation == "token-mean" else masked_seq_mean
+    mean = lambda x: agg(x, mask)  # noqa: E731  (the one aggregation rule, for loss and stats)
+    ratio = None if old_logp is None else importance_ratio(ls_y, old_logp.to(ls_y.dtype), cfg.ratio_clip)
+    weigh = (lambda x: x) if ratio is None else (lambda x: ratio * x)  # noqa: E731
 
     if cfg.mode in ("logit", "full"):
         per_token = terms["divergence"]
@@ -300,20 +346,24 @@ def combine_terms(
         a_seq = sequence_advantage(ls_y, lt_y, mask, cfg.adv_clip)
         per_token = reinforce(ls_y, a_seq)
         div_stat = ls_y - lt_y
-        has = mask.any(-1)
-        stats["sdpo/sequence_advantage_mean"] = float(a_seq[has].mean()) if has.any() else 0.0
-    loss_sdpo = mean(per_token)
+        stats["sdpo/sequence_advantage_mean"] = float(mean(a_seq[:, None].expand_as(ls_y)))
+    loss_sdpo = mean(weigh(per_token))
     loss = loss_sdpo
 
-    if cfg.adv_clip is not None:
-        with torch.no_grad():
+    if cfg.adv_clip:
+        with torch.no_grad():  # how often the clip binds: tokens (token), attempts' tokens (sequence), π_s mass (logit/full)
             if cfg.mode == "token":
-                clipped = ((ls_y - lt_y).abs() > cfg.adv_clip).float()
-                stats["sdpo/advantage_clip_frac"] = float(mean(clipped))
-            else:
+                clipped = ((ls_y - lt_y).abs() > cfg.adv_clip).to(ls_y.dtype)
+            elif cfg.mode == "sequence":
                 raw = sequence_advantage(ls_y, lt_y, mask, None)
-                has = mask.any(-1)
-                stats["sdpo/advantage_clip_frac"] = float((raw[has].abs() > cfg.adv_clip).float().mean()) if has.any() else 0.0
+                clipped = (raw.abs() > cfg.adv_clip).to(ls_y.dtype)[:, None].expand_as(ls_y)
+            else:
+                clipped = terms["clipped_mass"]
+            stats["sdpo/advantage_clip_frac"] = float(mean(clipped))
+    # ρ: 1 on-policy (the first optimiser step on a batch); logged on every step so the mean over steps is right
+    stats["sdpo/importance_ratio_mean"] = 1.0 if ratio is None else float(mean(ratio))
+    capped = ratio is not None and bool(cfg.ratio_clip)
+    stats["sdpo/importance_ratio_capped_frac"] = float(mean((ratio == cfg.ratio_clip).to(ls_y.dtype))) if capped else 0.0
 
     if advantages is not None and rewards is not None:
         raise ValueError("pass either per-attempt `advantages` or `rewards`, not both")
@@ -323,7 +373,7 @@ def combine_terms(
         raise ValueError("grpo_weight > 0 needs per-attempt `rewards` (or precomputed `advantages`)")
     if advantages is not None:
         adv = advantages.to(ls_y.device, ls_y.dtype)
-        loss_grpo = mean(reinforce(ls_y, adv))
+        loss_grpo = mean(weigh(reinforce(ls_y, adv)))
         if cfg.grpo_weight > 0:
             loss = (1.0 - cfg.grpo_weight) * loss_sdpo + cfg.grpo_weight * loss_grpo
         stats["grpo/loss"] = float(loss_grpo.detach())
@@ -367,7 +417,7 @@ def combine_terms(
             stats["sdpo/topk_tail_mass_teacher"] = float(mean(terms["tail_mass_teacher"]))
         gap = masked_row_mean(lt_y - ls_y.detach(), mask)
         gap = torch.where(mask.any(-1), gap, torch.full_like(gap, float("nan")))
-    return LossOutput(loss=loss, stats=stats, per_attempt_gap=gap)
+    return LossOutput(loss=loss, stats=stats, per_attempt_gap=gap, student_logp=torch.where(mask, ls_y, 0.0).detach())
 
 
 def sdpo_loss_from_logits(
@@ -381,8 +431,10 @@ def sdpo_loss_from_logits(
     teacher_ref_logits: Tensor | None = None,
     advantages: Tensor | None = None,
     rewards: Tensor | None = None,
+    old_logp: Tensor | None = None,
 ) -> LossOutput:
-    """The whole SDPO loss from materialized logits [B, T, V] (logits[b, t] predicts target_ids[b, t])."""
+    """The whole SDPO loss from materialized logits [B, T, V] (logits[b, t] predicts target_ids[b, t]);
+    `old_logp` [B, T]: the sampling student's ls(y_t), for the importance ratio (see `combine_terms`)."""
     b, t, v = student_logits.shape
     flat = lambda x: None if x is None else x.reshape(b * t, v)  # noqa: E731
     safe_targets = torch.where(mask.bool(), target_ids, torch.zeros_like(target_ids))  # padding may hold -100
@@ -395,4 +447,4 @@ def sdpo_loss_from_logits(
         teacher_ref_logits=flat(teacher_ref_logits),
     )
     terms = {k: x.reshape(b, t) for k, x in terms.items()}
-    return combine_terms(terms, mask, cfg, advantages=advantages, rewards=rewards)
+    return combine_terms(terms, mask, cfg, advantages=advantages, rewards=rewards, old_logp=old_logp)

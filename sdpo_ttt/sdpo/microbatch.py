@@ -1,8 +1,9 @@
 """What one SDPO update learns from (`UpdateBatch`) and its split into micro-batches for gradient accumulation.
 
-Attempts with no tokens teach nothing and are left out of every micro-batch; each micro-batch carries its
-`share` of the remaining attempts, the weight of its loss in the batch mean (nanoGPT's
-`loss / gradient_accumulation_steps`, with unequal last micro-batch handled exactly).
+Attempts with no tokens teach nothing and are left out of every micro-batch. Each micro-batch carries its
+`share` of the batch, the weight of its loss in the batch's loss (nanoGPT's `loss / gradient_accumulation_steps`,
+with unequal micro-batches handled exactly): its tokens / the batch's tokens when the loss is a token mean over
+the batch (Σ_mb (N_mb/N)·(S_mb/N_mb) = S/N), its attempts / the batch's attempts when it is a mean over attempts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from sdpo_ttt.config.sdpo import Aggregation
 
 
 @dataclass
@@ -39,7 +42,8 @@ class MicroBatch:
     student_prompts: list[list[int]]
     teacher_prompts: list[list[int]]
     completions: list[list[int]]
-    share: float  # len(rows) / non-empty attempts in the batch: this micro-batch's weight in the batch mean
+    weight: int  # what the batch mean counts in this micro-batch: its tokens (token-mean) or attempts (attempt-mean)
+    share: float  # weight / the batch's total weight: this micro-batch's weight in the batch mean
 
     def target_ids(self, mask: Tensor) -> Tensor:
         """y_t laid out like `mask` [B, T] (the hidden states' layout); 0 where mask is False."""
@@ -49,17 +53,21 @@ class MicroBatch:
         return targets
 
 
-def micro_batches(batch: UpdateBatch, size: int) -> Iterator[MicroBatch]:
-    """The batch's non-empty attempts in order, `size` at a time."""
+def micro_batches(batch: UpdateBatch, size: int, aggregation: Aggregation = "token-mean") -> Iterator[MicroBatch]:
+    """The batch's non-empty attempts in order, `size` at a time, each micro-batch weighted for `aggregation`."""
     if size < 1:
         raise ValueError(f"micro-batch size must be >= 1, got {size}")
     rows = batch.nonempty_rows()
+    weight = (lambda i: len(batch.completions[i])) if aggregation == "token-mean" else (lambda i: 1)  # noqa: E731
+    total = sum(weight(i) for i in rows)
     for start in range(0, len(rows), size):
         idx = rows[start : start + size]
+        w = sum(weight(i) for i in idx)
         yield MicroBatch(
             rows=idx,
             student_prompts=[batch.student_prompts[i] for i in idx],
             teacher_prompts=[batch.teacher_prompts[i] for i in idx],
             completions=[batch.completions[i] for i in idx],
-            share=len(idx) / len(rows),
+            weight=w,
+            share=w / total,
         )

@@ -1,9 +1,10 @@
 """Bookkeeping of one SDPO update: wall time per phase and the statistics it logs, kept out of the update loop.
 
 Rule (nanoGPT's gradient accumulation, applied to the logs): accumulate sums, divide once.
-- Every statistic the loss returns (`LossOutput.stats`) is a mean over the attempts of its micro-batch; it is
-  summed weighted by that micro-batch's number of attempts and divided once by the total, so the logged value
-  is the mean over the whole batch (and over `steps_per_batch` optimiser steps) whatever `micro_batch_size` is.
+- Every statistic the loss returns (`LossOutput.stats`) is a mean over the tokens (or the attempts, by
+  `aggregation`) of its micro-batch; it is summed weighted by that micro-batch's tokens (attempts), `MicroBatch.weight`,
+  and divided once by the total, so the logged value is the mean over the whole batch (and over `steps_per_batch`
+  optimiser steps) whatever `micro_batch_size` is.
 - Counts (`sdpo/tokens`, `sdpo/sequences`, `sdpo/empty_targets`) and statistics that are not means over
   attempts (`grpo/advantage_std`, `sdpo/gap_score_corr`) are computed from the whole batch, never from
   micro-batches: the per-attempt gaps are collected by row over a step's micro-batches, then correlated once.
@@ -97,7 +98,7 @@ class UpdateStats:
         self._gaps: dict[int, float] = {}  # batch row -> its gap, this optimiser step
         self.correlations: list[float] = []  # one per optimiser step that had scores to rank
         self.sums: dict[str, float] = {}
-        self.weight = 0  # attempts summed into self.sums (non-empty attempts x optimiser steps)
+        self.weight = 0  # tokens (or attempts) summed into self.sums, over the optimiser steps
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.step_losses: list[float] = []
         self._step_loss = 0.0
@@ -113,8 +114,8 @@ class UpdateStats:
             self.seconds[phase] += time.perf_counter() - t0
 
     def add(self, out: LossOutput, mb: MicroBatch) -> None:
-        """One micro-batch's loss, its statistics (means over its attempts) and its attempts' gaps."""
-        n = len(mb.rows)
+        """One micro-batch's loss, its statistics (means over its tokens or attempts) and its attempts' gaps."""
+        n = mb.weight
         for key, value in out.stats.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(value) * n
         self.weight += n

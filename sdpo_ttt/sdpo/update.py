@@ -6,12 +6,13 @@
   2. teacher   π_θ'(· | x, [d], f, y<t), no grad, the same tokens y re-scored     sdpo/teacher.py (every mode)
   3. student   π_θ(· | x, y<t), with grad (LoRA adapter "student")
   4. loss      L = (1−λ)·L_sdpo + λ·L_grpo + β·L_kl                               sdpo/loss.py, in chunks: sdpo/chunked.py
-               L_sdpo = mean_i mean_t D_α(π_θ(·|x,y<t) ‖ π_θ'(·|x,[d],f,y<t))
-               L_grpo = mean_i mean_t −A_i·log π_θ(y_t|x,y<t),  A = GRPO advantage of the verifier score
-               L_kl   = mean_i mean_t KL(π_θ(·|x,y<t) ‖ π_base(·|x,y<t))
-  5. step      θ ← AdamW(θ, ∇L clipped to `grad_clip`), `steps_per_batch` times
+               L_sdpo = mean_{i,t} ρ_t·D_α(π_θ(·|x,y<t) ‖ π_θ'(·|x,[d],f,y<t))  (mean over the batch's tokens)
+               L_grpo = mean_{i,t} −ρ_t·A_i·log π_θ(y_t|x,y<t),  A = GRPO advantage of the verifier score
+               L_kl   = mean_{i,t} KL(π_θ(·|x,y<t) ‖ π_base(·|x,y<t))
+               ρ_t = min(π_θ(y_t)/π_old(y_t), c): 1 on the first step; π_old = this batch's first-step student
+  5. step      θ ← AdamW(θ, ∇L clipped to `grad_clip`, weight decay), `steps_per_batch` times
   6. teacher   θ' ← (1−ρ)·θ' + ρ·θ (ema mode; the other modes keep no state)
-Gradient accumulation: each micro-batch's loss is weighted by its share of the attempts, so a step equals one
+Gradient accumulation: each micro-batch's loss is weighted by its share of the tokens, so a step equals one
 pass over the whole batch; statistics are summed and divided once (sdpo/stats.py). Neither the update nor
 what it logs depends on `micro_batch_size`.
 """
@@ -85,9 +86,10 @@ class SDPOUpdater:
         """Steps 2-6 on a batch whose contexts are built."""
         advantages = self.advantages(batch)
         stats = UpdateStats(batch, advantages)
+        old_logp: dict[int, Tensor] = {}  # micro-batch -> ls(y_t) at the first step: π_old of the importance ratio
         for _ in range(self.optim.steps_per_batch):
             self.optimizer.zero_grad(set_to_none=True)
-            mbs = list(micro_batches(batch, self.optim.micro_batch_size))
+            mbs = list(micro_batches(batch, self.optim.micro_batch_size, self.loss_cfg.aggregation))
             for i, mb in enumerate(mbs):
                 self.on_phase("teacher", i, len(mbs))
                 with stats.time("teacher"):
@@ -106,8 +108,10 @@ class SDPOUpdater:
                         ref_hidden=reference,
                         teacher_ref_hidden=teacher.base_hidden,
                         advantages=None if advantages is None else advantages[mb.rows],
+                        old_logp=old_logp.get(i),
                     )
                     (out.loss * mb.share).backward()  # Σ_mb share·L_mb = L over the batch
+                old_logp.setdefault(i, out.student_logp)
                 stats.add(out, mb)  # its stats, and each attempt's gap for sdpo/gap_score_corr
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.optim.grad_clip)  # 5.
             self.optimizer.step()
