@@ -41,14 +41,16 @@ def test_json_passed_and_failed(stdio_files) -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["passed"] is True and out["score"] == 1.0 and out["sandbox"] == "local"
-    assert [t["verdict"] for t in out["tests"]] == ["passed"] * 3 and out["feedback"] == "All 3 tests passed."
+    assert [t["verdict"] for t in out["tests"]] == ["passed"] * 3 and out["feedback"] == "All tests passed."
 
     r = _cli("judge", str(prob.parent), str(bad), "--sandbox", "local", "--json")
     assert r.returncode == 1, r.stderr
     out = json.loads(r.stdout)
     assert out["passed"] is False and out["score"] == pytest.approx(2 / 3)
     assert [t["verdict"] for t in out["tests"]] == ["passed", "wrong_answer", "passed"]
-    assert "Test 2 (public): wrong answer" in out["feedback"]
+    assert out["feedback"].startswith("Test Case 2: Wrong Answer")  # the reference style, the default
+    r = _cli("judge", str(prob.parent), str(bad), "--sandbox", "local", "--json", "--style", "detailed")
+    assert "Test 2 (public): wrong answer" in json.loads(r.stdout)["feedback"]
 
 
 @pytest.mark.sandbox

@@ -78,10 +78,10 @@ def test_values_first_failure_and_loops(local_sb):
     assert v.score == pytest.approx(4 / 6)
     first = v.tests[0]
     assert first.expected == "6" and first.got == "7" and "total([1, 2, 3]) returned 7" in first.detail
-    fb = render_feedback(p, v, "public")
+    fb = render_feedback(p, v, "public", style="detailed")
     assert "Assertion 1 (public, line 6)" in fb and "assert candidate([1, 2, 3]) == 6" in fb
     assert "Hidden assertions: 2 of 3 passed" in fb and "0.1, 0.2" not in fb  # hidden: counts only
-    assert "Assertion 4 (hidden, line 10)" in render_feedback(p, v, "all")
+    assert "Assertion 4 (hidden, line 10)" in render_feedback(p, v, "all", style="detailed")
     # a loop assert that fails on its third round reports that round's values
     v = local_sb.judge(p, "def total(xs):\n    return 99 if xs == [2] else sum(xs)\n")
     loop = v.tests[2]

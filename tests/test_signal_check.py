@@ -36,9 +36,10 @@ def test_correlation_not_positive_on_average_warns_with_advice() -> None:
     assert w is not None and w.reasons == ("teacher_not_better",)
     assert w.gap_score_corr is not None and abs(w.gap_score_corr - (-0.1)) < 1e-12 and w.corr_steps == 3
     assert "does not prefer your better-scored attempts" in w.message and "-0.10, mean of 3 steps" in w.message
-    assert "--feedback-visibility all (now public" in w.message and "bigger model" in w.message
+    assert "--feedback-visibility all-but-held-back (now public" in w.message and "bigger model" in w.message
     assert "--max-new-tokens" not in w.message  # nothing was cut off
     assert warn([step(corr=0.0)] * 3, visibility="all").message.count("--feedback-visibility") == 0
+    assert warn([step(corr=0.0)] * 3, visibility="all-but-held-back").message.count("--feedback-visibility") == 0
     # a positive gap does not save a teacher that does not rank the attempts by their score
     assert warn([step(gap=0.3, corr=-0.2)] * 3).reasons == ("teacher_not_better",)
 

@@ -19,6 +19,7 @@ from sdpo_ttt.sandbox.verdict import Verdict
 
 SandboxKind = choice_enum("sandbox", "SandboxKind")  # the run config's choices, declared once
 VisibilityOpt = choice_enum("feedback_visibility", "VisibilityOpt")
+StyleOpt = choice_enum("feedback_style", "StyleOpt")
 
 
 _STYLE = {"passed": "green", "wrong_answer": "red", "compile_error": "bold red", "format_error": "bold red",
@@ -43,18 +44,22 @@ def judge(
     problem: Path = typer.Argument(..., help="problem.json or a problem folder"),
     attempts: list[Path] = typer.Argument(..., help="the programs to judge (.py files), judged in this order"),
     sandbox: SandboxKind = typer.Option(SandboxKind.auto, help="auto: Docker if available, else local (announced)"),
-    visibility: VisibilityOpt = typer.Option(VisibilityOpt.public, help="what the feedback text may reveal"),
+    visibility: VisibilityOpt = typer.Option(VisibilityOpt.public, help="which tests the feedback may quote (docs/feedback.md)"),
+    style: StyleOpt = typer.Option(StyleOpt.reference, help="how the feedback is written: the reference's rules, or detailed"),
+    seed: int = typer.Option(0, min=0, help="the run seed that draws the held-back tests (--visibility all-but-held-back)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per line per attempt (attempt, passed, "
                                                        "score, outcome, tests, feedback, sandbox)"),
 ) -> None:
     """Judge each ATTEMPT against every test of PROBLEM, in order, in ONE sandbox session.
     Exit 0 if every attempt passed, 1 if any failed, 2 on bad input (nothing is judged then)."""
-    from sdpo_ttt.sandbox.feedback import render_feedback
+    from sdpo_ttt.config.tree import JudgeConfig
+    from sdpo_ttt.sandbox.feedback import FeedbackRules
     from sdpo_ttt.problem.schema import load_problem
     from sdpo_ttt.sandbox import open_sandbox
     from sdpo_ttt.sandbox.verdict import verdict_report
 
     prob = load_problem(problem)
+    rules = FeedbackRules.for_run(prob, JudgeConfig(feedback_style=style.value, feedback_visibility=visibility.value), seed)
     codes = _read_attempts(attempts)
     err = Console(stderr=True)
     out = Console()
@@ -64,32 +69,34 @@ def judge(
         for attempt, code in zip(attempts, codes, strict=True):
             verdict = sb.judge(prob, code)
             all_passed = all_passed and verdict.passed
-            feedback = render_feedback(prob, verdict, visibility.value)
+            feedback = rules.render(prob, verdict)
             if as_json:
                 report = verdict_report(verdict, feedback, attempt=str(attempt), problem=prob.id, sandbox=backend)
                 typer.echo(json.dumps(safe_tree(report)))
             else:
-                _print_table(out, prob.id, attempt, backend, verdict, feedback, visibility.value)
+                _print_table(out, prob.id, attempt, backend, verdict, feedback, f"{style.value}, {visibility.value}",
+                             rules.held_back)
     if not as_json and len(attempts) > 1:
         out.print(f"[bold]{'all' if all_passed else 'not all'} of {len(attempts)} attempts passed[/]")
     raise typer.Exit(0 if all_passed else 1)
 
 
 def _print_table(out: Console, problem_id: str, attempt: Path, backend: str, verdict: Verdict, feedback: str,
-                 visibility: str) -> None:
+                 rules: str, held_back: frozenset[int]) -> None:
     table = Table(title=f"{problem_id}: {attempt.name} ({backend} sandbox)")
     for col in ("#", "test", "verdict", "time (s)", "detail"):
         table.add_column(col, overflow="fold")
     for t in verdict.tests:
         style = _STYLE.get(t.outcome.value, "yellow")
-        table.add_row(str(t.index + 1), "public" if t.public else "hidden", f"[{style}]{t.outcome.value}[/]",
+        which = "held back" if t.index in held_back else "public" if t.public else "hidden"
+        table.add_row(str(t.index + 1), which, f"[{style}]{t.outcome.value}[/]",
                       f"{t.time_s:.3f}", escape(safe_text(t.detail[:120])))
     out.print(table)
     n_pass = sum(t.outcome.value == "passed" for t in verdict.tests)
     colour = "green" if verdict.passed else "red"
     out.print(f"[bold {colour}]{'PASSED' if verdict.passed else 'FAILED'}[/] {n_pass}/{len(verdict.tests)} tests, "
               f"score {verdict.score:.2f}")
-    out.print(Panel(escape(safe_text(feedback)), title=f"feedback ({visibility})", expand=False), highlight=False)
+    out.print(Panel(escape(safe_text(feedback)), title=f"feedback ({rules})", expand=False), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

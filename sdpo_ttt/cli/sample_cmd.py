@@ -11,7 +11,7 @@ import typer
 from sdpo_ttt.cli.config_options import config_options
 
 SAMPLE_OPTIONS = ("model", "device", "dtype", "backend", "system_prompt", "user_template", "seed", "temperature", "top_p",
-                  "max_new_tokens", "feedback_visibility", "sandbox", "sandbox_workers")
+                  "max_new_tokens", "feedback_style", "feedback_visibility", "held_back_fraction", "sandbox", "sandbox_workers")
 SAMPLE_DEFAULTS = {"strategy": "best-of-k"}  # samples without learning (so a temperature of 0, greedy, is allowed)
 
 
@@ -60,13 +60,15 @@ def register(app: typer.Typer) -> None:
             policy.close()
         verdicts, feedback = [None] * n, [""] * n
         if judge:
+            from sdpo_ttt.sandbox.feedback import FeedbackRules
             from sdpo_ttt.sandbox.judging import judge_batch
             from sdpo_ttt.sandbox import open_sandbox
 
             with err.status("judging..."), open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers,
                                                           announce=lambda m: err.print(m, style="yellow")) as sb:
                 cut_at = [sampling.max_new_tokens if c.finish_reason == "length" else None for c, _ in samples]
-                verdicts, feedback = judge_batch(prob, sb, [code for _, code in samples], cfg.judge.feedback_visibility, cut_at)
+                rules = FeedbackRules.for_run(prob, cfg.judge, seed)
+                verdicts, feedback = judge_batch(prob, sb, [code for _, code in samples], rules, cut_at)
         out = Console()
         for i, ((c, code), v, fb) in enumerate(zip(samples, verdicts, feedback, strict=True)):
             if as_json:

@@ -6,7 +6,7 @@
       .optim     OptimConfig         lr, weight_decay, grad_clip, steps_per_batch, micro_batch_size
       .sdpo      LossConfig          loss, alpha, topk, teacher, teacher_rate ...  (sdpo_ttt/config/sdpo.py)
                                      (its temperature is derived: the sampling temperature)
-      .judge     JudgeConfig         feedback_visibility, sandbox, sandbox_workers
+      .judge     JudgeConfig         feedback_style, feedback_visibility, held_back_fraction, sandbox, sandbox_workers
 
 Every leaf has one flat name (its field name unless declared otherwise, e.g. sdpo.mode is `loss`). The flat form
 is what users write and what a run directory keeps: config files (TOML/YAML/JSON), `--set`/`--grid` keys,
@@ -65,9 +65,24 @@ class OptimConfig(Section):
         "statistics do not depend on this (the denominators are the whole batch's).", ge=1)
 
 
+FeedbackStyle = Literal["reference", "detailed"]  # sandbox/feedback.py renders them
+FeedbackVisibility = Literal["public", "all-but-held-back", "all", "binary"]
+
+
 class JudgeConfig(Section):
-    feedback_visibility: Literal["public", "all", "binary"] = option(
-        "public", "What feedback the model sees: details of public tests only, of all tests, or passed/failed alone.")
+    feedback_style: FeedbackStyle = option(
+        "reference", "How feedback is written: reference = the SDPO authors' rules (failing tests only: the first error, "
+        "else the first time-out, else up to 2 wrong answers, shortest first; fields of 8 lines x 250 characters; no "
+        "pass counts, no score); detailed = pass counts, the score and up to 3 failing tests in full (the style before "
+        "issue #26). See docs/feedback.md.")
+    feedback_visibility: FeedbackVisibility = option(
+        "public", "Which tests the feedback may quote: public = public tests only (a failing hidden test is named by its "
+        "kind); all-but-held-back = any failing test, hidden ones included, except a held-back set fixed per run from "
+        "the run's seed (judged like the others, never quoted, so a lookup table of the quoted tests cannot pass); all = "
+        "any test; binary = passed/failed and the score only. See docs/feedback.md.")
+    held_back_fraction: float = option(
+        0.25, "With --feedback-visibility all-but-held-back: the fraction of the hidden tests (of all tests when none is "
+        "hidden) that is never quoted, at least one test; drawn from the run's seed, recorded in RUN/held_back.json.", gt=0, le=1)
     sandbox: Literal["auto", "docker", "local"] = option(
         "auto", "Where attempts run: docker when a daemon answers (auto), else a local process sandbox (weaker isolation).")
     sandbox_workers: int = option(2, "Containers (or processes) judging attempts in parallel.", ge=1)

@@ -64,6 +64,7 @@ def calibrate(
 ) -> dict[str, Any]:
     """Sample n attempts per problem (temperature, max_new_tokens, seed and batch size from cfg) and judge them;
     returns (and writes to `out`) {"model", "n", ..., "problems": [{id, path, passed, n, pass_rate, ci95, ...}]}."""
+    from sdpo_ttt.sandbox.feedback import FeedbackRules
     from sdpo_ttt.sandbox.judging import judge_batch
     from sdpo_ttt.policy.extract import extract_code
     from sdpo_ttt.sandbox import open_sandbox
@@ -88,7 +89,7 @@ def calibrate(
             prompt = policy.chat_ids(policy.problem_messages(problem))
             comps = policy.sample([prompt] * n, temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
                                   max_new_tokens=cfg.sampling.max_new_tokens, seed=cfg.seed, adapter=None, batch_size=batch)
-            verdicts, _ = judge_batch(problem, sb, [extract_code(c.text) for c in comps], "binary")
+            verdicts, _ = judge_batch(problem, sb, [extract_code(c.text) for c in comps], FeedbackRules(visibility="binary"))
             k = sum(v.passed for v in verdicts)
             kinds: dict[str, int] = {}
             for v in verdicts:

@@ -32,6 +32,7 @@ from sdpo_ttt.run.reporter import Phases, Reporter, SilentReporter
 from sdpo_ttt.run.rundir import RunDir
 from sdpo_ttt.run.strategies import STRATEGIES, Strategy, make_strategy
 from sdpo_ttt.sandbox.attempt import Attempt
+from sdpo_ttt.sandbox.feedback import FeedbackRules
 from sdpo_ttt.sandbox.judging import judge_batch
 
 if TYPE_CHECKING:
@@ -96,10 +97,12 @@ def run_discovery(
     rep.budgets(max_time_s, cfg.max_tokens, progress.costs.wall_s, progress.costs.generated_tokens)
     monitors.start()
     journal = Journal(run, cfg, rep)
+    rules = FeedbackRules.for_run(problem, cfg.judge, cfg.seed)  # what feedback may quote; held-back tests recorded
+    run.write_held_back(rules.visibility, cfg.judge.held_back_fraction, cfg.seed, rules.held_back)
     try:
         while (ended := progress.stop_reason(cfg, max_time_s)) is None:
             n = min(batch_size, cfg.budget - progress.used)
-            attempts, times = sample_and_judge(problem, cfg, policy, sandbox, strategy, phases, progress, n)
+            attempts, times = sample_and_judge(problem, cfg, policy, sandbox, strategy, phases, progress, n, rules)
             winner = progress.add_batch(attempts, times)
             monitors.batch(progress.step, [a.verdict.outcome.value for a in attempts], [_cut(a) for a in attempts])
             journal.batch(attempts, times, progress, winner)
@@ -117,8 +120,9 @@ def run_discovery(
 
 
 def sample_and_judge(problem: Problem, cfg: SolveConfig, policy: "Policy", sandbox: "Sandbox", strategy: Strategy, phases: Phases,
-                     progress: Progress, n: int) -> tuple[list[Attempt], dict[str, float]]:
-    """One batch of n attempts from the strategy's prompts, judged; and the seconds sampling and judging took."""
+                     progress: Progress, n: int, rules: FeedbackRules) -> tuple[list[Attempt], dict[str, float]]:
+    """One batch of n attempts from the strategy's prompts, judged (feedback by `rules`); and the seconds sampling and
+    judging took."""
     step, s = progress.step, cfg.sampling
     t0 = time.perf_counter()
     phases("sampling", step, n, n * s.max_new_tokens)
@@ -128,7 +132,7 @@ def sample_and_judge(problem: Problem, cfg: SolveConfig, policy: "Policy", sandb
     phases("judging", step, n)
     codes = [extract_code(c.text) for c in completions]
     cut_at = [s.max_new_tokens if c.finish_reason == "length" else None for c in completions]
-    verdicts, feedback = judge_batch(problem, sandbox, codes, cfg.judge.feedback_visibility, cut_at)
+    verdicts, feedback = judge_batch(problem, sandbox, codes, rules, cut_at)
     attempts = [Attempt(step=step, index=progress.used + i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
                 for i, (c, code, v, fb) in enumerate(zip(completions, codes, verdicts, feedback, strict=True))]
     return attempts, {"sample": t1 - t0, "judge": time.perf_counter() - t1}

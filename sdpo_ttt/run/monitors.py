@@ -179,8 +179,8 @@ def no_signal_warning(
     advice: list[str] = []
     if truncated > 0.25:
         advice.append(f"a longer --max-new-tokens (now {max_new_tokens}; {truncated:.0%} of the answers were cut off)")
-    if visibility != "all":
-        advice.append(f"--feedback-visibility all (now {visibility}: the teacher sees "
+    if visibility not in ("all", "all-but-held-back"):
+        advice.append(f"--feedback-visibility all-but-held-back (now {visibility}: the teacher sees "
                       + ("only pass/fail and the score)" if visibility == "binary" else "details of public tests only)"))
     advice.append("a bigger model (--model; a 0.5B model often cannot read its feedback)")
     message = (f"warning: over the first {window} SDPO steps the feedback gave the teacher little to teach: "

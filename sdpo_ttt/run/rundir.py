@@ -6,6 +6,7 @@ Layout:
     problem.json       a copy of the problem as judged
     attempts.jsonl     one line per attempt, appended and flushed as soon as it is judged
     metrics.jsonl      one line per update step
+    held_back.json     the tests the feedback never quotes (none unless --feedback-visibility all-but-held-back)
     checkpoint/        the latest complete step: adapters + optimizer + state.json (replaced atomically)
     solution.py        the first attempt that passed every test (as soon as one passes, stopping or not)
     summary.json       written at the end (solved / budget_exhausted / interrupted, passes, stop reason), atomically
@@ -69,6 +70,10 @@ class RunDir:
         return self.path / "checkpoint"
 
     @property
+    def held_back_path(self) -> Path:
+        return self.path / "held_back.json"
+
+    @property
     def summary_path(self) -> Path:
         return self.path / "summary.json"
 
@@ -117,6 +122,17 @@ class RunDir:
     def read_problem(self) -> dict[str, Any]:
         """problem.json as written at creation (parse with problem.parse_problem)."""
         return json.loads(self.problem_path.read_text(encoding="utf-8"))
+
+    def write_held_back(self, visibility: str, fraction: float, seed: int, tests: frozenset[int]) -> None:
+        """Record the run's held-back tests (0-based indices into problem.json's tests) and how they were drawn."""
+        doc = {"feedback_visibility": visibility, "held_back_fraction": fraction, "seed": seed, "held_back": sorted(tests)}
+        write_atomic(self.held_back_path, json.dumps(doc, indent=2) + "\n")
+
+    def read_held_back(self) -> list[int]:
+        """The held-back test indices recorded for this run (empty when none were, or for a run older than the record)."""
+        if not self.held_back_path.exists():
+            return []
+        return [int(i) for i in json.loads(self.held_back_path.read_text(encoding="utf-8"))["held_back"]]
 
     # ---- append-only logs (a line torn by a kill is skipped by the reader and dropped on resume)
     def append_attempt(self, record: dict[str, Any]) -> None:
