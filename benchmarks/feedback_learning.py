@@ -234,6 +234,7 @@ class Experiment:
     # --- pieces
     def _draw(self, problem: Any, prompts: list[list[int]], seed: int, adapter: str | None, step: int = 0) -> list[Any]:
         """Sample, extract, judge: one Attempt per prompt (feedback included, truncation told)."""
+        from sdpo_ttt.sandbox.feedback import FeedbackRules
         from sdpo_ttt.sandbox.judging import judge_batch
         from sdpo_ttt.policy.extract import extract_code
         from sdpo_ttt.run.strategies import Attempt
@@ -243,7 +244,8 @@ class Experiment:
                                    max_new_tokens=s.max_new_tokens, seed=seed, adapter=adapter)
         codes = [extract_code(c.text) for c in comps]
         cut_at = [s.max_new_tokens if c.finish_reason == "length" else None for c in comps]
-        verdicts, feedback = judge_batch(problem, self.sandbox, codes, s.visibility, cut_at)
+        rules = FeedbackRules.for_run(problem, self.cfg.judge, seed=0)
+        verdicts, feedback = judge_batch(problem, self.sandbox, codes, rules, cut_at)
         return [Attempt(step=step, index=i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
                 for i, (c, code, v, fb) in enumerate(zip(comps, codes, verdicts, feedback, strict=True))]
 
@@ -462,7 +464,8 @@ def _main(argv: Sequence[str] | None) -> int:
     ap.add_argument("--seeds", type=int, default=1, help="seeds per problem, 0..k-1 (default: %(default)s)")
     ap.add_argument("--max-new-tokens", type=int, default=256, help="longest attempt (default: %(default)s)")
     ap.add_argument("--temperature", type=float, default=1.0, help="sampling (and distillation) temperature (default: %(default)s)")
-    ap.add_argument("--feedback-visibility", default="public", choices=["public", "all", "binary"], help="(default: %(default)s)")
+    ap.add_argument("--feedback-visibility", default="public", choices=["public", "all-but-held-back", "all", "binary"],
+                    help="(default: %(default)s; the style is --set feedback_style=reference|detailed, default reference)")
     ap.add_argument("--sandbox", default="auto", choices=["auto", "docker", "local"], help="(default: %(default)s)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other solve option, e.g. loss=full (repeatable)")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates (default: %(default)s)")

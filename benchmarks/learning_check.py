@@ -39,6 +39,7 @@ def main() -> None:
 
     from sdpo_ttt.config.tree import SolveConfig
     from sdpo_ttt.run.loop import seed_everything
+    from sdpo_ttt.sandbox.feedback import FeedbackRules
     from sdpo_ttt.sandbox.judging import judge_batch
     from sdpo_ttt.policy.extract import extract_code
     from sdpo_ttt.policy.model import Policy
@@ -62,7 +63,7 @@ def main() -> None:
         def draw(seed: int, n: int) -> list[Attempt]:
             comps = policy.sample(strategy.prompts(n), temperature=1.0, max_new_tokens=args.max_new_tokens, seed=seed, adapter="student")
             codes = [extract_code(c.text) for c in comps]
-            verdicts, fbs = judge_batch(problem, sandbox, codes, "public")
+            verdicts, fbs = judge_batch(problem, sandbox, codes, FeedbackRules(visibility="public"))
             return [Attempt(0, i, i, c, code, v, fb) for i, (c, code, v, fb) in enumerate(zip(comps, codes, verdicts, fbs, strict=True))]
 
         def gap(attempts: list[Attempt], demo: str | None) -> float:
