@@ -29,6 +29,7 @@ from sdpo_ttt.report.estimators import (
     ratio_ci,
     restricted_mean,
 )
+from sdpo_ttt.report.paired import PairedSummary, paired_summaries
 from sdpo_ttt.report.runs import X_AXES, RunRecord
 from sdpo_ttt.report.words import plural
 from sdpo_ttt.config.strategies import BASELINE
@@ -76,6 +77,7 @@ class Analysis:
     level: float
     n_boot: int
     meta: dict[str, Any] = field(default_factory=dict)
+    paired: list[PairedSummary] = field(default_factory=list)  # each learning strategy against best-of-k, same seeds
 
     def group(self, problem_id: str, strategy: str) -> GroupResult | None:
         return next((g for g in self.groups if g.problem_id == problem_id and g.strategy == strategy), None)
@@ -181,7 +183,7 @@ def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), 
         "runs": len(records), "unfinished_runs": sum(r.status not in ("solved", "budget_exhausted") for r in records),
         "bootstrap_seed": seed, "x": x, "x_unit": unit,
     }
-    return Analysis(problems, strategies, groups, list(records), tuple(ps), level, n_boot, meta)
+    return Analysis(problems, strategies, groups, list(records), tuple(ps), level, n_boot, meta, paired_summaries(records))
 
 
 def x_axis(analysis: Analysis) -> str:

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from sdpo_ttt.errors import UserError
-from sdpo_ttt.run.rundir import RunDir
+from sdpo_ttt.run.rundir import FINISHED_STATUSES, RunDir
+
+# The options besides (seed, step) that decide which tokens a run draws: two runs that agree on all of them and
+# on the seed share their random stream (common random numbers), whatever their strategy (report/paired.py).
+COUPLING_KEYS = ("model", "batch_size", "max_new_tokens", "temperature", "top_p", "backend", "device", "dtype",
+                 "system_prompt", "user_template", "max_prompt_tokens")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,14 @@ class RunRecord:
     wall_time_s: float | None
     costs: dict[str, tuple[float, ...]] = field(default_factory=dict)  # x axis -> what was spent when each attempt was judged
     spent: dict[str, float] = field(default_factory=dict)  # x axis -> what the run spent in all
+    passed: tuple[bool, ...] = ()  # per attempt, by index
+    token_ids: tuple[tuple[int, ...], ...] | None = None  # per attempt, by index, the completion's token ids (None: not recorded)
+    coupling: dict[str, Any] = field(default_factory=dict)  # the options that decide the sampled stream (COUPLING_KEYS)
+
+    @property
+    def finished(self) -> bool:
+        """The run ended on its own (solved, or spent its budget of attempts, time or tokens), not interrupted."""
+        return self.status in FINISHED_STATUSES
 
 
 def load_run(path: Path) -> RunRecord:
@@ -40,7 +53,9 @@ def load_run(path: Path) -> RunRecord:
     run = RunDir.open_existing(path)
     path = run.path
     cfg, problem, summary, attempts = run.read_config(), run.read_problem(), run.read_summary(), run.read_attempts()
-    passed = [bool(a.get("passed")) for a in sorted(attempts, key=lambda a: a.get("index", 0))]
+    rows = sorted(attempts, key=lambda a: a.get("index", 0))
+    passed = [bool(a.get("passed")) for a in rows]
+    ids = tuple(tuple(int(t) for t in a["completion_ids"]) for a in rows) if all("completion_ids" in a for a in rows) else None
     first = next((i + 1 for i, p in enumerate(passed) if p), None)
     if summary and summary.get("discovery_attempt") is not None:
         first = int(summary["discovery_attempt"])
@@ -52,6 +67,7 @@ def load_run(path: Path) -> RunRecord:
         stop_on_success=bool(cfg.get("stop_on_success", True)),
         status=str(summary["status"]) if summary else "unfinished", attempts_used=used, discovery=first,
         passes=sum(passed), wall_time_s=float(summary["wall_time_s"]) if summary else None,
+        passed=tuple(passed), token_ids=ids, coupling={k: cfg.get(k) for k in COUPLING_KEYS},
         **attempt_costs(attempts, summary),
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 from sdpo_ttt.report.analysis import Analysis, x_axis
 from sdpo_ttt.report.conclusions import conclusions
 from sdpo_ttt.report.estimators import format_attempts, format_ratio
+from sdpo_ttt.report.paired import pair_table, paired_lines
 from sdpo_ttt.report.words import in_unit, pct, plural, time_unit
 from sdpo_ttt.config.strategies import BASELINE
 
@@ -80,7 +81,7 @@ def print_terminal(console: Any, analysis: Analysis) -> None:
     else:
         for line in blocks(headers, rows):
             console.print(line, highlight=False, soft_wrap=True)
-    for line in conclusions(analysis):
+    for line in paired_lines(analysis.paired) + conclusions(analysis):
         console.print(line, highlight=False, soft_wrap=False)
     m = analysis.meta
     console.print(
@@ -107,6 +108,16 @@ def blocks(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+PAIRED_TITLE = f"## Paired with {BASELINE} (common random numbers)"
+PAIRED_NOTE = (
+    f"Runs with the same problem, seed and sampling options share their random stream, so {BASELINE}'s run is a learning "
+    "run's exact no-learning counterfactual: attempt i of both is the same draw until the update flips a token. "
+    "'gained': the learner passed first, where the same-seed stream had failed up to that attempt; 'lost': the reverse. "
+    "Differences are the learner's attempts to its first pass minus the stream's, censored at the horizon both runs "
+    "were given ('>=' / '<=': one of them did not pass within it). The tests are exact: the two-sided sign test on "
+    "who passed first (ties dropped) and McNemar's on who solved within the horizon."
+)
+
 NOTES = [
     "discovery@k = P(first success within k attempts). best-of-k drawn without stopping: the unbiased pass@k "
     "1 − C(n−c,k)/C(n,k) over all n pooled i.i.d. samples (its curve may run past the per-run budget). "
@@ -131,6 +142,11 @@ def markdown(analysis: Analysis) -> str:
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
     lines = ["# sdpo-ttt compare report", "", subtitle(analysis), "", "## Problems", ""]
     lines += [f"- `{pid}`: {title}" for pid, title in analysis.problems.items()]
+    if analysis.paired:
+        lines += ["", PAIRED_TITLE, "", PAIRED_NOTE, ""] + [f"- {c}" for c in paired_lines(analysis.paired)]
+        ph, prows = pair_table(analysis.paired)
+        lines += ["", "| " + " | ".join(map(esc, ph)) + " |", "|" + "---|" * len(ph)]
+        lines += ["| " + " | ".join(map(esc, r)) + " |" for r in prows]
     lines += ["", "## Summary", "", "| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
     lines += ["", "## Conclusion", ""] + [f"- {c}" for c in conclusions(analysis)]
@@ -156,6 +172,13 @@ def html_page(analysis: Analysis, images: dict[str, bytes]) -> str:
     problems = "".join(f"<li><code>{e(pid)}</code> — {e(title)}</li>" for pid, title in analysis.problems.items())
     how_to_read = "".join(f"<li>{e(n)}</li>" for n in notes(analysis))
     concl = "".join(f"<li>{e(c)}</li>" for c in conclusions(analysis))
+    paired = ""
+    if analysis.paired:
+        ph, prows = pair_table(analysis.paired)
+        paired = (f"<h2>{e(PAIRED_TITLE[3:])}</h2><p>{e(PAIRED_NOTE)}</p><ul>"
+                  + "".join(f"<li>{e(c)}</li>" for c in paired_lines(analysis.paired)) + "</ul><table><thead><tr>"
+                  + "".join(f"<th>{e(h)}</th>" for h in ph) + "</tr></thead><tbody>"
+                  + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in prows) + "</tbody></table>")
     per_problem = f"<h2>Per problem</h2>{img('problems.png', 'discovery curves per problem')}" if len(analysis.problems) > 1 else ""
     titles = ", ".join(analysis.problems.values())
     return f"""<!doctype html>
@@ -175,6 +198,7 @@ img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
 <h2>Problems</h2><ul>{problems}</ul>
 <h2>Discovery@k</h2>{img('curves.png', 'discovery curves')}
 {per_problem}
+{paired}
 <h2>Summary</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <h2>Conclusion</h2><ul>{concl}</ul>
 <h2>How to read this</h2><ul class="notes">{how_to_read}</ul>

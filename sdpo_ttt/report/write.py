@@ -12,6 +12,7 @@ from typing import Any
 from sdpo_ttt.report.analysis import Analysis, analyze, interval_json, ratios_by_axis
 from sdpo_ttt.report.conclusions import conclusions
 from sdpo_ttt.report.estimators import format_attempts, format_ratio
+from sdpo_ttt.report.paired import paired_json
 from sdpo_ttt.report.plots import plot_curves, plot_problems
 from sdpo_ttt.report.runs import collect_runs
 from sdpo_ttt.report.text import html_page, markdown
@@ -24,6 +25,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "strategies": analysis.strategies, "level": analysis.level, "ps": list(analysis.ps), "n_boot": analysis.n_boot,
         "meta": analysis.meta,
         "conclusions": conclusions(analysis),
+        "paired": paired_json(analysis.paired),
         "groups": [
             {
                 "problem_id": g.problem_id, "strategy": g.strategy, "estimator": g.estimator, "runs": g.runs,
