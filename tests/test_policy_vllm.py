@@ -21,6 +21,7 @@ import torch
 
 from sdpo_ttt.errors import ConfigError, ModelUnavailable
 from sdpo_ttt.config.policy import PolicyConfig
+from sdpo_ttt.run.loop import step_seed
 from sdpo_ttt.policy.vllm_backend import (
     VLLM_LORA_RANKS,
     AdapterPublisher,
@@ -360,3 +361,18 @@ def test_backend_config() -> None:
         PolicyConfig(backend="tgi")
     with pytest.raises(ConfigError, match="--vllm-gpu-memory 1.5"):
         PolicyConfig(backend="vllm", vllm_gpu_memory=1.5)
+
+
+def test_a_learner_and_best_of_k_seed_every_request_alike(tmp_path: Path, fake_vllm: dict) -> None:
+    """Common random numbers on vLLM: with the same step seed, request i of a run sampling with the student adapter
+    and request i of a base-model (best-of-k) run carry the same seed, so a zero update draws the same tokens;
+    another step draws from other seeds."""
+    s = _sampler(tmp_path)
+    pol = FakePolicy()
+    for adapter in ("student", None, "student"):
+        s.sample(pol, [[1, 2]] * 4, temperature=1.0, top_p=0.95, max_new_tokens=3, seed=step_seed(3, 1), adapter=adapter)
+    learner, base, again = ([p.seed for p in params] for _, params, _ in fake_vllm["generate"])
+    assert learner == base == again and len(set(learner)) == 4
+    s.sample(pol, [[1, 2]] * 4, temperature=1.0, top_p=0.95, max_new_tokens=3, seed=step_seed(3, 2), adapter=None)
+    assert not set(p.seed for p in fake_vllm["generate"][-1][1]) & set(base)
+    s.close()
