@@ -133,9 +133,8 @@ def test_plot_ticks_labelled_past_the_budget_and_legend_outside(tmp_path: Path) 
     import matplotlib.pyplot as plt
 
     root = tmp_path / "plot"
-    for s in range(3):
-        fabricate(root, "solo", "sdpo", s, passes=[s + 1])
-        fabricate(root, "solo", "best-of-k", s, passes=[5], stop=False)  # 48 pooled samples: curve to 48 > budget 16
+    for s in range(3):  # best-of-k alone (no sequential run to cut it at): 48 pooled samples, a curve to 48 > budget 16
+        fabricate(root, "solo", "best-of-k", s, passes=[5], stop=False)
     fig = curves_figure(analyze(collect_runs(root), n_boot=50))
     try:
         fig.canvas.draw()
@@ -189,7 +188,8 @@ def test_discovery_against_tokens_and_seconds(costed: Path) -> None:
     # sdpo's discovery attempts 3, 4, 5 (two seeds each): 4 of 6 within 4 attempts, judged with the first batch
     assert sdpo_a.at_p[0.5].value == 4
     assert sdpo_t.at_p[0.5].value == pytest.approx(1600, rel=0.01)  # that batch spent 4 x 400 tokens
-    assert by_tokens.group("p", "best-of-k").horizon == 1600  # 96 pooled samples' 9600 tokens, cut at 4 x 400 bins
+    # 96 pooled samples, cut at the 16 attempts sdpo had: 1600 tokens, 320 bins of 5 (sdpo spent up to 2000 = 400 bins)
+    assert by_tokens.group("p", "best-of-k").horizon == 320
     # a win per attempt need not be a win per token or per second
     r_att = by_attempts.group("p", "sdpo").ratio[0.5].value
     r_tok = sdpo_t.ratio[0.5].value

@@ -25,6 +25,7 @@ from sdpo_ttt.report.estimators import (
     bootstrap_discovery_cdf_cost,
     bootstrap_pass_at_k,
     cost_unit,
+    extend_flat,
     mean_curves,
     ratio_ci,
     restricted_mean,
@@ -87,21 +88,30 @@ def _sort_strategies(names: Sequence[str]) -> list[str]:
     return sorted(set(names), key=lambda s: (STRATEGY_ORDER.index(s) if s in STRATEGY_ORDER else len(STRATEGY_ORDER), s))
 
 
-def _band_for(runs: list[RunRecord], n_boot: int, level: float, seed: int, x: str = "attempts", unit: float = 1.0) -> tuple[Band, str]:
+def pooled(runs: Sequence[RunRecord]) -> bool:
+    """Best-of-k drawn without stopping: every attempt an i.i.d. sample, estimated by the pooled pass@k."""
+    return all(r.strategy == BASELINE and not r.stop_on_success for r in runs) and sum(r.attempts_used for r in runs) > 0
+
+
+def _band_for(runs: list[RunRecord], n_boot: int, level: float, seed: int, x: str = "attempts", unit: float = 1.0,
+              cap: int | None = None) -> tuple[Band, str]:
+    """cap: where a pooled pass@k curve ends at most (the largest budget the sequential strategies on the problem
+    had): its n samples could draw it further, but no other strategy was observed there to compare with."""
     budget = max(r.budget for r in runs)
-    if all(r.strategy == BASELINE and not r.stop_on_success for r in runs):
+    if pooled(runs):
         n, c = sum(r.attempts_used for r in runs), sum(r.passes for r in runs)
-        if n > 0:
-            band = bootstrap_pass_at_k(n, c, n, n_boot=n_boot, level=level, seed=seed)
-            if x != "attempts":  # n i.i.d. attempts at their mean cost each
-                band = band_on_cost_grid(band, sum(r.spent[x] for r in runs) / n, unit)
-            return band, f"pass@k ({n} i.i.d. samples)"
+        h = n if cap is None else min(n, cap)
+        band = bootstrap_pass_at_k(n, c, h, n_boot=n_boot, level=level, seed=seed)
+        if x != "attempts":  # n i.i.d. attempts at their mean cost each
+            band = band_on_cost_grid(band, sum(r.spent[x] for r in runs) / n, unit)
+        return band, f"pass@k ({n} i.i.d. samples" + (f", cut at k = {h})" if h < n else ")")
     if x != "attempts":
         disc = [r.costs[x][r.discovery - 1] if r.discovery is not None else None for r in runs]
-        band = bootstrap_discovery_cdf_cost(disc, [r.spent[x] for r in runs], unit, n_boot=n_boot, level=level, seed=seed)
+        band = bootstrap_discovery_cdf_cost(disc, [r.spent[x] for r in runs], unit, ended=[r.finished for r in runs],
+                                            n_boot=n_boot, level=level, seed=seed)
         return band, f"censored CDF ({plural(len(runs), 'seed')})"
     times = [r.discovery for r in runs]
-    censor = [r.attempts_used if r.discovery is None else r.budget for r in runs]
+    censor = [r.observed for r in runs]
     return bootstrap_discovery_cdf(times, censor, budget, n_boot=n_boot, level=level, seed=seed), f"censored CDF ({len(runs)} seeds)"
 
 
@@ -156,12 +166,15 @@ def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), 
     strategies = _sort_strategies([r.strategy for r in records])
     groups: list[GroupResult] = []
     for pid in problems:
-        for s in strategies:
-            runs = sorted((r for r in records if r.problem_id == pid and r.strategy == s), key=lambda r: r.seed)
+        by_strategy = {s: sorted((r for r in records if r.problem_id == pid and r.strategy == s), key=lambda r: r.seed)
+                       for s in strategies}
+        sequential = [max(r.budget for r in runs) for runs in by_strategy.values() if runs and not pooled(runs)]
+        cap = max(sequential) if sequential else None
+        for s, runs in by_strategy.items():
             if not runs:
                 continue
             gseed = seed + zlib.crc32(f"{pid}/{s}".encode())
-            band, estimator = _band_for(runs, n_boot, level, gseed, x, unit)
+            band, estimator = _band_for(runs, n_boot, level, gseed, x, unit, cap)
             groups.append(_summarize(pid, s, estimator, runs, band, max(r.budget for r in runs), ps, level, x, unit))
     if len(problems) > 1:
         for s in strategies:
@@ -169,7 +182,12 @@ def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), 
             if len(per) < 2:
                 continue
             runs = [r for r in records if r.strategy == s]
-            band = mean_curves([g.band for g in per], level)
+            bands = [g.band for g in per]
+            if x != "attempts":  # a problem whose runs all ended stays at its last value (else the mean is cut short)
+                longest = max(len(b.estimate) for b in bands)
+                ended = [all(r.finished for r in runs if r.problem_id == g.problem_id) for g in per]
+                bands = [extend_flat(b, longest) if e else b for b, e in zip(bands, ended, strict=True)]
+            band = mean_curves(bands, level)
             groups.append(_summarize(ALL, s, f"mean over {len(per)} problems", runs, band, max(g.budget for g in per), ps, level, x, unit))
     for g in groups:
         base = next((b for b in groups if b.problem_id == g.problem_id and b.strategy == BASELINE), None)
@@ -191,10 +209,24 @@ def x_axis(analysis: Analysis) -> str:
     return str(analysis.meta.get("x", "attempts"))
 
 
-def headline_p(analysis: Analysis, problem_id: str) -> float:
-    """The largest probability of `ps` some strategy reaches on this problem (else the smallest)."""
+def common_horizon(analysis: Analysis, problem_id: str) -> float:
+    """The horizon every strategy on this problem was given, in the axis's units (attempts, tokens or seconds): the
+    shortest of their curves. Past it some strategy was not observed, so nothing is compared there."""
     groups = [g for g in analysis.groups if g.problem_id == problem_id]
-    reached = [p for p in analysis.ps if any(g.at_p[p].value is not None for g in groups)]
+    return min(g.horizon * g.unit for g in groups)
+
+
+def within(iv: Interval, horizon: float) -> bool:
+    """The point value was reached within the horizon."""
+    return iv.value is not None and iv.value <= horizon * (1 + 1e-9)
+
+
+def headline_p(analysis: Analysis, problem_id: str) -> float:
+    """The largest probability of `ps` some strategy reaches on this problem within the horizon every strategy was
+    given (else the smallest)."""
+    groups = [g for g in analysis.groups if g.problem_id == problem_id]
+    h = common_horizon(analysis, problem_id)
+    reached = [p for p in analysis.ps if any(within(g.at_p[p], h) for g in groups)]
     return max(reached) if reached else min(analysis.ps)
 
 

@@ -3,7 +3,7 @@ then the headline ratio on every axis the runs recorded (attempts, tokens, secon
 
 from __future__ import annotations
 
-from sdpo_ttt.report.analysis import ALL, Analysis, headline_p, x_axis
+from sdpo_ttt.report.analysis import ALL, Analysis, common_horizon, headline_p, within, x_axis
 from sdpo_ttt.report.estimators import Interval, format_ratio
 from sdpo_ttt.report.runs import X_AXES
 from sdpo_ttt.report.words import amount, pct
@@ -29,13 +29,21 @@ def conclusion(analysis: Analysis, problem_id: str) -> str:
     if not groups or all(g.solved_runs == 0 for g in groups):
         return f"{name}: no strategy solved it within the budget — inconclusive."
     p = headline_p(analysis, problem_id)
-    inf = float("inf")
-    lead = min(groups, key=lambda g: (g.at_p[p].value if g.at_p[p].value is not None else inf, -g.discovery_at_budget[0]))
     x = x_axis(analysis)
-    if lead.at_p[p].value is not None:
+    h = common_horizon(analysis, problem_id)  # the leader is named within what every strategy was given
+    inf = float("inf")
+    at_h = lambda g: float(g.band.estimate[min(g.horizon, max(1, round(h / g.unit))) - 1])  # noqa: E731
+    lead = min(groups, key=lambda g: (g.at_p[p].value if within(g.at_p[p], h) else inf, -at_h(g)))
+    given = f"the {amount(h, x)} every strategy was given"
+    if within(lead.at_p[p], h):
         out = f"{name}: {lead.strategy} leads, reaching {pct(p)} discovery in {amount(lead.at_p[p].value, x)} (point estimate)."
     else:
-        out = f"{name}: {lead.strategy} leads with discovery@budget {lead.discovery_at_budget[0]:.2f}; no strategy reached {pct(p)}."
+        out = (f"{name}: {lead.strategy} leads with discovery {at_h(lead):.2f} at {given}; no strategy reached {pct(p)}"
+               " within it.")
+    for g in groups:
+        v = g.at_p[p].value
+        if v is not None and not within(g.at_p[p], h):
+            out += f" {g.strategy} reaches {pct(p)} only at {amount(v, x)}, beyond {given}: not comparable there."
     base = next((g for g in groups if g.strategy == BASELINE), None)
     if base is None:
         return out + f" No {BASELINE} runs to compare with — inconclusive."
@@ -43,8 +51,8 @@ def conclusion(analysis: Analysis, problem_id: str) -> str:
         if g.strategy == BASELINE:
             continue
         if g.solved_runs == 0:
-            within = f"within {g.budget} attempts" if x == "attempts" else f"within the {x} its runs spent"
-            out += (f" {g.strategy} solved no run: it did not reach {pct(p)} {within}, and with no success to"
+            span = f"within {g.budget} attempts" if x == "attempts" else f"within the {x} its runs spent"
+            out += (f" {g.strategy} solved no run: it did not reach {pct(p)} {span}, and with no success to"
                     " resample there is no interval — inconclusive.")
             continue
         iv = g.ratio.get(p)

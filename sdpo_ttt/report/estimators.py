@@ -243,18 +243,34 @@ def _bin_down(cost: float, unit: float) -> int:
 
 
 def bootstrap_discovery_cdf_cost(
-    discovery_costs: Sequence[float | None], spent: Sequence[float], unit: float, *, n_boot: int = 2000, level: float = 0.9,
-    seed: int = 0,
+    discovery_costs: Sequence[float | None], spent: Sequence[float], unit: float, *, ended: Sequence[bool] | None = None,
+    n_boot: int = 2000, level: float = 0.9, seed: int = 0,
 ) -> Band:
-    """Censored CDF of the cost of the first success, on the cost grid: entry j-1 is P(solved having spent ≤ j·unit).
+    """Censored CDF of the cost of the first success, on the cost grid: entry j-1 is P(solved within the run's budget
+    having spent ≤ j·unit).
 
     discovery_costs[r]: what run r had spent when its first success was judged (None: never solved);
-    spent[r]: what run r spent in all (its censoring cost when unsolved). The curve ends at the last bin any run
-    was observed to (nothing is known past it)."""
+    spent[r]: what run r spent in all; ended[r] (default all False): run r ended on its own (its budget of
+    attempts, time or tokens spent), so unsolved it never solves within its budget and is counted as unsolved to
+    the curve's end — not censored at what it spent, which would treat a run that was cheap because it gave up
+    early as if it might still solve, and put the curve above the attempts axis's. An interrupted run is censored
+    at what it spent. The curve ends at the last bin any run was observed to (nothing is known past it), where it
+    equals the fraction of runs solved when every run ended."""
+    ended = [False] * len(spent) if ended is None else list(ended)
     times = [None if c is None else _bin_up(c, unit) for c in discovery_costs]
     follow = [_bin_up(c, unit) if c is not None else _bin_down(s, unit) for c, s in zip(discovery_costs, spent, strict=True)]
     horizon = max(1, max(follow))
+    follow = [horizon if e and t is None else f for f, t, e in zip(follow, times, ended, strict=True)]
     return bootstrap_discovery_cdf(times, follow, horizon, n_boot=n_boot, level=level, seed=seed)
+
+
+def extend_flat(band: Band, horizon: int) -> Band:
+    """A band carried on at its last value to `horizon` (a curve of runs that all ended: nothing changes after)."""
+    pad = horizon - len(band.estimate)
+    if pad <= 0:
+        return band
+    ext = lambda c: np.concatenate([c, np.repeat(c[..., -1:], pad, axis=-1)], axis=-1)  # noqa: E731
+    return Band(ext(band.estimate), ext(band.low), ext(band.high), ext(band.replicates))
 
 
 def band_on_cost_grid(band: Band, cost_per_attempt: float, unit: float, max_bins: int = 4 * COST_BINS) -> Band:

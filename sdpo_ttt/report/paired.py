@@ -121,19 +121,13 @@ class PairedSummary:
         return sum(len(p.changed or ()) for p in known) / total if total else None
 
 
-def observed(r: RunRecord) -> int:
-    """Attempts up to which a run's first pass is known: its budget when it ended on its own or passed, else the
-    attempts it drew before it was interrupted."""
-    return r.budget if r.finished or r.discovery is not None else r.attempts_used
-
-
 def first_pass(r: RunRecord, horizon: int) -> int | None:
     return r.discovery if r.discovery is not None and r.discovery <= horizon else None
 
 
 def pair(learner: RunRecord, baseline: RunRecord) -> Pair:
     """The paired record of a learner's run and best-of-k's run with the same problem, seed and sampling options."""
-    h = min(observed(learner), observed(baseline))
+    h = min(learner.observed, baseline.observed)
     changed: tuple[int, ...] | None = None
     compared = 0
     if learner.token_ids is not None and baseline.token_ids is not None:

@@ -47,6 +47,13 @@ class RunRecord:
         """The run ended on its own (solved, or spent its budget of attempts, time or tokens), not interrupted."""
         return self.status in FINISHED_STATUSES
 
+    @property
+    def observed(self) -> int:
+        """Attempts up to which the run's first pass is known: its budget when it passed or ended on its own (a run
+        stopped by --max-time or --max-tokens did not pass within what it was given), else the attempts it drew
+        before it was interrupted (censored there)."""
+        return self.budget if self.finished or self.discovery is not None else self.attempts_used
+
 
 def load_run(path: Path) -> RunRecord:
     """Read one run directory (finished or not), through RunDir."""
