@@ -111,3 +111,17 @@ def test_an_interrupted_run_is_still_censored_where_it_stopped(tmp_path: Path) -
     (d / "attempts.jsonl").write_text("".join(json.dumps({**a, "run_tokens": 400, "run_wall_s": 10.0}) + "\n" for a in rows))
     g = analyze(collect_runs(root), n_boot=50, x="seconds").group("p", "sdpo")
     assert g.band.estimate[-1] == pytest.approx(1.0)  # Kaplan–Meier: the interrupted run left the risk set at 10 s
+
+
+def test_the_mean_over_problems_agrees_across_axes(tmp_path: Path) -> None:
+    """On q sdpo's runs all end by 50 s; on p one solves at 150 s: cut at the shortest curve, the seconds mean would
+    drop that discovery, which the attempts mean counts."""
+    root = tmp_path / "two"
+    for s in range(2):
+        costed_run(root, "p", "sdpo", s, [9] if s == 0 else [], 50.0, stop=True)
+        costed_run(root, "q", "sdpo", s, [], 12.5, stop=True)
+        for pid in ("p", "q"):
+            costed_run(root, pid, "best-of-k", s, [], 5.0, stop=False)
+    records = collect_runs(root)
+    finals = {x: analyze(records, n_boot=50, x=x).group(ALL, "sdpo").band.estimate[-1] for x in ("attempts", "tokens", "seconds")}
+    assert finals == pytest.approx({"attempts": 0.25, "tokens": 0.25, "seconds": 0.25})

@@ -120,8 +120,11 @@ PAIRED_NOTE = (
 
 NOTES = [
     "discovery@k = P(first success within k attempts). best-of-k drawn without stopping: the unbiased pass@k "
-    "1 − C(n−c,k)/C(n,k) over all n pooled i.i.d. samples (its curve may run past the per-run budget). "
-    "Other strategies: the empirical CDF of the discovery time over seeds, censored at the budget (Kaplan–Meier).",
+    "1 − C(n−c,k)/C(n,k) over all n pooled i.i.d. samples, cut at the largest budget the other strategies on the "
+    "problem had (alone, it runs to n). Other strategies: the empirical CDF of the discovery time over seeds, censored "
+    "at the budget (Kaplan–Meier); on tokens and seconds a run that spent its budget unsolved counts as unsolved to "
+    "the curve's end, so every axis ends at the same fraction solved. A leader is named only within the horizon "
+    "every strategy was given.",
     "Bands and intervals: {level} percentile bootstrap ({n_boot} replicates, seed {seed}; runs resampled for "
     "sequential strategies, samples for pass@k). With no success at all a bootstrap band collapses to 0: it cannot "
     "see beyond the data — read such a row as 'no evidence of success', not 'probability zero'.",
