@@ -60,9 +60,10 @@ class FakePolicy:
     """
 
     def __init__(self, script: list[str], *, length_cut: set[int] | None = None, tokens_per_attempt: int = 5,
-                 drawn: int = 0, interrupt_after: int | None = None) -> None:
+                 drawn: int = 0, interrupt_after: int | None = None, cut_after_code: bool = False) -> None:
         self.script = list(script)
         self.length_cut = length_cut or set()  # attempt numbers (0-based, over the whole run) cut off at max_new_tokens
+        self.cut_after_code = cut_after_code  # the cut attempts closed their code, the limit cut the prose after it
         self.tokens = tokens_per_attempt
         self.device = torch.device("cpu")
         self.calls: list[dict[str, Any]] = []
@@ -84,6 +85,10 @@ class FakePolicy:
         for p in prompts:
             text = self.script[self.drawn]
             cut = self.drawn in self.length_cut
+            if cut and self.cut_after_code:  # a sampler that did not stop at the fence (old runs, other paths)
+                text += "\nThis program reads the input and"
+            elif cut:  # the limit cut the program: its block never closed (a closed one would have ended the answer)
+                text = text.removesuffix("```\n")
             n_tok = max_new_tokens if cut else self.tokens
             if progress is not None:
                 progress(n_tok)

@@ -15,6 +15,7 @@ import torch
 from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.decode import Decoder, _warp, inverse_cdf
 from sdpo_ttt.policy.model import Policy
+from sdpo_ttt.policy.stop import CodeStop
 
 PROMPTS = [[1, 2, 3, 4, 5], [7, 8, 9], [1, 2, 3, 4, 5], [100, 200, 300, 400, 500, 600, 700]]  # ragged, one repeated
 
@@ -202,3 +203,41 @@ def test_warp_matches_transformers_processors(temperature: float, top_p: float) 
     if top_p < 1.0:
         want = TopPLogitsWarper(top_p)(None, want)
     assert torch.equal(_warp(scores, temperature, top_p), want)
+
+
+# ------------------------------------------------------------------ the answer ends at its closing fence (issue 26)
+def _fence_stop(free: list) -> CodeStop:
+    """A CodeStop over a stand-in vocabulary: token X reads "\\n```python\\nx = 1\\n", token Y "\\n```", any other
+    "a"; X and Y are taken from row 0 of `free` (X first), so row 0 closes a code block at its first Y after X."""
+    row = free[0].completion_ids
+    x = row[1]
+    y = next(t for t in row[3:] if t not in (x, row[0]))
+    words = {x: "\n```python\nx = 1\n", y: "\n```"}
+    return CodeStop(lambda ids: "".join(words.get(i, "a") for i in ids))
+
+
+@pytest.mark.parametrize("backend", ["decode loop", "generate"])
+def test_a_row_ends_on_the_token_that_closes_its_code_block(policy: Policy, backend: str) -> None:
+    """Each row is the free-running row cut after the token that closed its block (no EOS added), with the same
+    log-probs; the other rows go on unchanged; only the kept tokens are generated. Without the stop the rows are
+    sampled to the end, then cut the same way: nothing after the code leaves the sampler."""
+    kw = dict(temperature=1.0, max_new_tokens=12, seed=11, return_logprobs=True)
+    sample = policy.sample if backend == "decode loop" else lambda prompts, **k: _with_generate(policy, **k)
+    raw = sample(PROMPTS, **kw)  # random tokens close no block
+    assert all(c.finish_reason == "length" for c in raw)
+    fake = _fence_stop(raw)
+    ends = [fake.through_code(c.completion_ids) for c in raw]
+    assert ends[0] is not None and ends[0] < 12
+    saved, policy.code_stop = policy.code_stop, fake
+    try:
+        stopped, after = [], []
+        cut = sample(PROMPTS, **kw, progress=stopped.append)
+        late = sample(PROMPTS, **kw, progress=after.append, stop_at_code=False)
+    finally:
+        policy.code_stop = saved
+    for c, r, n in zip(cut, raw, ends, strict=True):
+        keep = len(r.completion_ids) if n is None else n
+        assert c.completion_ids == r.completion_ids[:keep] and c.finish_reason == ("length" if n is None else "code")
+        assert c.logprobs == pytest.approx(r.logprobs[:keep], abs=1e-5)
+    assert [c.completion_ids for c in late] == [c.completion_ids for c in cut]
+    assert sum(stopped) == sum(len(c.completion_ids) for c in cut) < sum(after)

@@ -49,7 +49,8 @@ class Messages(Reporter):
         self.messages.append(text)
 
 
-def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: float, corr: float, length_cut: set[int] | None = None):
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: float, corr: float, length_cut: set[int] | None = None,
+         cut_after_code: bool = False):
     strategy = GapStrategy(gap, corr)
     monkeypatch.setattr(loop, "make_strategy", lambda cfg, policy, messages, on_phase: strategy)
     problem = load_problem(PROBLEM)
@@ -58,7 +59,7 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gap: float, corr: floa
     run = RunDir.create(tmp_path / "run", cfg.model_dump(mode="json"), problem.to_json())
     rep = Messages()
     script = [program(c, score=0.25) for c in "abcdefghijkl"]
-    loop.run_discovery(problem, cfg, run, FakePolicy(script, length_cut=length_cut), FakeSandbox(), rep)
+    loop.run_discovery(problem, cfg, run, FakePolicy(script, length_cut=length_cut, cut_after_code=cut_after_code), FakeSandbox(), rep)
     return run, rep, strategy
 
 
@@ -88,3 +89,12 @@ def test_truncated_attempts_reach_feedback_and_metrics(tmp_path: Path, monkeypat
     assert fracs[:3] == [0.5, 0.5, 1.0]
     warning = next(m for m in rep.messages if "little to teach" in m)
     assert "a longer --max-new-tokens (now 64" in warning
+
+
+def test_an_answer_cut_only_after_its_code_is_not_told_it_was_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26: the limit cut the explanation after a closed code block, not the program: no "cut off" notice,
+    not counted as truncated, no advice to raise --max-new-tokens."""
+    run, rep, strategy = _run(tmp_path, monkeypatch, gap=-0.01, corr=0.4, length_cut=set(range(12)), cut_after_code=True)
+    assert not [fb for pair in strategy.seen for fb in pair if "cut off" in fb]
+    assert [r["health/truncated_frac"] for r in run.read_metrics()][:3] == [0.0, 0.0, 0.0]
+    assert not [m for m in rep.messages if "--max-new-tokens" in m]

@@ -9,6 +9,7 @@ import pytest
 
 from sdpo_ttt.run.journal import attempt_record
 from sdpo_ttt.sdpo.reprompt import CUT_MARK, MIN_FEEDBACK_CHARS, Contexts, teacher_user_turn
+from sdpo_ttt.policy.stop import CodeStop
 from sdpo_ttt.sdpo.update import build_contexts
 from sdpo_ttt.run.strategies import MultiTurn
 from tests.fakes import attempt, char_ids, load_policy, tiny_config
@@ -113,3 +114,13 @@ def test_multi_turn_keeps_a_fifo_of_feedback_per_chain(multi_turn_parts) -> None
     records += [attempt_record(attempt(10 + s, step=s, chain=0, feedback=f"{many}{s}"), {"sample": 0.0, "judge": 0.0}) for s in range(2, 6)]
     resumed.load(Path("unused"), records)
     assert resumed.prompts(3) == strategy.prompts(3)
+
+
+def test_tokens_after_the_closing_fence_are_not_trained_on() -> None:
+    """Issue 26: whatever sampled it, the completion the update trains on ends at its closing code fence."""
+    words = {4: "```python\nprint(1)\n", 5: "```", 6: "\nThis program prints one."}
+    stop = CodeStop(lambda ids: "".join(words[i] for i in ids))
+    contexts = Contexts(char_ids, [{"role": "user", "content": "Q"}], 4096)
+    attempts = [attempt(0, completion_ids=[4, 5, 6, 6]), attempt(1, completion_ids=[4, 6, 6])]
+    assert build_contexts(attempts, contexts, stop.through_code).completions == [[4, 5], [4, 6, 6]]  # the second never closed
+    assert build_contexts(attempts, contexts).completions == [[4, 5, 6, 6], [4, 6, 6]]

@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.policy.model import Policy
         from sdpo_ttt.policy.sampling import sample_programs
+        from sdpo_ttt.policy.stop import code_cut
         from sdpo_ttt.problem.schema import load_problem
 
         from transformers.utils import logging as hf_logging
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
 
             with err.status("judging..."), open_sandbox(cfg.judge.sandbox, workers=cfg.judge.sandbox_workers,
                                                           announce=lambda m: err.print(m, style="yellow")) as sb:
-                cut_at = [sampling.max_new_tokens if c.finish_reason == "length" else None for c, _ in samples]
+                cut_at = [sampling.max_new_tokens if code_cut(c.text, c.finish_reason) else None for c, _ in samples]
                 rules = FeedbackRules.for_run(prob, cfg.judge, seed)
                 verdicts, feedback = judge_batch(prob, sb, [code for _, code in samples], rules, cut_at)
         out = Console()

@@ -15,6 +15,7 @@ What it keeps from `generate` (tests/test_decode.py holds it to that):
   greedy (temperature 0) is generate's argmax, so greedy token ids are generate's up to float rounding;
 - the layout [left pad | prompt | completion], positions counted from the first real token;
 - the stop rule: a row stops at its first EOS (kept), the loop when every row stopped or at max_new_tokens;
+  `stop` (policy/stop.CodeStop: the closing fence of the code block) ends a row after the token it accepts;
 - the log-probs: the float32 model's up to rounding (the merged W + s·B·A rounds differently from peft's
   unmerged sum: ~1e-6 nats on average, benchmarks/sampling_throughput.py prints the gap).
 
@@ -309,11 +310,13 @@ class Decoder:
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
                  eos_ids: list[int], pad_id: int, adapter: str | None, return_logprobs: bool = False,
-                 progress: Callable[[int], None] | None = None) -> tuple[list[list[int]], list[list[float]] | None]:
-        """New token ids per prompt (through the first EOS, or max_new_tokens of them) and, if asked, the log
-        probability of each under the sampling distribution (temperature and top-p applied; greedy: the
-        model's). temperature <= 0 is greedy. Randomness: the global torch generator (seed it before). progress,
-        if given, is called after each step with the number of tokens that step added (rows not yet stopped)."""
+                 progress: Callable[[int], None] | None = None, stop: Callable[[list[int]], bool] | None = None
+                 ) -> tuple[list[list[int]], list[list[float]] | None]:
+        """New token ids per prompt (through the first EOS, the first token after which `stop(row so far)` is true,
+        or max_new_tokens of them) and, if asked, the log probability of each under the sampling distribution
+        (temperature and top-p applied; greedy: the model's). temperature <= 0 is greedy. Randomness: the global
+        torch generator (seed it before); a row's stop leaves the other rows' draws unchanged. progress, if given,
+        is called after each step with the number of tokens that step added (rows not yet stopped)."""
         B = len(prompts)
         if B == 0 or max_new_tokens <= 0:
             return [[] for _ in prompts], ([[] for _ in prompts] if return_logprobs else None)
@@ -355,6 +358,8 @@ class Decoder:
         out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)
         lps = torch.zeros((B, max_new_tokens), device=dev) if return_logprobs else None
         greedy = temperature <= 0
+        ends = [max_new_tokens] * B  # tokens kept per row: through its EOS or stop, else all
+        so_far: list[list[int]] = [[] for _ in range(B)]  # each row's tokens, for `stop`
         for t in range(max_new_tokens):
             scores = logits if greedy else _warp(logits, temperature, top_p)
             if greedy:
@@ -369,6 +374,14 @@ class Decoder:
                 progress(len(active))
             threads.adapt()  # at most once a second: a process that starts mid-call must not find us oversubscribed
             done = torch.isin(tok, eos)
+            if stop is not None:
+                hit = []
+                for r, x in zip(active.tolist(), tok.tolist(), strict=True):
+                    so_far[r].append(x)
+                    hit.append(stop(so_far[r]))
+                done |= torch.tensor(hit, device=dev)
+            for r in active[done].tolist():
+                ends[r] = t + 1
             if t == max_new_tokens - 1 or bool(done.all()):
                 break
             if bool(done.any()):
@@ -384,11 +397,9 @@ class Decoder:
         new: list[list[int]] = []
         lp_rows: list[list[float]] | None = [] if lps is not None else None
         for b, row in enumerate(out.tolist()):
-            cut = next((i for i, x in enumerate(row) if x in eos_ids), None)
-            n = cut + 1 if cut is not None else max_new_tokens  # rows only stop early at an EOS
-            new.append(row[:n])
+            new.append(row[:ends[b]])
             if lp_rows is not None and lps is not None:
-                lp_rows.append(lps[b, :n].tolist())
+                lp_rows.append(lps[b, :ends[b]].tolist())
         return new, lp_rows
 
 

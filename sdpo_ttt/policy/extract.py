@@ -10,6 +10,10 @@ Rules (measured on real samples of the built-in models, see tests/test_extract.p
   snippets or re-print a fragment after the real solution more often than they revise it.
 - No fenced candidate: the whole text, if it parses as Python and looks like a program.
 - Otherwise None (the loop turns that into a format_error verdict with feedback).
+
+Where the answer ends (`code_end`, `code_closed`): at the closing fence of the FIRST closed candidate block.
+Every sampler stops there (policy/stop.py), so the answer is the code: nothing after it is sampled, judged or
+trained on, and the extractor, which then sees one candidate, judges exactly that block.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ _FENCE = re.compile(r"^[ \t]{0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$"
 _PY_TAGS = {"python", "py", "python3", "py3", "python 3"}
 
 
-def _blocks(text: str) -> list[tuple[str | None, str]]:
-    """(tag, body) of each fenced block in order; tag None = untagged. An unclosed last block runs to the end."""
-    out: list[tuple[str | None, str]] = []
+def _blocks(text: str) -> list[tuple[str | None, str, int | None]]:
+    """(tag, body, end) of each fenced block in order; tag None = untagged; end = the offset just past its closing
+    fence, None for an unclosed last block (which runs to the end of the text)."""
+    out: list[tuple[str | None, str, int | None]] = []
     pos = 0
     while True:
         m = _FENCE.search(text, pos)
@@ -39,7 +44,7 @@ def _blocks(text: str) -> list[tuple[str | None, str]]:
             first, _, rest = body.partition("\n")
             if first.strip().lower() in _PY_TAGS:
                 tag, body = "python", rest
-        out.append((tag, body))
+        out.append((tag, body, c.end() if c else None))
         if c is None:
             return out
         pos = c.end()
@@ -59,17 +64,35 @@ def looks_like_program(code: str) -> bool:
     return False
 
 
+def _is_code(tag: str | None, body: str) -> bool:
+    """Whether a fenced block is a candidate program: tagged Python, or untagged and looks like a program."""
+    if not body.strip():
+        return False
+    if tag is not None:
+        return tag.lstrip("{.").rstrip("}") in _PY_TAGS
+    return looks_like_program(body)
+
+
+def code_end(text: str) -> int | None:
+    """The offset just past the closing fence of the first closed candidate block of `text` (the block the
+    extractor judges once the answer stops there), or None while no candidate block is closed.
+
+    A fence line at the very end of the text closes (as `extract_code` reads it), so an answer can stop on the
+    token that completes the fence."""
+    for tag, body, end in _blocks(text):
+        if end is not None and _is_code(tag, body.strip("\n")):
+            return end
+    return None
+
+
+def code_closed(text: str) -> bool:
+    """Whether the answer so far holds a closed code block: the point where every sampler stops."""
+    return code_end(text) is not None
+
+
 def extract_code(text: str) -> str | None:
     """The program in a model's answer, or None if there is none (see module doc for the rules)."""
-    candidates: list[str] = []
-    for tag, body in _blocks(text):
-        body = body.strip("\n")
-        if not body.strip():
-            continue
-        if tag is not None and tag.lstrip("{.").rstrip("}") in _PY_TAGS:
-            candidates.append(body)
-        elif tag is None and looks_like_program(body):
-            candidates.append(body)
+    candidates = [b for tag, body, _ in _blocks(text) if _is_code(tag, b := body.strip("\n"))]
     if candidates:
         best = max(range(len(candidates)), key=lambda i: (len(candidates[i].strip()), i))
         return candidates[best].rstrip() + "\n"

@@ -33,6 +33,7 @@ from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.device import resolve_device, resolve_dtype
 from sdpo_ttt.policy.catalog import resolve_model
 from sdpo_ttt.policy.prompting import problem_messages
+from sdpo_ttt.policy.stop import CodeStop
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -43,12 +44,13 @@ TEACHER = "teacher"
 
 @dataclass
 class Completion:
-    """One sampled attempt, with its token ids exactly as sampled (EOS included if generated)."""
+    """One sampled attempt, with its token ids exactly as sampled (EOS included if generated; nothing after the
+    token that closed its code block: policy/stop.py)."""
 
     prompt_ids: list[int]
     completion_ids: list[int]
     text: str  # decoded completion, special tokens skipped
-    finish_reason: str  # "eos" | "length"
+    finish_reason: str  # "code" (its code block closed) | "eos" | "length" (cut at the token limit, the code block open)
     logprobs: list[float] | None = None  # log p of each completion token under the sampling distribution (if asked)
 
 
@@ -59,25 +61,48 @@ class TokenCounter:
     counts up to and including its first EOS, as the Completion's completion_ids do.
     """
 
-    def __init__(self, progress: Callable[[int], None], rows: int, eos_ids: list[int]) -> None:
+    def __init__(self, progress: Callable[[int], None], rows: int, eos_ids: list[int],
+                 stopped: "CodeStopCriteria | None" = None) -> None:
         self.progress = progress
         self.done = [False] * rows
         self.eos = set(eos_ids)
         self.seen_prompt = False
+        self.stopped = stopped  # rows it ended at their closing fence count no further
+        self.steps = 0
 
     def put(self, value: Tensor) -> None:
         if not self.seen_prompt:
             self.seen_prompt = True
             return
         n = 0
+        self.steps += 1
         for b, t in enumerate(value.reshape(len(self.done), -1)[:, -1].tolist()):
-            if not self.done[b]:
+            end = self.stopped.ends[b] if self.stopped is not None else None
+            if not self.done[b] and (end is None or self.steps <= end):  # (generate may call put before or after the criteria)
                 n += 1
                 self.done[b] = t in self.eos
         if n:
             self.progress(n)
 
     def end(self) -> None: ...
+
+
+class CodeStopCriteria:
+    """A `generate` stopping criterion: a row is done once its code block closed (policy/stop.CodeStop).
+
+    generate calls it after each step with the whole sequences [B, prompt + new]; rows it already ended stay
+    ended. (A StoppingCriteria by duck typing: generate only calls it and reads the [B] bool result.)"""
+
+    def __init__(self, stop: CodeStop, prompt_len: int, rows: int) -> None:
+        self.stop = stop
+        self.prompt_len = prompt_len
+        self.ends: list[int | None] = [None] * rows  # tokens a row had when its block closed
+
+    def __call__(self, input_ids: Tensor, scores: Any, **kwargs: Any) -> Tensor:
+        for b, end in enumerate(self.ends):
+            if end is None and self.stop(input_ids[b, self.prompt_len:].tolist()):
+                self.ends[b] = input_ids.shape[1] - self.prompt_len
+        return torch.tensor([e is not None for e in self.ends], dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass
@@ -105,6 +130,7 @@ class Policy:
         self.pad_id: int = int(gen.pad_token_id if gen.pad_token_id is not None else self.eos_ids[0])
         self._vllm: Any = None  # VLLMSampler, created on first use when cfg.backend == "vllm"
         self._decoder: Any = None  # policy/decode.Decoder on CPU (False: this model needs `generate`), made on first use
+        self.code_stop = CodeStop(self.decode)  # where every attempt ends: the closing fence of its code block
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -268,6 +294,7 @@ class Policy:
         batch_size: int | None = None,
         return_logprobs: bool = False,
         progress: Callable[[int], None] | None = None,
+        stop_at_code: bool = True,
     ) -> list[Completion]:
         """One completion per prompt (repeat a prompt B times for B samples).
 
@@ -278,6 +305,9 @@ class Policy:
         sampling distribution (temperature and top-p applied). progress, if given, is called with the number of
         tokens generated since its last call (summed over the still-unfinished sequences), as decoding goes;
         every sampler here must call it so that the calls of one `sample` add up to its completion tokens.
+        stop_at_code (the default; off only to measure what it saves, benchmarks/answer_is_code.py): a row ends
+        on the token that closes its code block (policy/stop.py); off, the text after the code is sampled but
+        still cut from the completion.
         """
         if not prompts:
             return []
@@ -287,16 +317,16 @@ class Policy:
             if return_logprobs:
                 raise ValueError("return_logprobs is only supported by the hf backend")
             sampled = self._vllm_sampler().sample(self, prompts, temperature=temperature, top_p=top_p,
-                                                  max_new_tokens=max_new_tokens, seed=seed, adapter=adapter)
+                                                  max_new_tokens=max_new_tokens, seed=seed, adapter=adapter,
+                                                  closed=self.code_stop if stop_at_code else None)
             if progress is not None:  # vLLM decodes the batch in one call: one report at the end
                 progress(sum(len(s.completion_ids) for s in sampled))
-            return [Completion(prompt_ids=s.prompt_ids, completion_ids=s.completion_ids, text=s.text, finish_reason=s.finish_reason)
-                    for s in sampled]
+            return self._completions([s.prompt_ids for s in sampled], [s.completion_ids for s in sampled], None)
         step = batch_size or len(prompts)
         out: list[Completion] = []
         for i in range(0, len(prompts), step):
             out.extend(self._sample_chunk(prompts[i:i + step], temperature, top_p, max_new_tokens, seed + i // step, adapter, return_logprobs,
-                                          progress))
+                                          progress, stop_at_code))
         return out
 
     def _vllm_sampler(self) -> Any:
@@ -318,7 +348,8 @@ class Policy:
             sampler.close()
 
     def _sample_chunk(self, prompts: list[list[int]], temperature: float, top_p: float, max_new_tokens: int, seed: int,
-                      adapter: str | None, return_logprobs: bool, progress: Callable[[int], None] | None = None) -> list[Completion]:
+                      adapter: str | None, return_logprobs: bool, progress: Callable[[int], None] | None = None,
+                      stop_at_code: bool = True) -> list[Completion]:
         fast = self._fast_decoder()
         if fast is not None:  # CPU: the lean decode loop (policy/decode.py); same distribution, stop rule and log-probs
             threads.adapt()
@@ -326,7 +357,8 @@ class Policy:
                 torch.manual_seed(seed)
                 rows, lps = fast.generate(prompts, max_new_tokens=int(max_new_tokens), temperature=temperature, top_p=top_p,
                                           eos_ids=self.eos_ids, pad_id=self.pad_id, adapter=adapter,
-                                          return_logprobs=return_logprobs, progress=progress)
+                                          return_logprobs=return_logprobs, progress=progress,
+                                          stop=self.code_stop if stop_at_code else None)
             return self._completions(prompts, rows, lps)
         from transformers import GenerationConfig
 
@@ -349,8 +381,10 @@ class Policy:
         try:
             with self._adapter(adapter), torch.random.fork_rng(devices=_rng_devices(self.device)):
                 torch.manual_seed(seed)
-                streamer = TokenCounter(progress, len(prompts), self.eos_ids) if progress is not None else None
-                res = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg, streamer=streamer)
+                crit = CodeStopCriteria(self.code_stop, ids.shape[1], len(prompts)) if stop_at_code else None
+                streamer = TokenCounter(progress, len(prompts), self.eos_ids, crit) if progress is not None else None
+                res = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg, streamer=streamer,
+                                          stopping_criteria=[crit] if crit is not None else None)
         finally:
             self.model.train(was_training)
         new = res.sequences[:, ids.shape[1]:].tolist()
@@ -372,17 +406,22 @@ class Policy:
         return self._decoder or None
 
     def _completions(self, prompts: list[list[int]], new: list[list[int]], lp_steps: list[list[float]] | None) -> list[Completion]:
-        """Completions from the new token rows (cut after the first EOS) and their per-step log-probs."""
+        """Completions from the new token rows and their per-step log-probs: each row cut after the token that
+        closed its code block ("code"; whatever followed, EOS included, is dropped, whichever sampler made it),
+        else after its first EOS ("eos"), else kept whole ("length")."""
         eos = set(self.eos_ids)
         comps: list[Completion] = []
         for b, row in enumerate(new):
             cut = next((t for t, x in enumerate(row) if x in eos), None)
             ids_b = row[: cut + 1] if cut is not None else row
+            code = self.code_stop.through_code(ids_b)
+            if code is not None:
+                ids_b = ids_b[:code]
             comps.append(Completion(
                 prompt_ids=list(prompts[b]),
                 completion_ids=ids_b,
                 text=self.decode(ids_b),
-                finish_reason="eos" if cut is not None else "length",
+                finish_reason="code" if code is not None else "eos" if cut is not None else "length",
                 logprobs=lp_steps[b][: len(ids_b)] if lp_steps is not None else None,
             ))
         return comps

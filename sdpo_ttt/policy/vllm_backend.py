@@ -9,6 +9,12 @@ pointed at stderr), so that `solve --json` still prints one JSON object. A spawn
 main module, so vLLM is driven from a real program (the `sdpo-ttt` CLI), never from `python - <<EOF`.
 `close()` shuts the engine down explicitly; nothing waits for the garbage collector to free its GPU memory.
 
+An attempt ends at the closing fence of its code block (policy/stop.py). vLLM cannot be asked that directly:
+its stop strings match anywhere, the opening fence included. So a row stops at every fence string ("```",
+"~~~"), and `sample_until_code` continues the rows whose code block is still open from where they stopped
+(prompt + tokens so far, the remaining token budget; prefix caching makes the re-read cheap), until the block
+closes, an EOS, or the limit. The tokens are still exactly the sampled ones.
+
 The trained adapter reaches vLLM by hot-swap, never by merging weights or restarting: after each update the
 adapter is saved (safetensors, peft format) into a fresh versioned folder and served under a NEW LoRA
 request id, so vLLM cannot reuse the stale cached weights of an older id. Whether the adapter changed is
@@ -29,6 +35,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Iterator, NamedTuple, Protocol
 
 import torch
@@ -177,7 +184,46 @@ class Sampled(NamedTuple):
     prompt_ids: list[int]
     completion_ids: list[int]
     text: str
-    finish_reason: str  # "eos" | "length"
+    finish_reason: str  # "eos" | "length" | "code" (its code block closed)
+
+
+FENCES = ["```", "~~~"]  # the stop strings: where a code block may close (or open)
+
+
+class Round(NamedTuple):
+    """What one vLLM call gave a row: its new tokens, finish_reason and stop_reason (vLLM's CompletionOutput)."""
+
+    token_ids: list[int]
+    finish_reason: str | None
+    stop_reason: Any
+
+
+def sample_until_code(generate: Callable[[list[int], list[list[int]], list[int], int], list[Round]], prompts: list[list[int]],
+                      max_new_tokens: int, closed: Callable[[list[int]], bool] | None, eos_ids: list[int]) -> list[Sampled]:
+    """Sample each prompt until its code block closes (closed(tokens so far)), an EOS or max_new_tokens.
+
+    generate(rows, prompts, max_tokens per prompt, round) runs one vLLM call (rows: which of `prompts` each is)
+    that stops a row at a fence string (with closed None: at EOS or the limit only). A row stopped at a fence
+    whose block is still open goes on in the next round from prompt + its tokens so far."""
+    tokens: list[list[int]] = [[] for _ in prompts]
+    result: list[Sampled | None] = [None] * len(prompts)
+    pending = list(range(len(prompts)))
+    rnd = 0
+    while pending:
+        outs = generate(pending, [prompts[i] + tokens[i] for i in pending], [max_new_tokens - len(tokens[i]) for i in pending], rnd)
+        going = []
+        for i, o in zip(pending, outs, strict=True):
+            tokens[i] += list(o.token_ids)
+            at_fence = o.finish_reason == "stop" and isinstance(o.stop_reason, str)
+            if closed is not None and at_fence and closed(tokens[i]):
+                result[i] = Sampled(list(prompts[i]), tokens[i], "", "code")
+            elif at_fence and len(tokens[i]) < max_new_tokens:
+                going.append(i)
+            else:
+                reason = "length" if at_fence else o.finish_reason
+                result[i] = to_sampled(prompts[i], tokens[i], reason, None if at_fence else o.stop_reason, eos_ids, "")
+        pending, rnd = going, rnd + 1
+    return [r for r in result if r is not None]
 
 
 def to_sampled(prompt: list[int], token_ids: list[int], finish_reason: str | None, stop_reason: Any,
@@ -220,8 +266,9 @@ class VLLMSampler:
             )
 
     def sample(self, source: AdapterSource, prompts: list[list[int]], *, temperature: float, top_p: float, max_new_tokens: int,
-               seed: int, adapter: str | None) -> list[Sampled]:
-        """One attempt per prompt with adapter `adapter` of `source` (published when it changed); None = base weights."""
+               seed: int, adapter: str | None, closed: Callable[[list[int]], bool] | None = None) -> list[Sampled]:
+        """One attempt per prompt with adapter `adapter` of `source` (published when it changed); None = base weights.
+        closed(tokens so far): whether the attempt's code block closed, where it ends (None: run to EOS or the limit)."""
         if self.llm is None:
             raise RuntimeError("this vLLM sampler was closed")
         from vllm import SamplingParams
@@ -232,11 +279,17 @@ class VLLMSampler:
         if adapter is not None:
             ref = self.publisher.publish(source, adapter)
             lora = LoRARequest(ref.name, ref.id, str(ref.path))
-        params = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed * 100_003 + i,
-                                 stop_token_ids=list(self.eos_ids), skip_special_tokens=True) for i in range(len(prompts))]
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, lora_request=lora, use_tqdm=False)
-        return [to_sampled(p, o.outputs[0].token_ids, o.outputs[0].finish_reason, o.outputs[0].stop_reason,
-                           self.eos_ids, o.outputs[0].text) for p, o in zip(prompts, outs, strict=True)]
+        stop = FENCES if closed is not None else None
+
+        def generate(rows: list[int], batch: list[list[int]], max_tokens: list[int], rnd: int) -> list[Round]:
+            params = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=m, seed=seed * 100_003 + r + rnd * 7_919,
+                                     stop_token_ids=list(self.eos_ids), skip_special_tokens=True, stop=stop,
+                                     include_stop_str_in_output=True)
+                      for r, m in zip(rows, max_tokens, strict=True)]
+            outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in batch], params, lora_request=lora, use_tqdm=False)
+            return [Round(list(o.outputs[0].token_ids), o.outputs[0].finish_reason, o.outputs[0].stop_reason) for o in outs]
+
+        return sample_until_code(generate, prompts, max_new_tokens, closed, self.eos_ids)
 
     def close(self) -> None:
         """Shut the engine process down and free its GPU memory now (idempotent)."""

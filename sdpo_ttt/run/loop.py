@@ -24,6 +24,7 @@ import torch
 from sdpo_ttt.config.durations import parse_duration
 from sdpo_ttt.config.tree import SolveConfig
 from sdpo_ttt.policy.extract import extract_code
+from sdpo_ttt.policy.stop import code_cut
 from sdpo_ttt.problem.schema import Problem
 from sdpo_ttt.run.checkpoint import Progress
 from sdpo_ttt.run.journal import Journal
@@ -131,7 +132,7 @@ def sample_and_judge(problem: Problem, cfg: SolveConfig, policy: "Policy", sandb
     t1 = time.perf_counter()
     phases("judging", step, n)
     codes = [extract_code(c.text) for c in completions]
-    cut_at = [s.max_new_tokens if c.finish_reason == "length" else None for c in completions]
+    cut_at = [s.max_new_tokens if code_cut(c.text, c.finish_reason) else None for c in completions]
     verdicts, feedback = judge_batch(problem, sandbox, codes, rules, cut_at)
     attempts = [Attempt(step=step, index=progress.used + i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
                 for i, (c, code, v, fb) in enumerate(zip(completions, codes, verdicts, feedback, strict=True))]
@@ -166,5 +167,5 @@ def summarize(progress: Progress, problem: Problem, cfg: SolveConfig, monitors: 
 
 
 def _cut(a: Attempt) -> bool:
-    """The attempt was cut off at the token limit."""
-    return a.completion.finish_reason == "length"
+    """The token limit cut the attempt's code (not just prose after a closed code block: issue 26)."""
+    return code_cut(a.completion.text, a.completion.finish_reason)

@@ -42,18 +42,27 @@ if TYPE_CHECKING:
 __all__ = ["SDPOUpdater", "UpdateBatch", "build_contexts"]
 
 
-def build_contexts(attempts: list["Attempt"], contexts: Contexts) -> UpdateBatch:
-    """1. The student context x of each attempt (as sampled) and its teacher context (x, [d], f)."""
+def build_contexts(attempts: list["Attempt"], contexts: Contexts,
+                   through_code: Callable[[list[int]], int | None] | None = None) -> UpdateBatch:
+    """1. The student context x of each attempt (as sampled) and its teacher context (x, [d], f). through_code(y):
+    how many of y's tokens run through its closing code fence (policy/stop.py); tokens after it are not trained on."""
     passing = [a for a in attempts if a.verdict.passed and a.code]
     demos = [next((p.code for p in passing if p.index != a.index), None) for a in attempts]  # never the attempt itself
     return UpdateBatch(
         student_prompts=[a.completion.prompt_ids for a in attempts],
         teacher_prompts=[contexts.teacher(a.feedback, d) for a, d in zip(attempts, demos, strict=True)],
-        completions=[a.completion.completion_ids for a in attempts],
+        completions=[_through_code(a.completion.completion_ids, through_code) for a in attempts],
         rewards=[a.verdict.score for a in attempts],
         has_feedback=[bool(a.feedback) for a in attempts],
         has_demo=[d is not None for d in demos],
     )
+
+
+def _through_code(ids: list[int], through_code: Callable[[list[int]], int | None] | None) -> list[int]:
+    """y up to its closing code fence: the samplers stop there; this keeps other paths (stand-in samplers,
+    completions made before the stop existed) from training on the prose after the code."""
+    n = through_code(ids) if through_code is not None else None
+    return list(ids) if n is None else list(ids[:n])
 
 
 Phase = Callable[[str, int, int], None]  # ("teacher" | "student", micro-batch i, of n): whoever displays progress
@@ -80,7 +89,8 @@ class SDPOUpdater:
         self.optimizer = torch.optim.AdamW(self.params, lr=self.optim.lr, weight_decay=self.optim.weight_decay)
 
     def step(self, attempts: list["Attempt"]) -> dict[str, float]:
-        return self.update(build_contexts(attempts, self.contexts))
+        stop = getattr(self.policy, "code_stop", None)  # (stand-in policies in tests have none)
+        return self.update(build_contexts(attempts, self.contexts, stop.through_code if stop is not None else None))
 
     def update(self, batch: UpdateBatch) -> dict[str, float]:
         """Steps 2-6 on a batch whose contexts are built."""
