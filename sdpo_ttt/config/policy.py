@@ -23,6 +23,10 @@ class PolicyConfig(Section):
         None, "Recompute activations in the student's backward pass (saves memory on long attempts).",
         default_help="on for GPU, off on CPU")
     system_prompt: str | None = option(None, "Override the system turn.", default_help="prompting.DEFAULT_SYSTEM_PROMPT")
+    thinking: bool = option(
+        False, "Let thinking models (Qwen3) think before answering: passes enable_thinking to the chat template of "
+        "the student and every teacher context. Off as in the paper's runs, which have thinking off; templates "
+        "without thinking ignore it.", paper="arXiv 2601.20802: runs with thinking off")
     user_template: str | None = option(
         None, "Override the user turn template ({statement} and {instructions} are filled in).",
         default_help="prompting.DEFAULT_USER_TEMPLATE")

@@ -32,7 +32,7 @@ from sdpo_ttt.policy import adapters as lora
 from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.device import resolve_device, resolve_dtype
 from sdpo_ttt.policy.catalog import resolve_model
-from sdpo_ttt.policy.prompting import problem_messages
+from sdpo_ttt.policy.prompting import chat_text, problem_messages
 from sdpo_ttt.policy.stop import CodeStop
 
 if TYPE_CHECKING:
@@ -257,12 +257,8 @@ class Policy:
     # ---------------------------------------------------------------- prompts
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         """Token ids of the messages through the chat template, ending with the assistant generation prompt."""
-        tok = self.tokenizer
-        if getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:  # a base model without a template: a plain transcript
-            text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
-        return list(tok(text, add_special_tokens=False)["input_ids"])
+        text = chat_text(self.tokenizer, messages, thinking=self.cfg.thinking)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def problem_messages(self, problem: Any) -> list[dict[str, str]]:
         return problem_messages(problem, self.cfg.system_prompt, self.cfg.user_template)

@@ -1,7 +1,9 @@
 """The prompt for a problem: a system turn and a user turn, later rendered by the model's chat template.
 
 The user turn (the "question" x of SDPO) is `user_template` filled with the statement and the I/O
-instructions for the problem's kind; the SDPO teacher re-prompt reuses the same question text.
+instructions for the problem's kind; the SDPO teacher re-prompt reuses the same question text. `chat_text`
+renders turns through the model's chat template, for the student's prompt and every teacher context alike
+(`Policy.chat_ids`, which `sdpo/reprompt.Contexts` is given), with thinking off unless asked for.
 """
 
 from __future__ import annotations
@@ -74,3 +76,14 @@ def problem_messages(problem: Any, system_prompt: str | None = None, user_templa
     msgs = [{"role": "system", "content": system}] if system else []
     msgs.append({"role": "user", "content": question_text(problem, user_template)})
     return msgs
+
+
+def chat_text(tokenizer: Any, messages: list[dict[str, str]], *, thinking: bool = False) -> str:
+    """The messages through the tokenizer's chat template, ending with the assistant generation prompt.
+
+    `enable_thinking=thinking` goes to every template: those of thinking models (Qwen3) open the answer with an
+    empty think block when it is False (the paper's runs have thinking off), the others never read it. A
+    tokenizer without a template (a base model) gets a plain transcript."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking)
+    return "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
