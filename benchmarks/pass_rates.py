@@ -25,7 +25,7 @@ def extract_last(text: str) -> str | None:
     from sdpo_ttt.policy import extract as ex
 
     cands = []
-    for tag, body in ex._blocks(text):
+    for tag, body, _ in ex._blocks(text):
         body = body.strip("\n")
         if not body.strip():
             continue

@@ -219,8 +219,8 @@ def _fence_stop(free: list) -> CodeStop:
 @pytest.mark.parametrize("backend", ["decode loop", "generate"])
 def test_a_row_ends_on_the_token_that_closes_its_code_block(policy: Policy, backend: str) -> None:
     """Each row is the free-running row cut after the token that closed its block (no EOS added), with the same
-    log-probs; the other rows go on unchanged; only the kept tokens are generated. Without the stop the rows are
-    sampled to the end, then cut the same way: nothing after the code leaves the sampler."""
+    log-probs; the other rows go on unchanged; only the kept tokens are generated. Without the stop the rows
+    run to the limit as before."""
     kw = dict(temperature=1.0, max_new_tokens=12, seed=11, return_logprobs=True)
     sample = policy.sample if backend == "decode loop" else lambda prompts, **k: _with_generate(policy, **k)
     raw = sample(PROMPTS, **kw)  # random tokens close no block
@@ -239,5 +239,5 @@ def test_a_row_ends_on_the_token_that_closes_its_code_block(policy: Policy, back
         keep = len(r.completion_ids) if n is None else n
         assert c.completion_ids == r.completion_ids[:keep] and c.finish_reason == ("length" if n is None else "code")
         assert c.logprobs == pytest.approx(r.logprobs[:keep], abs=1e-5)
-    assert [c.completion_ids for c in late] == [c.completion_ids for c in cut]
-    assert sum(stopped) == sum(len(c.completion_ids) for c in cut) < sum(after)
+    assert [c.completion_ids for c in late] == [c.completion_ids for c in raw]
+    assert sum(stopped) == sum(len(c.completion_ids) for c in cut) < sum(after) == sum(len(c.completion_ids) for c in raw)

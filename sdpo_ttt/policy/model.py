@@ -301,9 +301,9 @@ class Policy:
         sampling distribution (temperature and top-p applied). progress, if given, is called with the number of
         tokens generated since its last call (summed over the still-unfinished sequences), as decoding goes;
         every sampler here must call it so that the calls of one `sample` add up to its completion tokens.
-        stop_at_code (the default; off only to measure what it saves, benchmarks/answer_is_code.py): a row ends
-        on the token that closes its code block (policy/stop.py); off, the text after the code is sampled but
-        still cut from the completion.
+        stop_at_code (the default): a row ends on the token that closes its code block (policy/stop.py). Off,
+        rows run to EOS or the limit as before issue 26 (to measure what the stop saves:
+        benchmarks/answer_is_code.py); the update still trains only on the tokens through the fence.
         """
         if not prompts:
             return []
@@ -317,7 +317,7 @@ class Policy:
                                                   closed=self.code_stop if stop_at_code else None)
             if progress is not None:  # vLLM decodes the batch in one call: one report at the end
                 progress(sum(len(s.completion_ids) for s in sampled))
-            return self._completions([s.prompt_ids for s in sampled], [s.completion_ids for s in sampled], None)
+            return self._completions([s.prompt_ids for s in sampled], [s.completion_ids for s in sampled], None, stop_at_code)
         step = batch_size or len(prompts)
         out: list[Completion] = []
         for i in range(0, len(prompts), step):
@@ -355,7 +355,7 @@ class Policy:
                                           eos_ids=self.eos_ids, pad_id=self.pad_id, adapter=adapter,
                                           return_logprobs=return_logprobs, progress=progress,
                                           stop=self.code_stop if stop_at_code else None)
-            return self._completions(prompts, rows, lps)
+            return self._completions(prompts, rows, lps, stop_at_code)
         from transformers import GenerationConfig
 
         ids, mask = self._left_pad(prompts)
@@ -389,7 +389,7 @@ class Policy:
             # [B, T] log p(sampled token) under the processed (tempered, top-p) distribution
             lp_steps = torch.stack([torch.log_softmax(s.float(), dim=-1).gather(1, res.sequences[:, ids.shape[1] + t, None]).squeeze(1)
                                     for t, s in enumerate(res.scores)], dim=1).tolist()
-        return self._completions(prompts, new, lp_steps)
+        return self._completions(prompts, new, lp_steps, stop_at_code)
 
     def _fast_decoder(self) -> Any:
         """The lean CPU decode loop for this model, or None where it does not apply (GPU, vLLM, other architectures)."""
@@ -401,16 +401,17 @@ class Policy:
             self._decoder = Decoder(self.model, pack=pack_weights(self._base)) if Decoder.supports(self.model) is None else False
         return self._decoder or None
 
-    def _completions(self, prompts: list[list[int]], new: list[list[int]], lp_steps: list[list[float]] | None) -> list[Completion]:
-        """Completions from the new token rows and their per-step log-probs: each row cut after the token that
-        closed its code block ("code"; whatever followed, EOS included, is dropped, whichever sampler made it),
-        else after its first EOS ("eos"), else kept whole ("length")."""
+    def _completions(self, prompts: list[list[int]], new: list[list[int]], lp_steps: list[list[float]] | None,
+                     at_code: bool = True) -> list[Completion]:
+        """Completions from the new token rows and their per-step log-probs: each row cut (at_code) after the token
+        that closed its code block ("code"; whatever a sampler left after it, such as generate's padding, is
+        dropped), else after its first EOS ("eos"), else kept whole ("length")."""
         eos = set(self.eos_ids)
         comps: list[Completion] = []
         for b, row in enumerate(new):
             cut = next((t for t, x in enumerate(row) if x in eos), None)
             ids_b = row[: cut + 1] if cut is not None else row
-            code = self.code_stop.through_code(ids_b)
+            code = self.code_stop.through_code(ids_b) if at_code else None
             if code is not None:
                 ids_b = ids_b[:code]
             comps.append(Completion(
