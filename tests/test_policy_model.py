@@ -12,6 +12,7 @@ from sdpo_ttt.errors import ModelUnavailable
 from sdpo_ttt.policy import catalog as registry
 from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
 from sdpo_ttt.config.policy import PolicyConfig
+from sdpo_ttt.policy.extract import code_closed, code_end, extract_code
 
 pytestmark = pytest.mark.model
 
@@ -76,9 +77,11 @@ def test_sampling_is_reproducible_for_a_seed(policy, prompt) -> None:
     assert [x.completion_ids for x in a] != [x.completion_ids for x in c]
     for x in a:
         assert x.prompt_ids == prompt
-        assert x.finish_reason in ("eos", "length")
+        assert x.finish_reason in ("eos", "length", "code")
         if x.finish_reason == "eos":
             assert x.completion_ids[-1] in policy.eos_ids
+        elif x.finish_reason == "code":
+            assert code_closed(x.text) and len(x.completion_ids) <= 16
         else:
             assert len(x.completion_ids) == 16
     # the global RNG is not consumed by sampling
@@ -87,6 +90,18 @@ def test_sampling_is_reproducible_for_a_seed(policy, prompt) -> None:
     torch.manual_seed(0)
     policy.sample([prompt], max_new_tokens=4, seed=1)
     assert torch.equal(torch.rand(1), before)
+
+
+def test_the_answer_ends_on_the_token_that_closes_its_code(policy, prompt) -> None:
+    """Issue 26 on the real model: greedy, the stopped answer is the free-running one cut at its closing fence."""
+    kw = dict(max_new_tokens=96, seed=0, temperature=0.0, return_logprobs=True)
+    free = policy.sample([prompt], stop_at_code=False, **kw)[0]
+    stopped = policy.sample([prompt], **kw)[0]
+    assert code_closed(free.text) and free.text[code_end(free.text):].strip()  # the model explains after its code
+    assert stopped.finish_reason == "code" and free.text.startswith(stopped.text) and code_closed(stopped.text)
+    assert stopped.completion_ids == free.completion_ids[: len(stopped.completion_ids)] and stopped.completion_ids[-1] not in policy.eos_ids
+    assert len(stopped.logprobs) == len(stopped.completion_ids)
+    assert stopped.text.rstrip().endswith("```") and extract_code(stopped.text) == extract_code(free.text[: code_end(free.text)])
 
 
 def test_scoring_reproduces_sampling_logprobs(policy, prompt, short_prompt) -> None:
