@@ -10,8 +10,11 @@ the decoded text):
   - vLLM stops at every fence string and continues the rows whose block is not closed (policy/vllm_backend.py).
 The attempt's tokens are the sampled tokens through that fence token, no EOS appended (finish reason "code"),
 and their log-probs are those of the same tokens: what is trained on is exactly what was sampled. An answer
-whose block never closes runs to EOS or the token limit as before. `Policy._completions` cuts every completion,
-whatever produced it, after `CodeStop.through_code`, so no path can put tokens after the code into training.
+whose block never closes runs to EOS or the token limit as before. `Policy._completions` cuts each row after
+`CodeStop.through_code` (what a sampler left after the stop, e.g. generate's padding), and the update
+(`sdpo/update.build_contexts`) cuts every completion there again, whoever made it (`Policy.sample(stop_at_code=
+False)`, stand-in samplers, older code): no path puts tokens after the code into training. The "cut off" feedback
+is given only when the limit cut the code itself (`code_cut`).
 """
 
 from __future__ import annotations

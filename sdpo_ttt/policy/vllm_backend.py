@@ -183,7 +183,7 @@ class Sampled(NamedTuple):
 
     prompt_ids: list[int]
     completion_ids: list[int]
-    text: str
+    text: str  # vLLM's text (empty from sample_until_code: the policy decodes the ids itself)
     finish_reason: str  # "eos" | "length" | "code" (its code block closed)
 
 
