@@ -301,12 +301,12 @@ class Program:
     verdict: Any = None
 
 
-def load_programs(folder: Path, max_wrong: int | None) -> tuple[Program, list[Program]]:
+def load_programs(folder: Path) -> tuple[Program, list[Program]]:
     ref = folder / "reference" / "solution.py"
     if not ref.is_file():
         refs = sorted((folder / "reference").glob("*.py"))
         ref = refs[0]
-    wrong = sorted((folder / "wrong").glob("*.py"))[: max_wrong or None]
+    wrong = sorted((folder / "wrong").glob("*.py"))
     return (Program(ref.name, strip_comments(ref.read_text(encoding="utf-8"))),
             [Program(w.stem, strip_comments(w.read_text(encoding="utf-8"))) for w in wrong])
 
@@ -359,7 +359,7 @@ class Screen:
         from sdpo_ttt.sandbox.verdict import Outcome
         from sdpo_ttt.sdpo.reprompt import user_turn, with_user_turn
 
-        ref, wrongs = load_programs(folder, max_wrong)
+        ref, wrongs = load_programs(folder)
         verdicts = self.sandbox.judge_many(problem, [ref.code] + [w.code for w in wrongs])
         ref.verdict = verdicts[0]
         for w, v in zip(wrongs, verdicts[1:], strict=True):
@@ -372,13 +372,14 @@ class Screen:
         student = self.policy.chat_ids(messages)
         self.scorer.set_prefix(student)
         ref_ids, ref_lines = self.answer(ref.code)
-        answers = {w.name: self.answer(w.code) for w in wrongs}
+        attempts = wrongs[: max_wrong or None]  # the failed attempts screened; siblings come from every wrong program
+        answers = {w.name: self.answer(w.code) for w in attempts}
         code_tokens = {name: [i for i, ln in enumerate(lines) if ln >= 0] for name, (_, lines) in
                        [(ref.name, (ref_ids, ref_lines)), *answers.items()]}
-        student_lp = dict(zip([ref.name] + [w.name for w in wrongs],
-                              self.scorer.score(student, [ref_ids] + [answers[w.name][0] for w in wrongs]), strict=True))
+        student_lp = dict(zip([ref.name] + [w.name for w in attempts],
+                              self.scorer.score(student, [ref_ids] + [answers[w.name][0] for w in attempts]), strict=True))
         out = []
-        for w in wrongs:
+        for w in attempts:
             if w.verdict.passed:
                 self.log(f"  warning: {problem.id}/{w.name} passes every test; skipped")
                 continue
@@ -517,9 +518,10 @@ def _main(argv: Sequence[str] | None) -> int:
         screen = Screen(policy, sandbox, args.feedback_style, contexts, log)
         try:
             for problem, folder in zip(problems, folders, strict=True):
-                t0 = time.perf_counter()
+                t0, n0 = time.perf_counter(), screen.scorer.tokens
                 pairs += screen.problem(problem, folder, args.max_wrong)
-                log(f"{problem.id}: {time.perf_counter() - t0:.0f} s, {screen.scorer.tokens} tokens so far")
+                took = time.perf_counter() - t0
+                log(f"{problem.id}: {took:.0f} s, {screen.scorer.tokens - n0} tokens ({(screen.scorer.tokens - n0) / took:.0f}/s)")
         finally:
             policy.close()
     wall = time.perf_counter() - start
