@@ -440,18 +440,33 @@ def report(pairs: Sequence[dict[str, Any]], contexts: Sequence[str], n_boot: int
         n_prob = len({p["problem"] for p in ps})
         disc = summarise(ps, c, "discrimination", n_boot)
         wins = sum(p["contexts"][c]["discrimination"] > 0 for p in ps)
+        n_auroc = len({p["problem"] for p in ps if not math.isnan(p["contexts"][c]["auroc"])})
         lines.append(f"| {c} | {n_prob} | {len(ps)} | {_ci(summarise(ps, c, 'ref_delta', n_boot))} "
                      f"| {_ci(summarise(ps, c, 'wrong_delta', n_boot))} | {_ci(disc)} "
-                     f"| {_ci(summarise(ps, c, 'auroc', n_boot), '{:.2f}')} | {wins}/{len(ps)} |")
+                     f"| {_ci(summarise(ps, c, 'auroc', n_boot), '{:.2f}')} ({n_auroc}) | {wins}/{len(ps)} |")
     lines += ["", "Δ = teacher context − student context, mean per-token log-prob of the program (nats/token); "
               "discrimination = Δ reference − Δ wrong (> 0: the teacher prefers the correct program); AUROC: the "
               "teacher − student log-ratio on the wrong program's tokens, lower on the lines that differ from the "
               "reference (0.5 = no signal); each figure the mean over problems of the problem's mean over its wrong "
-              "programs, 90% bootstrap over problems; wins: pairs with discrimination > 0."]
+              "programs, 90% bootstrap over problems; (n): problems with an AUROC (a wrong program that shares no line with the "
+              "reference has none); wins: pairs with discrimination > 0."]
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------- main
+def merge_results(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The pairs of several result files, one record per (problem, wrong program) with every file's contexts."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    names: list[str] = []
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        names += [c["name"] for c in data["contexts"] if c["name"] not in names]
+        for p in data["pairs"]:
+            rec = merged.setdefault((p["problem"], p["wrong"]), {**p, "contexts": {}})
+            rec["contexts"].update(p["contexts"])
+    return list(merged.values()), names
+
+
 def default_problems() -> list[str]:
     return [str(p.relative_to(REPO)) for p in sorted((REPO / "problems").iterdir()) if p.is_dir() and has_programs(p)]
 
@@ -486,7 +501,13 @@ def _main(argv: Sequence[str] | None) -> int:
                     "(default: benchmarks/results/teacher_screen-<date>.json; --smoke: none)")
     ap.add_argument("--bootstrap", type=int, default=5000, help="bootstrap replicates (default: %(default)s)")
     ap.add_argument("--smoke", action="store_true", help="tiny random model, local sandbox, 2 problems, 1 wrong program each")
+    ap.add_argument("--report", default=None, metavar="JSON[,JSON]", help="only print the table of saved results "
+                    "(several files: their contexts side by side)")
     args = ap.parse_args(argv)
+    if args.report:
+        pairs, names = merge_results([Path(x) for x in args.report.split(",")])
+        print(report(pairs, names, args.bootstrap))
+        return 0
 
     names = [c.strip() for c in args.contexts.split(",") if c.strip()] + (["all+diagnosis"] if args.diagnosis else [])
     by_name = {c.name: c for c in CONTEXTS}

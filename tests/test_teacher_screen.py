@@ -183,3 +183,19 @@ def test_prefix_scorer_equals_token_logprobs_of_the_base_model(tiny_model_dir: P
         want = pol.token_logprobs([prompt] * len(answers), answers, adapter=None)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w.double().numpy(), atol=1e-4)
+
+
+def test_saved_results_merge_their_contexts_per_pair(tmp_path: Path) -> None:
+    import json
+
+    def pair(problem: str, ctx: str, x: float) -> dict:
+        return {"problem": problem, "wrong": "w", "contexts": {ctx: {"discrimination": x}}}
+
+    (tmp_path / "a.json").write_text(json.dumps({"contexts": [{"name": "public"}], "pairs": [pair("p", "public", 1.0)]}))
+    (tmp_path / "b.json").write_text(json.dumps({"contexts": [{"name": "all+diagnosis"}],
+                                                 "pairs": [pair("p", "all+diagnosis", 2.0), pair("q", "all+diagnosis", 3.0)]}))
+    pairs, names = ts.merge_results([tmp_path / "a.json", tmp_path / "b.json"])
+    assert names == ["public", "all+diagnosis"]
+    by = {p["problem"]: p["contexts"] for p in pairs}
+    assert by == {"p": {"public": {"discrimination": 1.0}, "all+diagnosis": {"discrimination": 2.0}},
+                  "q": {"all+diagnosis": {"discrimination": 3.0}}}
