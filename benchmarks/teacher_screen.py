@@ -22,7 +22,7 @@ Teacher contexts (`CONTEXTS`; --contexts picks some): the feedback at visibility
 own program quoted before its feedback (+code); with the best-scored other wrong program of the problem as a
 labelled partial demonstration (+sibling: "A partial solution (passed 6/8 tests):"); +diagnosis, the two-stage
 variant (--diagnosis: a short diagnosis of the bug sampled first from the model, greedy, then put in the teacher's
-context). `--feedback-style` picks the feedback renderer.
+context). `--feedback-style` picks the feedback renderer (reference | detailed, sdpo_ttt/sandbox/feedback.py).
 
 Cost: forward passes only; the question's KV is computed once per problem and each teacher prompt's once for both
 programs. The 0.5B on the shared 2-core CPU: see docs/results.md for the measured time.
@@ -337,9 +337,7 @@ class Screen:
     def feedback(self, problem: Any, verdict: Any, visibility: str) -> str:
         from sdpo_ttt.sandbox.feedback import render_feedback
 
-        if self.style != "detailed":
-            raise UserError(f"feedback style {self.style!r} is not in this tree's renderer", "use --feedback-style detailed")
-        return render_feedback(problem, verdict, visibility=visibility)
+        return render_feedback(problem, verdict, visibility=visibility, style=self.style)
 
     def answer(self, code: str) -> tuple[list[int], list[int]]:
         """Token ids of the answer for `code` and each token's program line (-1: fence)."""
@@ -486,6 +484,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from sdpo_ttt.policy.model import Policy
     from sdpo_ttt.problem.schema import load_problem
     from sdpo_ttt.sandbox import open_sandbox
+    from sdpo_ttt.sandbox.feedback import STYLES
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problems", default=None, help="a list file or comma-separated folders (default: every problem "
@@ -494,7 +493,7 @@ def _main(argv: Sequence[str] | None) -> int:
     ap.add_argument("--contexts", default=",".join(c.name for c in CONTEXTS if not c.diagnosis),
                     help=f"teacher contexts, comma-separated, of {[c.name for c in CONTEXTS]} (default: %(default)s)")
     ap.add_argument("--diagnosis", action="store_true", help="add the two-stage context all+diagnosis (samples a diagnosis)")
-    ap.add_argument("--feedback-style", default="detailed", help="feedback renderer style (default: %(default)s)")
+    ap.add_argument("--feedback-style", default="reference", choices=STYLES, help="feedback renderer (default: %(default)s)")
     ap.add_argument("--max-wrong", type=int, default=None, help="at most this many wrong programs per problem (by name)")
     ap.add_argument("--sandbox", default="auto", choices=["auto", "docker", "local"], help="(default: %(default)s)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of the raw per-pair figures "

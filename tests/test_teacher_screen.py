@@ -199,3 +199,16 @@ def test_saved_results_merge_their_contexts_per_pair(tmp_path: Path) -> None:
     by = {p["problem"]: p["contexts"] for p in pairs}
     assert by == {"p": {"public": {"discrimination": 1.0}, "all+diagnosis": {"discrimination": 2.0}},
                   "q": {"all+diagnosis": {"discrimination": 3.0}}}
+
+
+@pytest.mark.sandbox
+def test_smoke_run_screens_two_problems_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    out = tmp_path / "screen.json"
+    assert ts.main(["--smoke", "--contexts", "public,all+sibling", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["feedback_style"] == "reference"
+    assert [c["name"] for c in data["contexts"]] == ["public", "all+sibling"]
+    assert len(data["pairs"]) == 2 and all(set(p["contexts"]) == {"public", "all+sibling"} for p in data["pairs"])
+    assert "| public | 2 | 2 |" in capsys.readouterr().out
