@@ -453,15 +453,22 @@ def report(pairs: Sequence[dict[str, Any]], contexts: Sequence[str], n_boot: int
 
 # ------------------------------------------------------------------------------------------- main
 def merge_results(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The pairs of several result files, one record per (problem, wrong program) with every file's contexts."""
+    """The pairs of several result files, one record per (problem, wrong program) with every file's contexts.
+
+    Files of different feedback styles: each context is named "<context> (<style> feedback)"."""
+    files = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    styles = {f.get("feedback_style") for f in files}
+
+    def label(name: str, data: dict[str, Any]) -> str:
+        return name if len(styles) == 1 else f"{name} ({data.get('feedback_style')} feedback)"
+
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     names: list[str] = []
-    for path in paths:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        names += [c["name"] for c in data["contexts"] if c["name"] not in names]
+    for data in files:
+        names += [label(c["name"], data) for c in data["contexts"] if label(c["name"], data) not in names]
         for p in data["pairs"]:
             rec = merged.setdefault((p["problem"], p["wrong"]), {**p, "contexts": {}})
-            rec["contexts"].update(p["contexts"])
+            rec["contexts"].update({label(k, data): v for k, v in p["contexts"].items()})
     return list(merged.values()), names
 
 

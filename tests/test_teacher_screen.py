@@ -212,3 +212,16 @@ def test_smoke_run_screens_two_problems_end_to_end(tmp_path: Path, capsys: pytes
     assert [c["name"] for c in data["contexts"]] == ["public", "all+sibling"]
     assert len(data["pairs"]) == 2 and all(set(p["contexts"]) == {"public", "all+sibling"} for p in data["pairs"])
     assert "| public | 2 | 2 |" in capsys.readouterr().out
+
+
+def test_results_of_different_feedback_styles_keep_their_contexts_apart(tmp_path: Path) -> None:
+    import json
+
+    for style in ("detailed", "reference"):
+        (tmp_path / f"{style}.json").write_text(json.dumps({
+            "feedback_style": style, "contexts": [{"name": "public"}],
+            "pairs": [{"problem": "p", "wrong": "w", "contexts": {"public": {"discrimination": float(style == "reference")}}}]}))
+    pairs, names = ts.merge_results([tmp_path / "detailed.json", tmp_path / "reference.json"])
+    assert names == ["public (detailed feedback)", "public (reference feedback)"]
+    assert pairs[0]["contexts"] == {"public (detailed feedback)": {"discrimination": 0.0},
+                                    "public (reference feedback)": {"discrimination": 1.0}}
