@@ -164,7 +164,7 @@ def test_solve_help_has_every_option_with_its_default() -> None:
     for name in FLAT:
         line = _option_line(text, "--" + name.replace("_", "-"))
         assert "[default: " in line, (name, line)
-    assert "sdpo|multi-turn|best-of-k" in text and "logit|full|token|sequence" in text
+    assert "sdpo|sdpo-evolve|multi-turn|evolve|best-of-k" in text and "logit|full|token|sequence" in text
     assert "ema|trust-region|frozen|live" in text and "auto|docker|local" in text
     assert "[default: 256] [range: >= 1]" in _option_line(text, "--budget")
     assert "[range: >= 0.05 and <= 0.95]" in _option_line(text, "--vllm-gpu-memory")

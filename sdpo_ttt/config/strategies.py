@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Literal
 
 # In report order.
-StrategyName = Literal["sdpo", "multi-turn", "best-of-k"]
+StrategyName = Literal["sdpo", "sdpo-evolve", "multi-turn", "evolve", "best-of-k"]
 SUMMARIES: dict[str, str] = {
     "sdpo": "learn from feedback with LoRA (self-distillation from the feedback-conditioned teacher)",
+    "sdpo-evolve": "evolve's refining prompts from the LoRA student, learning by SDPO (teacher: the refining prompt + the "
+                   "attempt's own feedback)",
     "multi-turn": "each chain re-prompted with its own earlier feedback",
+    "evolve": "frozen model refining a parent from the archive of judged attempts (picked by --parent-selection), shown "
+              "with its code and feedback",
     "best-of-k": "i.i.d. samples from the base model",
 }
 BASELINE = "best-of-k"  # the strategy others are measured against (x best-of-k)

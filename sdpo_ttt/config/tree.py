@@ -7,6 +7,7 @@
       .sdpo      LossConfig          loss, alpha, topk, teacher, teacher_rate ...  (sdpo_ttt/config/sdpo.py)
                                      (its temperature is derived: the sampling temperature)
       .judge     JudgeConfig         feedback_style, feedback_visibility, held_back_fraction, sandbox, sandbox_workers
+      .evolve    EvolveConfig        parent_selection, parent_exploration, inspirations  (sdpo_ttt/config/evolve.py)
 
 Every leaf has one flat name (its field name unless declared otherwise, e.g. sdpo.mode is `loss`). The flat form
 is what users write and what a run directory keeps: config files (TOML/YAML/JSON), `--set`/`--grid` keys,
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sdpo_ttt.config.durations import parse_duration
 from sdpo_ttt.config.fields import Section, config_error, field_extra, flat_name, is_derived, option
 from sdpo_ttt.errors import ConfigError
+from sdpo_ttt.config.evolve import EvolveConfig
 from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.config.sdpo import LossConfig
 from sdpo_ttt.config.strategies import StrategyName, strategy_help
@@ -120,6 +122,7 @@ class SolveConfig(BaseModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     sdpo: LossConfig = Field(default_factory=LossConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    evolve: EvolveConfig = Field(default_factory=EvolveConfig)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -173,8 +176,8 @@ class SolveConfig(BaseModel):
     def _derive(self) -> "SolveConfig":
         """Values one section takes from another: the loss distils at the sampling temperature."""
         tau = self.sampling.temperature
-        if tau == 0 and self.strategy == "sdpo":
-            raise ValueError("--temperature 0 (greedy) with --strategy sdpo: SDPO distils at the sampling temperature, "
+        if tau == 0 and self.strategy in ("sdpo", "sdpo-evolve"):
+            raise ValueError(f"--temperature 0 (greedy) with --strategy {self.strategy}: SDPO distils at the sampling temperature, "
                              "and B greedy attempts are all the same; use a temperature > 0 (paper: 1.0)")
         if tau > 0 and self.sdpo.temperature != tau:
             self.sdpo = self.sdpo.model_copy(update={"temperature": tau})
@@ -199,7 +202,8 @@ SECTIONS: dict[str, type[Section]] = {
 }
 # what --help panels and docs/options.md call the root and each section
 SECTION_TITLES: dict[str | None, str] = {None: "Run", "sampling": "Sampling", "policy": "Model and LoRA", "optim": "Optimiser",
-                                         "sdpo": "SDPO loss and teacher", "judge": "Judging"}
+                                         "sdpo": "SDPO loss and teacher", "judge": "Judging",
+                                         "evolve": "Parent selection (evolve, sdpo-evolve)"}
 
 
 def _flat_index() -> dict[str, tuple[str | None, str]]:

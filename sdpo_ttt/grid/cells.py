@@ -7,12 +7,13 @@ refused (mixing budgets or models would make the report lie). `run_cell` is the 
 the batch driver, the executors) runs a cell.
 
 best-of-k is drawn without stopping at the first success (stop_on_success = false) by default, so that all of
-its attempts are i.i.d. samples and pass@k is estimated exactly from them; sdpo and multi-turn stop at their
+its attempts are i.i.d. samples and pass@k is estimated exactly from them; the other strategies stop at their
 first success, their discovery time being the measurement.
 
-Models: best-of-k and multi-turn sample from the base model with adapters disabled and never update it, so one
-loaded Policy serves all of them. An sdpo run trains its LoRA, so each loads a fresh Policy (no state leaks from
-one run into the next); the shared one is released before the sdpo runs start, which therefore come last.
+Models: best-of-k, multi-turn and evolve sample from the base model with adapters disabled and never update it, so
+one loaded Policy serves all of them. An sdpo or sdpo-evolve run trains its LoRA, so each loads a fresh Policy (no
+state leaks from one run into the next); the shared one is released before those runs start, which therefore come
+last.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def cell_state(cell: Cell) -> tuple[str, int]:
 
 
 class SharedPolicy:
-    """One loaded base model for consecutive base-model runs (best-of-k, multi-turn) with the same model options.
+    """One loaded base model for consecutive base-model runs (best-of-k, multi-turn, evolve) with the same model options.
 
     An sdpo run gets None (solve loads a fresh model: sdpo trains its LoRA), and the shared one is released first.
     """

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sdpo_ttt.report.analysis import ALL, Analysis, common_horizon, headline_p, within, x_axis
 from sdpo_ttt.report.estimators import Interval, format_ratio
 from sdpo_ttt.report.runs import X_AXES
-from sdpo_ttt.report.words import amount, pct
+from sdpo_ttt.report.words import amount, pct, plural
 from sdpo_ttt.config.strategies import BASELINE
 
 
@@ -72,6 +72,18 @@ def conclusions(analysis: Analysis) -> list[str]:
     ratio on every axis the runs recorded (attempts, tokens, seconds), when that was computed."""
     ids = list(analysis.problems) + ([ALL] if any(g.problem_id == ALL for g in analysis.groups) else [])
     return [conclusion(analysis, pid) for pid in ids] + cost_lines(analysis)
+
+
+def lineage_lines(analysis: Analysis) -> list[str]:
+    """'two-sum/evolve/seed1: attempt 23 ← 14 ← 3 (2 refinements of a plain sample)' for every solved run that
+    logged parents (evolve, sdpo-evolve)."""
+    out = []
+    for r in sorted(analysis.runs, key=lambda r: (r.problem_id, analysis.strategies.index(r.strategy), r.seed)):
+        if r.lineage:
+            steps = len(r.lineage) - 1
+            how = f"{plural(steps, 'refinement')} of a plain sample" if steps else "a plain sample"
+            out.append(f"{r.problem_id}/{r.strategy}/seed{r.seed}: attempt {' ← '.join(map(str, r.lineage))} ({how})")
+    return out
 
 
 def cost_lines(analysis: Analysis) -> list[str]:

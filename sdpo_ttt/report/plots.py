@@ -15,7 +15,7 @@ from sdpo_ttt.report.runs import X_LABELS
 from sdpo_ttt.report.text import subtitle
 from sdpo_ttt.report.styles import STYLES
 
-OTHER_COLORS = ("#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # names outside the registry
+OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # names outside the registry
 
 
 def style_of(strategy: str) -> tuple[str, Any] | None:

@@ -53,6 +53,7 @@ class RunRecord:
         stopped by --max-time or --max-tokens did not pass within what it was given), else the attempts it drew
         before it was interrupted (censored there)."""
         return self.budget if self.finished or self.discovery is not None else self.attempts_used
+    lineage: tuple[int, ...] = ()  # the discovery and the attempts it refined, newest first (runs that log parents)
 
 
 def load_run(path: Path) -> RunRecord:
@@ -75,8 +76,20 @@ def load_run(path: Path) -> RunRecord:
         status=str(summary["status"]) if summary else "unfinished", attempts_used=used, discovery=first,
         passes=sum(passed), wall_time_s=float(summary["wall_time_s"]) if summary else None,
         passed=tuple(passed), token_ids=ids, coupling={k: cfg.get(k) for k in COUPLING_KEYS},
-        **attempt_costs(attempts, summary),
+        lineage=discovery_lineage(attempts, first), **attempt_costs(attempts, summary),
     )
+
+
+def discovery_lineage(attempts: list[dict[str, Any]], discovery: int | None) -> tuple[int, ...]:
+    """The discovery and its ancestors (the parent it refined, that one's parent, ...), as 1-based attempt numbers,
+    newest first; () when the run is unsolved or logged no parent (strategies other than evolve, sdpo-evolve)."""
+    if discovery is None or not any(a.get("parent") is not None for a in attempts):
+        return ()
+    parent = {int(a["index"]): a.get("parent") for a in attempts}
+    chain = [discovery - 1]
+    while (p := parent.get(chain[-1])) is not None:
+        chain.append(int(p))
+    return tuple(i + 1 for i in chain)
 
 
 X_AXES = ("attempts", "tokens", "seconds")  # what discovery can be drawn against (--x)

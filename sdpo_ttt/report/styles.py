@@ -8,6 +8,8 @@ from typing import Any
 
 STYLES: dict[str, tuple[str, Any]] = {
     "sdpo": ("#1f77b4", "-"),
+    "sdpo-evolve": ("#9467bd", (0, (6, 1.5, 1.5, 1.5))),
     "multi-turn": ("#2ca02c", (0, (5, 2))),
+    "evolve": ("#ff7f0e", (0, (3, 1, 1, 1, 1, 1))),
     "best-of-k": ("#d62728", (0, (1.5, 2))),
 }

@@ -9,7 +9,7 @@ import html
 from typing import Any
 
 from sdpo_ttt.report.analysis import Analysis, x_axis
-from sdpo_ttt.report.conclusions import conclusions
+from sdpo_ttt.report.conclusions import conclusions, lineage_lines
 from sdpo_ttt.report.estimators import format_attempts, format_ratio
 from sdpo_ttt.report.paired import pair_table, paired_lines
 from sdpo_ttt.report.words import in_unit, pct, plural, time_unit
@@ -83,6 +83,8 @@ def print_terminal(console: Any, analysis: Analysis) -> None:
             console.print(line, highlight=False, soft_wrap=True)
     for line in paired_lines(analysis.paired) + conclusions(analysis):
         console.print(line, highlight=False, soft_wrap=False)
+    for line in lineage_lines(analysis):
+        console.print("lineage " + line, highlight=False, soft_wrap=False)
     m = analysis.meta
     console.print(
         f"model {', '.join(m['models'])} · budget {', '.join(map(str, m['budgets']))} · {plural(len(m['seeds']), 'seed')} · "
@@ -153,6 +155,8 @@ def markdown(analysis: Analysis) -> str:
     lines += ["", "## Summary", "", "| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
     lines += ["", "## Conclusion", ""] + [f"- {c}" for c in conclusions(analysis)]
+    if lineages := lineage_lines(analysis):
+        lines += ["", "## Lineage of discoveries", ""] + [f"- {x}" for x in lineages]
     lines += ["", "![discovery curves](curves.png)", ""]
     if len(analysis.problems) > 1:
         lines += ["![per problem](problems.png)", ""]
@@ -182,6 +186,8 @@ def html_page(analysis: Analysis, images: dict[str, bytes]) -> str:
                   + "".join(f"<li>{e(c)}</li>" for c in paired_lines(analysis.paired)) + "</ul><table><thead><tr>"
                   + "".join(f"<th>{e(h)}</th>" for h in ph) + "</tr></thead><tbody>"
                   + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in prows) + "</tbody></table>")
+    lineages = "".join(f"<li>{e(x)}</li>" for x in lineage_lines(analysis))
+    lineage = f"<h2>Lineage of discoveries</h2><ul>{lineages}</ul>" if lineages else ""
     per_problem = f"<h2>Per problem</h2>{img('problems.png', 'discovery curves per problem')}" if len(analysis.problems) > 1 else ""
     titles = ", ".join(analysis.problems.values())
     return f"""<!doctype html>
@@ -204,6 +210,7 @@ img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
 {paired}
 <h2>Summary</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <h2>Conclusion</h2><ul>{concl}</ul>
+{lineage}
 <h2>How to read this</h2><ul class="notes">{how_to_read}</ul>
 </body></html>
 """

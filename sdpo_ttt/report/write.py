@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sdpo_ttt.report.analysis import Analysis, analyze, interval_json, ratios_by_axis
-from sdpo_ttt.report.conclusions import conclusions
+from sdpo_ttt.report.conclusions import conclusions, lineage_lines
 from sdpo_ttt.report.estimators import format_attempts, format_ratio
 from sdpo_ttt.report.paired import paired_json
 from sdpo_ttt.report.plots import plot_curves, plot_problems
@@ -26,6 +26,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "meta": analysis.meta,
         "conclusions": conclusions(analysis),
         "paired": paired_json(analysis.paired),
+        "lineages": lineage_lines(analysis),
         "groups": [
             {
                 "problem_id": g.problem_id, "strategy": g.strategy, "estimator": g.estimator, "runs": g.runs,
@@ -45,7 +46,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "runs": [
             {"path": str(r.path), "problem_id": r.problem_id, "strategy": r.strategy, "seed": r.seed, "status": r.status,
              "budget": r.budget, "attempts_used": r.attempts_used, "discovery_attempt": r.discovery, "passes": r.passes,
-             "wall_time_s": r.wall_time_s}
+             "wall_time_s": r.wall_time_s, "lineage": list(r.lineage)}
             for r in analysis.runs
         ],
     }

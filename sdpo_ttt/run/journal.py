@@ -26,6 +26,7 @@ def attempt_record(a: "Attempt", times: dict[str, float], costs: RunCosts | None
         "step": a.step,
         "index": a.index,
         "chain": a.chain,
+        "parent": a.parent,
         "passed": v.passed,
         "score": v.score,
         "verdict": v.outcome.value,

@@ -31,7 +31,7 @@ from sdpo_ttt.run.journal import Journal
 from sdpo_ttt.run.monitors import Monitors
 from sdpo_ttt.run.reporter import Phases, Reporter, SilentReporter
 from sdpo_ttt.run.rundir import RunDir
-from sdpo_ttt.run.strategies import STRATEGIES, Strategy, make_strategy
+from sdpo_ttt.run.strategies import STRATEGIES, Strategy, batch_parents, make_strategy
 from sdpo_ttt.sandbox.attempt import Attempt
 from sdpo_ttt.sandbox.feedback import FeedbackRules
 from sdpo_ttt.sandbox.judging import judge_batch
@@ -134,7 +134,8 @@ def sample_and_judge(problem: Problem, cfg: SolveConfig, policy: "Policy", sandb
     codes = [extract_code(c.text) for c in completions]
     cut_at = [s.max_new_tokens if code_cut(c.text, c.finish_reason) else None for c in completions]
     verdicts, feedback = judge_batch(problem, sandbox, codes, rules, cut_at)
-    attempts = [Attempt(step=step, index=progress.used + i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
+    parents = batch_parents(strategy, n)
+    attempts = [Attempt(step=step, index=progress.used + i, chain=i, completion=c, code=code, verdict=v, feedback=fb, parent=parents[i])
                 for i, (c, code, v, fb) in enumerate(zip(completions, codes, verdicts, feedback, strict=True))]
     return attempts, {"sample": t1 - t0, "judge": time.perf_counter() - t1}
 

@@ -1,4 +1,5 @@
-"""How the next batch is drawn and what is learned from it: sdpo, best-of-k, multi-turn, and the one registry
+"""How the next batch is drawn and what is learned from it: sdpo, best-of-k, multi-turn (evolve and sdpo-evolve in
+run/evolve.py), and the one registry
 of strategies (`STRATEGIES`: name -> class, whether it learns), keyed by the names in config/strategies.py.
 
 Everything else (sampling, judging, logging, stopping, budget) is shared in loop.py.
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sdpo_ttt.config.strategies import StrategyName
+from sdpo_ttt.run.evolve import Evolve, SDPOEvolve
 from sdpo_ttt.sdpo.reprompt import Contexts
 from sdpo_ttt.sandbox.attempt import Attempt
 
@@ -118,6 +120,17 @@ class SDPO:
         self.updater.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
 
 
+def sdpo_evolve(policy: "Policy", messages: list[dict[str, str]], cfg: "SolveConfig", on_phase: "Phase | None" = None) -> SDPOEvolve:
+    """sdpo-evolve: evolve's archive and prompts, sdpo's student, update and checkpoint."""
+    return SDPOEvolve(policy, messages, cfg, SDPO(policy, messages, cfg, on_phase))
+
+
+def batch_parents(strategy: Strategy, n: int) -> list[int | None]:
+    """The parent of each prompt of the strategy's last batch (`last_parents` of a refining strategy), else None each."""
+    parents = getattr(strategy, "last_parents", None)
+    return list(parents) if parents is not None else [None] * n
+
+
 @dataclass(frozen=True)
 class StrategySpec:
     """One strategy as the rest of the program sees it (its name and help are data in config/strategies.py)."""
@@ -133,7 +146,9 @@ STRATEGIES: dict[str, StrategySpec] = {
     s.name: s
     for s in (
         StrategySpec("sdpo", SDPO, learns=True, phases=True),
+        StrategySpec("sdpo-evolve", sdpo_evolve, learns=True, phases=True),
         StrategySpec("multi-turn", MultiTurn, learns=False),
+        StrategySpec("evolve", Evolve, learns=False),
         StrategySpec("best-of-k", BestOfK, learns=False),
     )
 }

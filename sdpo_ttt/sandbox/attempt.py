@@ -24,3 +24,4 @@ class Attempt:
     code: str | None
     verdict: Verdict
     feedback: str  # "" when passed
+    parent: int | None = None  # evolve, sdpo-evolve: the index of the archived attempt this one refined

@@ -42,15 +42,18 @@ if TYPE_CHECKING:
 __all__ = ["SDPOUpdater", "UpdateBatch", "build_contexts"]
 
 
-def build_contexts(attempts: list["Attempt"], contexts: Contexts,
+def build_contexts(attempts: list["Attempt"], contexts: Contexts | list[Contexts],
                    through_code: Callable[[list[int]], int | None] | None = None) -> UpdateBatch:
-    """1. The student context x of each attempt (as sampled) and its teacher context (x, [d], f). through_code(y):
-    how many of y's tokens run through its closing code fence (policy/stop.py); tokens after it are not trained on."""
+    """1. The student context x of each attempt (as sampled) and its teacher context (x, [d], f). `contexts`: one for
+    the batch (sdpo: x is the question), or one per attempt (sdpo-evolve: x is the prompt that refined its parent).
+    through_code(y): how many of y's tokens run through its closing code fence (policy/stop.py); tokens after it are
+    not trained on."""
+    per_attempt = contexts if isinstance(contexts, list) else [contexts] * len(attempts)
     passing = [a for a in attempts if a.verdict.passed and a.code]
     demos = [next((p.code for p in passing if p.index != a.index), None) for a in attempts]  # never the attempt itself
     return UpdateBatch(
         student_prompts=[a.completion.prompt_ids for a in attempts],
-        teacher_prompts=[contexts.teacher(a.feedback, d) for a, d in zip(attempts, demos, strict=True)],
+        teacher_prompts=[c.teacher(a.feedback, d) for a, c, d in zip(attempts, per_attempt, demos, strict=True)],
         completions=[_through_code(a.completion.completion_ids, through_code) for a in attempts],
         rewards=[a.verdict.score for a in attempts],
         has_feedback=[bool(a.feedback) for a in attempts],
@@ -88,9 +91,11 @@ class SDPOUpdater:
         self.params = list(policy.trainable_parameters())
         self.optimizer = torch.optim.AdamW(self.params, lr=self.optim.lr, weight_decay=self.optim.weight_decay)
 
-    def step(self, attempts: list["Attempt"]) -> dict[str, float]:
+    def step(self, attempts: list["Attempt"], contexts: list[Contexts] | None = None) -> dict[str, float]:
+        """Learn from a judged batch; `contexts`: each attempt's own (sdpo-evolve), else the problem's for all."""
         stop = getattr(self.policy, "code_stop", None)  # (stand-in policies in tests have none)
-        return self.update(build_contexts(attempts, self.contexts, stop.through_code if stop is not None else None))
+        return self.update(build_contexts(attempts, self.contexts if contexts is None else contexts,
+                                          stop.through_code if stop is not None else None))
 
     def update(self, batch: UpdateBatch) -> dict[str, float]:
         """Steps 2-6 on a batch whose contexts are built."""
