@@ -243,6 +243,8 @@ def test_attempts_log_their_parent_and_the_report_shows_the_discoverys_lineage(
     analysis, _ = build_report(tmp_path / "cmp", n_boot=50)
     line = f"sum-two-ints/evolve/seed3: attempt {' ← '.join(str(i + 1) for i in chain)}"
     assert line in (tmp_path / "cmp" / "report" / "summary.md").read_text()
+    page = (tmp_path / "cmp" / "report" / "report.html").read_text()
+    assert "<h2>Lineage of discoveries</h2><ul><li>" + line in page
     assert analysis.strategies == ["evolve"]
 
 
