@@ -203,3 +203,10 @@ def test_flags_reach_the_config(tmp_path: Path, monkeypatch) -> None:
     cfg = seen["cfg"]
     assert (cfg.optim.lr, cfg.sdpo.mode, cfg.sdpo.adv_clip, cfg.policy.lora_targets, cfg.stop_on_success, cfg.judge.sandbox) == (
         3e-4, "token", 2.0, ["q_proj", "v_proj"], False, "local")
+
+
+def test_compare_runs_the_method_and_the_three_baselines_by_default() -> None:
+    from sdpo_ttt.config.strategies import COMPARE_DEFAULT
+    from sdpo_ttt.run.strategies import STRATEGIES
+
+    assert set(COMPARE_DEFAULT) == {"sdpo", "multi-turn", "evolve", "best-of-k"} and set(COMPARE_DEFAULT) <= set(STRATEGIES)

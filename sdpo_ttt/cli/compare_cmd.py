@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sdpo_ttt.cli.config_options import config_options
-from sdpo_ttt.config.strategies import strategy_help
-from sdpo_ttt.run.strategies import STRATEGIES
+from sdpo_ttt.config.strategies import COMPARE_DEFAULT, strategy_help
 
 
 class RichGridProgress:
@@ -128,7 +127,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Folder of the grid: OUT/<problem>/<strategy>/seed<k>/ and OUT/report/. Re-running continues it."),
         seeds: int = typer.Option(5, min=1, help="Independent runs (seeds) per problem and strategy."),
         seed_start: int = typer.Option(0, min=0, help="First seed; runs use seed_start .. seed_start+seeds-1."),
-        strategies: str = typer.Option(",".join(STRATEGIES), help="Comma-separated strategies to compare: " + strategy_help() + "."),
+        strategies: str = typer.Option(",".join(COMPARE_DEFAULT), help="Comma-separated strategies to compare: " + strategy_help() + "."),
         best_of_k_fixed_n: bool = typer.Option(True, "--best-of-k-fixed-n/--best-of-k-stop", help="Draw best-of-k's whole budget without stopping "
                                                                                                   "(exact pass@k from all samples), or stop it at "
                                                                                                   "the first success like the others."),

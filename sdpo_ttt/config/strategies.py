@@ -20,6 +20,9 @@ SUMMARIES: dict[str, str] = {
     "best-of-k": "i.i.d. samples from the base model",
 }
 BASELINE = "best-of-k"  # the strategy others are measured against (x best-of-k)
+# What `compare` runs without --strategies: the method and the three baselines a user would pick instead (sdpo-evolve,
+# which costs a learning run per seed more, is asked for by name).
+COMPARE_DEFAULT = ("sdpo", "multi-turn", "evolve", "best-of-k")
 
 
 def strategy_help() -> str:
