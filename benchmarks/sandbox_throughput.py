@@ -21,7 +21,8 @@ from typing import Callable
 
 from sdpo_ttt.problem.schema import Problem, parse_problem
 from sdpo_ttt.sandbox import DEFAULT_IMAGE, protocol
-from sdpo_ttt.sandbox.docker_backend import RUNNER_CAPS, SCRATCH, DockerSandbox
+from sdpo_ttt.sandbox.docker_backend import SCRATCH, DockerSandbox
+from sdpo_ttt.sandbox.docker_container import RUNNER_CAPS
 from sdpo_ttt.sandbox.local import LocalSandbox
 
 CODE = "a, b = map(int, input().split())\nprint(a + b)\n"
@@ -35,7 +36,7 @@ def problem() -> Problem:
 
 def naive_judge(p: Problem, code: str) -> bool:
     """One fresh hardened container per attempt: `docker run --rm -i ... python3 -c <boot>` (the code bundle
-    and the request on its stdin), the same settings as docker_backend.hardening() (the pool's containers)."""
+    and the request on its stdin), the same settings as docker_container.hardening() (the pool's containers)."""
     req = protocol.build_request(p, code, scratch=SCRATCH, child_uid=300_002, tester_uid=300_003, wipe=["/dev/shm"])
     caps = [a for c in RUNNER_CAPS for a in ("--cap-add", c)]
     cmd = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--tmpfs",

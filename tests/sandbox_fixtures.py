@@ -44,7 +44,7 @@ ADD_FUNC = "def add(a, b):\n    return a + b\n"
 @functools.lru_cache(maxsize=None)
 def require_docker() -> None:
     """Skip, saying why and the fix, unless the Docker backend can be used (daemon answers, image built)."""
-    from sdpo_ttt.sandbox.docker_backend import docker_fix, docker_status
+    from sdpo_ttt.sandbox.docker_container import docker_fix, docker_status
 
     reason = docker_status(DEFAULT_IMAGE)
     if reason:

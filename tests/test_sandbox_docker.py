@@ -163,7 +163,7 @@ def test_judge_many_keeps_input_order_over_a_pool() -> None:
 
 
 def test_stale_containers_are_reaped_and_live_ones_kept(sb) -> None:
-    from sdpo_ttt.sandbox import docker_backend as db
+    from sdpo_ttt.sandbox import docker_container as db
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -56,7 +56,7 @@ def _assert_all_good(report) -> None:  # type: ignore[no-untyped-def]
 
 def _docker_reason() -> str | None:
     try:
-        from sdpo_ttt.sandbox.docker_backend import docker_status
+        from sdpo_ttt.sandbox.docker_container import docker_status
     except ImportError as e:  # the docker SDK is missing
         return f"docker backend unavailable: {e}"
     return docker_status()

@@ -49,7 +49,7 @@ def _containers_of(pid: int) -> list[str]:
     """Sandbox containers (running or not) owned by process `pid` of this host."""
     import docker
 
-    from sdpo_ttt.sandbox.docker_backend import LABEL_PID
+    from sdpo_ttt.sandbox.docker_container import LABEL_PID
 
     client = docker.from_env()
     return [c.name for c in client.containers.list(all=True, filters={"label": f"{LABEL_PID}={pid}"})]

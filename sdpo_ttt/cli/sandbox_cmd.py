@@ -55,7 +55,7 @@ def check(
 @sandbox_app.command("reap")
 def reap() -> None:
     """Remove sandbox containers whose owner process is gone (normally done at every start-up)."""
-    from sdpo_ttt.sandbox.docker_backend import docker_status, reap_stale
+    from sdpo_ttt.sandbox.docker_container import docker_status, reap_stale
 
     why = docker_status()
     if why is not None and "daemon" in why:

@@ -46,7 +46,8 @@ def open_sandbox(kind: str = "auto", *, workers: int = 2, image: str = DEFAULT_I
     """Open a sandbox. "auto": Docker when a daemon answers and the image exists, else the local one,
     announced as weaker isolation with the fix. "docker": raise SandboxUnavailable (with the fix) if
     impossible. "local": host subprocesses with rlimits."""
-    from sdpo_ttt.sandbox.docker_backend import DockerSandbox, docker_fix, docker_status
+    from sdpo_ttt.sandbox.docker_backend import DockerSandbox
+    from sdpo_ttt.sandbox.docker_container import docker_fix, docker_status
     from sdpo_ttt.sandbox.local import WEAKER_ISOLATION, LocalSandbox
 
     say = announce or _stderr

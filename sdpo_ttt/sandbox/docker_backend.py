@@ -13,114 +13,35 @@ every process, file and IPC object of the attempt uid and reports the container'
 could not clean up (`exiting`) is replaced, a container whose memory did not come back to its baseline
 (`replace_container`) too. A request that found its session gone is re-sent, once, to a fresh one; any
 other failure is a sandbox_error for that one attempt, never an exception out of `judge_many`.
+
+Here: the pool (`DockerSandbox`, one `_Worker` per container) and its exit hooks; a container's settings, labels
+and reaping in docker_container.py; the judge session's stream protocol in docker_session.py.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
-import json
 import os
 import queue
 import random
 import signal
-import socket
-import struct
 import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from typing import Any
 
 from sdpo_ttt.errors import SandboxUnavailable
 from sdpo_ttt.problem.schema import Problem
 from sdpo_ttt.sandbox import protocol
+from sdpo_ttt.sandbox.docker_container import DEFAULT_IMAGE, docker_fix, reap_stale, start_container
+from sdpo_ttt.sandbox.docker_session import Session
 from sdpo_ttt.sandbox.verdict import Verdict
 
-DEFAULT_IMAGE = "sdpo-ttt-sandbox:latest"
-LABEL = "sdpo-ttt.sandbox"
-LABEL_PID = "sdpo-ttt.owner-pid"
-LABEL_START = "sdpo-ttt.owner-start"
-LABEL_HOST = "sdpo-ttt.owner-host"
-RUNNER_CAPS = ["SETUID", "SETGID", "KILL", "DAC_OVERRIDE", "FOWNER", "CHOWN"]  # all the runner keeps
 SCRATCH = "/tmp/attempt"
-PYTHON = "python3"
 
 _LIVE: "weakref.WeakSet[DockerSandbox]" = weakref.WeakSet()
 _HOOKS_INSTALLED = False
-
-
-@functools.lru_cache(maxsize=1)
-def seccomp_profile() -> str:
-    """The sandbox's seccomp profile (shipped in the package), as the compact JSON text docker takes."""
-    text = resources.files("sdpo_ttt.sandbox").joinpath("seccomp.json").read_text(encoding="utf-8")
-    return json.dumps(json.loads(text), separators=(",", ":"))
-
-
-def hardening(mem_limit_mb: int, pids_limit: int, tmpfs_mb: int) -> dict[str, Any]:
-    """The container settings (docker SDK keyword arguments) every sandbox container gets."""
-    return dict(
-        network_mode="none",
-        read_only=True,
-        tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmpfs_mb}m,mode=1777"},
-        shm_size="8m",
-        pids_limit=pids_limit,
-        mem_limit=f"{mem_limit_mb}m",
-        memswap_limit=f"{mem_limit_mb}m",
-        cap_drop=["ALL"],
-        cap_add=list(RUNNER_CAPS),
-        # our own seccomp profile (sdpo_ttt/sandbox/seccomp.json: an allow-list without io_uring, bpf, userfaultfd,
-        # ptrace, namespaces, ...; docs/verifier.md), never "unconfined"
-        security_opt=["no-new-privileges", f"seccomp={seccomp_profile()}"],
-        user="0:0",
-        log_config={"type": "none", "config": {}},
-        init=True,
-        ipc_mode="private",
-        environment={"PYTHONDONTWRITEBYTECODE": "1"},
-    )
-
-
-def _proc_start_time(pid: int) -> str:
-    """Start time of a process (clock ticks since boot) or '' if unknown; guards against pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _owner_alive(labels: dict[str, str]) -> bool:
-    if labels.get(LABEL_HOST) != socket.gethostname():
-        return True  # another machine's container on a shared daemon: not ours to judge
-    try:
-        pid = int(labels.get(LABEL_PID, ""))
-    except ValueError:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    start = labels.get(LABEL_START, "")
-    return not start or start == _proc_start_time(pid)
-
-
-def reap_stale(client: Any, *, everything_of_mine: bool = False) -> list[str]:
-    """Remove labelled sandbox containers whose owner process is dead (or, with everything_of_mine,
-    also this process's own). Returns the names removed."""
-    removed = []
-    for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-        labels = c.labels or {}
-        mine = labels.get(LABEL_PID) == str(os.getpid()) and labels.get(LABEL_HOST) == socket.gethostname()
-        if (everything_of_mine and mine) or not _owner_alive(labels):
-            try:
-                c.remove(force=True)
-                removed.append(c.name)
-            except Exception:  # noqa: BLE001 - already gone or being removed by its owner
-                pass
-    return removed
 
 
 def _close_all() -> None:
@@ -155,7 +76,7 @@ class _Worker:
         self.index = index
         self.uid = 0
         self.container: Any = None
-        self.session: _Session | None = None
+        self.session: Session | None = None
         self.start()
 
     def start(self) -> None:
@@ -163,15 +84,8 @@ class _Worker:
         # uids no other container of any sandbox uses (RLIMIT_NPROC is counted per uid machine-wide):
         # the attempt's, and +1 for the tester's
         self.uid = 300_000 + random.randrange(0, 90_000) * 16 + 2 * (self.index % 8)
-        self.container = sb.client.containers.run(
-            sb.image,
-            ["sleep", "infinity"],
-            detach=True,
-            name=f"sdpo-ttt-sb-{os.getpid()}-{self.index}-{random.randrange(16**6):06x}",
-            labels={LABEL: "1", LABEL_PID: str(os.getpid()), LABEL_START: _proc_start_time(os.getpid()),
-                    LABEL_HOST: socket.gethostname()},
-            **hardening(sb.mem_limit_mb, sb.pids_limit, sb.tmpfs_mb),
-        )
+        self.container = start_container(sb.client, sb.image, self.index, mem_limit_mb=sb.mem_limit_mb,
+                                         pids_limit=sb.pids_limit, tmpfs_mb=sb.tmpfs_mb)
 
     def restart(self) -> None:
         self.remove()
@@ -199,7 +113,7 @@ class _Worker:
         container the runner asked to replace (memory not back to its baseline) is replaced here.
         Raises TimeoutError, or what docker raises when the exec cannot be started."""
         if self.session is None:
-            self.session = _Session(self)
+            self.session = Session(self.sb.client, self.container)
         s = self.session
         try:
             lines, err, ended = s.request(data, nonce, timeout)
@@ -216,105 +130,6 @@ class _Worker:
         if self.session is not None:
             self.session.close()
             self.session = None
-
-
-class _Session:
-    """One long-lived `docker exec` of the runner in `--serve` mode, as container root (with RUNNER_CAPS).
-
-    Requests go in on its stdin (the runner's framing: a length line, then JSON); its stdout comes back as
-    docker's multiplexed frames, demultiplexed here into lines. A request is answered when the `done` or
-    `error` event carrying that request's nonce arrives; if the stream ends first (an attempt killed the
-    runner, or it left on purpose after something changed about it), the session is over and the worker
-    opens a fresh one for the next request."""
-
-    def __init__(self, w: _Worker) -> None:
-        api = w.sb.client.api
-        ex = api.exec_create(w.container.id, protocol.runner_command(PYTHON, serve=True), stdin=True,
-                             stdout=True, stderr=True, user="0:0", workdir="/")
-        self.sock = api.exec_start(ex["Id"], socket=True)
-        self.raw = getattr(self.sock, "_sock", self.sock)
-        self.raw.settimeout(30)
-        self.raw.sendall(protocol.bundle_frame())
-        self.buf = bytearray()  # undecoded frame bytes
-        self.line = bytearray()  # stdout since the last newline
-        self.requests = 0
-        self.exiting = False
-        self.replace_container = False
-        self.pids: tuple[Any, ...] = ()  # (runner, fork server) pids in the container, as last reported
-
-    def request(self, data: bytes, nonce: str, timeout: float) -> tuple[list[bytes], bytes, bool]:
-        prefix = nonce.encode() + b" "
-        lines: list[bytes] = []
-        err = bytearray()
-        deadline = time.monotonic() + timeout
-        self.requests += 1
-        try:
-            self.raw.settimeout(timeout)
-            self.raw.sendall(data)
-        except OSError:
-            return lines, bytes(err), True  # the runner was already gone: nothing of this request ran
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                self.raw.settimeout(left)
-                chunk = self.raw.recv(1 << 16)
-                if not chunk:
-                    if self.line:
-                        lines.append(bytes(self.line))
-                        self.line.clear()
-                    return lines, bytes(err), True
-                self.buf += chunk
-                finished = False
-                while len(self.buf) >= 8:  # docker's multiplexed stream: 1 byte stream id, 3 pad, 4 size
-                    stream, size = self.buf[0], struct.unpack(">I", bytes(self.buf[4:8]))[0]
-                    if len(self.buf) < 8 + size:
-                        break
-                    payload = bytes(self.buf[8:8 + size])
-                    del self.buf[:8 + size]
-                    if stream != 1:
-                        err += payload
-                        continue
-                    self.line += payload
-                    while True:
-                        k = self.line.find(b"\n")
-                        if k < 0:
-                            break
-                        ln = bytes(self.line[:k])
-                        del self.line[:k + 1]
-                        lines.append(ln)
-                        last = _last_event(ln[len(prefix):]) if ln.startswith(prefix) else None
-                        if last is not None:
-                            finished = True
-                            info = last.get("session")
-                            info = info if isinstance(info, dict) else {}
-                            # the runner failed (`error`): whatever broke it (a missing device, a damaged
-                            # scratch dir) is in the container, so the container goes, not just the session
-                            self.replace_container = info.get("replace_container") is True or last.get("event") == "error"
-                            self.pids = (info.get("pid"), info.get("fork_server"))
-                            self.exiting = info.get("exiting") is True or last.get("event") == "error"
-                if finished:
-                    return lines, bytes(err), self.exiting
-        except socket.timeout as e:
-            raise TimeoutError from e
-
-    def close(self) -> None:
-        try:
-            self.sock.close()  # the runner sees EOF on stdin and leaves
-        except Exception:  # noqa: BLE001
-            pass
-
-
-def _last_event(payload: bytes) -> dict[str, Any] | None:
-    """The runner's closing event of a request (`done` or `error`), else None."""
-    if b'"event"' not in payload:
-        return None
-    try:
-        ev = json.loads(payload)
-    except ValueError:
-        return None
-    return ev if isinstance(ev, dict) and ev.get("event") in ("done", "error") else None
 
 
 class DockerSandbox:
@@ -438,30 +253,3 @@ class DockerSandbox:
         return verdict
 
 
-def docker_fix(image: str = DEFAULT_IMAGE) -> str:
-    return (
-        "install Docker (`apt-get install -y docker.io debootstrap`), start it (`dockerd --bridge=none "
-        f"--iptables=false &`), then build the image with `sdpo-ttt sandbox build --offline` (or `--tag {image}`); "
-        "or use `--sandbox local` for weaker isolation"
-    )
-
-
-def docker_status(image: str = DEFAULT_IMAGE) -> str | None:
-    """None when the Docker backend can be used (daemon answers, image present), else why not."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=10)
-    except Exception as e:  # noqa: BLE001
-        return f"no Docker daemon answers ({type(e).__name__})"
-    try:
-        client.ping()
-    except Exception as e:  # noqa: BLE001
-        return f"no Docker daemon answers ({type(e).__name__})"
-    try:
-        client.images.get(image)
-    except Exception:  # noqa: BLE001
-        return f"the sandbox image {image} is not built"
-    finally:
-        client.close()
-    return None
