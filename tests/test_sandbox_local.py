@@ -189,11 +189,11 @@ def test_as_root_files_in_world_writable_dirs_do_not_survive(sb) -> None:
 
 @pytest.mark.parametrize("o_tmpfile", [True, False], ids=["O_TMPFILE", "named-then-unlinked"])
 def test_a_tests_stdin_is_a_read_only_file_without_a_name(tmp_path, monkeypatch, o_tmpfile) -> None:
-    from sdpo_ttt.sandbox.box import runner
+    from sdpo_ttt.sandbox.box import pertest
 
     if not o_tmpfile:
         monkeypatch.delattr(os, "O_TMPFILE")  # a file system or platform without it: the fallback
-    fd = runner._unlinked_file(str(tmp_path), b"1 2\n" * 5000)
+    fd = pertest._unlinked_file(str(tmp_path), b"1 2\n" * 5000)
     try:
         assert os.listdir(tmp_path) == []
         assert os.read(fd, 1 << 20) == b"1 2\n" * 5000

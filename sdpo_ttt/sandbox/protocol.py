@@ -26,7 +26,7 @@ MAX_FIELD_CHARS = 64_000  # longest string accepted in a runner event field
 _OUTCOMES = {o.value for o in Outcome}
 
 
-UNJUDGEABLE = "this problem cannot be judged: "  # a sandbox_error detail's start (box/runner.py writes it)
+UNJUDGEABLE = "this problem cannot be judged: "  # a sandbox_error detail's start (box/script.py writes it)
 
 
 def unjudgeable_reason(verdict: Verdict) -> str | None:

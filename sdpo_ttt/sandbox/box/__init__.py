@@ -4,7 +4,9 @@ Stdlib only, Python >= 3.9. It is never imported from the installed package ther
 modules' source text (`sdpo_ttt.sandbox.protocol.bundle`) and `boot.py` installs them as the package `box`.
 
     boot       entry point: `python3 -I -S -c <boot.py> [--serve]`; loads the bundle, runs runner.main
-    runner     the trusted runner: requests in, nonce-tagged events out; one fresh process per test
+    runner     the trusted runner: requests in, nonce-tagged events out; cleans up after every attempt
+    pertest    kinds stdio and function: each test in a fresh attempt process, its replies validated
+    script     kind script: one attempt process, the test program in the tester, one record per assert site
     proc       one attempt process: its output within caps, its limits watched, everything of it ended
     zygote     the runner's handle on the fork server (start a test process; kill an attempt uid as that uid)
     forkserver the fork server (started before any request is read: its memory never holds a test)
