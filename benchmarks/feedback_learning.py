@@ -1,5 +1,9 @@
 """Does SDPO learn from feedback ALONE? A paired before/after experiment on problems the model rarely solves.
 
+(One file, over 450 lines, on purpose: an experiment run as `python benchmarks/feedback_learning.py` and loaded by
+path by tests/test_feedback_learning.py; benchmarks/ is no package, so a helper module would need sys.path edits.
+Its sections: settings, results file, statistics, problems, the experiment, report, main.)
+
 `solve` stops at its first success, so every update it takes happens with no passing sibling: the teacher knows
 only the feedback. This measures that regime. Per problem and seed, with fixed sampling seeds:
 
