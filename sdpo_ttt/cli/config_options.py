@@ -86,22 +86,37 @@ def config_options(*, exclude: Iterable[str] = (), include: Iterable[str] | None
     if unknown:
         raise RuntimeError(f"config_options: no config option {sorted(unknown)}")
     shown = {n: field_default_help_for(n, defaults) for n in names}
+    params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=_typer_option(n, shown[n]), annotation=_cli_type(n))
+              for n in names]
+
+    def given(values: dict[str, Any]) -> dict[str, Any]:
+        parsed = {n: _parse(n, v) for n, v in values.items()}
+        return {k: v for k, v in parsed.items() if v is not None}
+
+    return shared_options(params, receive_as="options", collect=given, clash="are config options; exclude them")
+
+
+def shared_options(params: list[inspect.Parameter], *, receive_as: str,
+                   collect: Callable[[dict[str, Any]], Any] = dict,
+                   clash: str = "clash with the added options") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add keyword-only typer options to a command, after its own; the command receives their values as one
+    argument, `receive_as` (collect({name: value})). The one generator of options: `config_options` uses it
+    for the config tree's fields, a command group for the options its commands share (`problem import-*`)."""
+    names = [p.name for p in params]
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn)
-        own = [p for p in sig.parameters.values() if p.name != "options"]
-        clash = {p.name for p in own} & set(names)
-        if clash:
-            raise RuntimeError(f"{fn.__name__}: parameters {sorted(clash)} are config options; exclude them")
-        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=_typer_option(n, shown[n]), annotation=_cli_type(n))
-                 for n in names]
+        own = [p for p in sig.parameters.values() if p.name != receive_as]
+        clashing = {p.name for p in own} & set(names)
+        if clashing:
+            raise RuntimeError(f"{fn.__name__}: parameters {sorted(clashing)} {clash}")
 
         @functools.wraps(fn)
         def command(**kwargs: Any) -> Any:
-            given = {n: _parse(n, kwargs.pop(n, None)) for n in names}
-            return fn(**kwargs, options={k: v for k, v in given.items() if v is not None})
+            values = {n: kwargs.pop(n, None) for n in names}
+            return fn(**kwargs, **{receive_as: collect(values)})
 
-        command.__signature__ = sig.replace(parameters=own + added)  # type: ignore[attr-defined]
+        command.__signature__ = sig.replace(parameters=own + list(params))  # type: ignore[attr-defined]
         return command
 
     return decorate

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -14,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sdpo_ttt.cli.config_options import choice_enum, config_options
+from sdpo_ttt.cli.config_options import choice_enum, config_options, shared_options
 
 if TYPE_CHECKING:
     from sdpo_ttt.sandbox.validate import SolutionCheck
@@ -239,18 +237,9 @@ _SUITE_OPTIONS = (
 )
 
 
-def _suite_options(fn: Callable[..., None]) -> Callable[..., None]:
-    """Add the shared suite-import options to a typer command (after its own); it receives them as `suite`, a dict."""
-    own = [p for p in inspect.signature(fn).parameters.values() if p.name != "suite"]
-    added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d) for n, t, d in _SUITE_OPTIONS]
-
-    @functools.wraps(fn)
-    def command(**kwargs: Any) -> None:
-        suite = {n: kwargs.pop(n) for n, _, _ in _SUITE_OPTIONS}
-        fn(**kwargs, suite=suite)
-
-    command.__signature__ = inspect.signature(fn).replace(parameters=own + added)  # type: ignore[attr-defined]
-    return command
+# add them to a typer command (after its own); it receives them as `suite`, a dict
+_suite_options = shared_options([inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d)
+                                 for n, t, d in _SUITE_OPTIONS], receive_as="suite")
 
 
 def _import_suite(records, convert, out_dir: Path, source: str, suite: dict[str, Any]) -> None:
