@@ -86,12 +86,6 @@ def test_sampled_logprobs_equal_float32_rescoring(policy: Policy, adapter: str |
         assert torch.tensor(c.logprobs) == pytest.approx(r, abs=5e-4)
 
 
-def test_a_seed_reproduces_and_another_differs(policy: Policy) -> None:
-    a = [c.completion_ids for c in policy.sample(PROMPTS, max_new_tokens=6, seed=1)]
-    assert a == [c.completion_ids for c in policy.sample(PROMPTS, max_new_tokens=6, seed=1)]
-    assert a != [c.completion_ids for c in policy.sample(PROMPTS, max_new_tokens=6, seed=2)]
-
-
 def test_eos_stops_a_row_and_the_others_continue_unchanged(policy: Policy) -> None:
     """Rows that stop leave the batch; the others must go on exactly as if nobody had stopped."""
     kw = dict(temperature=1.0, max_new_tokens=12, seed=7, return_logprobs=True)

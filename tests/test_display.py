@@ -198,7 +198,6 @@ def test_sigterm_restores_the_cursor() -> None:
     assert "not reached" not in out
 
 
-@pytest.mark.model
 def test_sampling_reports_every_generated_token(tiny_model_dir: Path) -> None:
     """Policy.sample's progress calls add up to the completion tokens, rows that stopped early included."""
     import torch
@@ -229,7 +228,6 @@ def test_token_counter_stops_counting_a_row_after_its_eos() -> None:
     assert calls == [3, 2, 1]  # 1 + 2 + 3 = the completion lengths (EOS included); padding after EOS never counted
 
 
-@pytest.mark.model
 def test_sdpo_reports_teacher_and_update_per_micro_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
     """With SDPO the display sees the teacher pass and the student update of every micro-batch."""
     import torch

@@ -1,4 +1,5 @@
-"""The Policy on the real small built-in model (SmolLM2-135M, CPU): sampling, scoring, adapters, EMA."""
+"""The Policy's mechanics on the tiny random model (tests/conftest.py `tiny_model_dir`, seconds): sampling, scoring,
+adapters, EMA. One test that needs a real model's end-of-sequence behaviour runs on SmolLM2-135M (marked `model`)."""
 
 from __future__ import annotations
 
@@ -14,23 +15,33 @@ from sdpo_ttt.policy.adapters import dense_update, get_factors, lora_layers
 from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.extract import code_closed, code_end, extract_code
 
-pytestmark = pytest.mark.model
-
 MODEL = registry.TEST_MODEL
 
 
 @pytest.fixture(scope="module")
-def policy():
-    from sdpo_ttt.policy.model import Policy
-
-    if not registry.is_prepared(MODEL) and not registry.packages_installed(registry.BUILTINS[MODEL]):
-        pytest.skip(f"{MODEL} is not installed: {registry.BUILTINS[MODEL].pip_install}")
+def one_thread():
     # One intra-op thread: on a small shared CI box, 2 OpenMP threads per process under contention are
     # several times slower than 1 (measured: 5 vs 40 tok/s). Restored after the module.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield Policy.load(PolicyConfig(model=MODEL, lora_rank=4, lora_alpha=8), seed=0)
+    yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_dir: Path, one_thread):
+    from sdpo_ttt.policy.model import Policy
+
+    return Policy.load(PolicyConfig(model=str(tiny_model_dir), lora_rank=4, lora_alpha=8), seed=0)
+
+
+@pytest.fixture(scope="module")
+def real_policy(one_thread):
+    from sdpo_ttt.policy.model import Policy
+
+    if not registry.is_prepared(MODEL) and not registry.packages_installed(registry.BUILTINS[MODEL]):
+        pytest.skip(f"{MODEL} is not installed: {registry.BUILTINS[MODEL].pip_install}")
+    return Policy.load(PolicyConfig(model=MODEL, lora_rank=4, lora_alpha=8), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +132,12 @@ def test_batched_scoring_matches_single(policy, prompt, short_prompt) -> None:
         torch.testing.assert_close(lp, alone, rtol=0, atol=2e-4)
 
 
-def test_batch_and_single_sampling_lengths_agree(policy, short_prompt) -> None:
+@pytest.mark.model
+def test_batch_and_single_sampling_lengths_agree(real_policy) -> None:
+    """Rows that stop early (EOS) in a batch stop where they would alone: needs a model that says EOS (the random one
+    rarely does)."""
+    policy = real_policy
+    short_prompt = policy.chat_ids([{"role": "user", "content": "Name one colour. Answer with one word."}])
     n = 12
     batched = [len(c.completion_ids) for c in policy.sample([short_prompt] * n, max_new_tokens=24, seed=11)]
     single = [len(c.completion_ids) for i in range(n) for c in policy.sample([short_prompt], max_new_tokens=24, seed=100 + i)]
