@@ -161,7 +161,7 @@ def test_a_second_driver_on_the_same_out_is_refused(tmp_path: Path, monkeypatch)
 
 
 # ---------------------------------------------------------------- the real thing, tiny
-TINY = ["--model", "smollm2-135m", "--strategy", "best-of-k", "--budget", "2", "--batch-size", "2", "--max-new-tokens", "16",
+TINY = ["--strategy", "best-of-k", "--budget", "2", "--batch-size", "2", "--max-new-tokens", "16",
         "--sandbox", "local", "--sandbox-workers", "1", "--no-report"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -171,10 +171,11 @@ def _attempts(run: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
-@pytest.mark.model
-def test_resume_after_a_real_kill_mid_batch(tmp_path: Path) -> None:
+@pytest.mark.sandbox
+def test_resume_after_a_real_kill_mid_batch(tmp_path: Path, tiny_model_dir: Path) -> None:
     root, out = _problems(tmp_path), tmp_path / "out"
-    args = [sys.executable, "-m", "sdpo_ttt.cli", "batch", str(root), "--out", str(out), "--seeds", "2", *TINY]
+    args = [sys.executable, "-m", "sdpo_ttt.cli", "batch", str(root), "--out", str(out), "--seeds", "2", "--model", str(tiny_model_dir),
+            *TINY]
     p = subprocess.Popen([*args, "--workers", "2"], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
     manifest = Manifest(out / "jobs.jsonl")
@@ -214,13 +215,13 @@ def test_resume_after_a_real_kill_mid_batch(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.model
-def test_ray_executor_makes_the_same_run_dirs_as_local(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.sandbox
+def test_ray_executor_makes_the_same_run_dirs_as_local(tmp_path: Path, tiny_model_dir: Path, monkeypatch) -> None:
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'sdpo-ttt[ray]')")
     for k in ("OMP_NUM_THREADS", "RAY_USAGE_STATS_ENABLED"):
         monkeypatch.setenv(k, ENV[k])
     root = _problems(tmp_path, ("sum-two-ints",), broken=False)
-    cfg = SolveConfig(model="smollm2-135m", strategy="best-of-k", budget=2, batch_size=2, max_new_tokens=16, sandbox="local",
+    cfg = SolveConfig(model=str(tiny_model_dir), strategy="best-of-k", budget=2, batch_size=2, max_new_tokens=16, sandbox="local",
                       sandbox_workers=1)
     local = plan_batch([root], ["best-of-k"], [0, 1], tmp_path / "local", cfg)
     run_batch(local)

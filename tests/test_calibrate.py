@@ -37,8 +37,8 @@ def test_select_and_range(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.model
-def test_calibrate_tiny_real_run(tmp_path):
+@pytest.mark.sandbox
+def test_calibrate_tiny_real_run(tmp_path, tiny_model_dir):
     from test_script_kind import script_problem
 
     src = tmp_path / "probs"
@@ -48,12 +48,12 @@ def test_calibrate_tiny_real_run(tmp_path):
         (src / doc["id"]).mkdir(parents=True)
         (src / doc["id"] / "problem.json").write_text(json.dumps(doc))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "sdpo_ttt.cli", "problem", "calibrate", str(src), "--model", "smollm2-135m", "-n", "2",
+    cmd = [sys.executable, "-m", "sdpo_ttt.cli", "problem", "calibrate", str(src), "--model", str(tiny_model_dir), "-n", "2",
            "--max-new-tokens", "32", "--sandbox", "local", "--select", "0.0-0.5", "--into", str(tmp_path / "hard")]
     r = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     cal = json.loads((src / "calibration.json").read_text())
-    assert cal["model"] == "smollm2-135m" and cal["n"] == 2 and [p["id"] for p in cal["problems"]] == ["p0", "p1"]
+    assert cal["model"] == str(tiny_model_dir) and cal["n"] == 2 and [p["id"] for p in cal["problems"]] == ["p0", "p1"]
     for p in cal["problems"]:
         assert sum(p["verdicts"].values()) == 2 and 0 < p["mean_completion_tokens"] <= 32
         assert p["ci95"][0] <= p["pass_rate"] <= p["ci95"][1]

@@ -169,11 +169,11 @@ def test_report_command_rebuilds_from_run_dirs(tmp_path: Path, fake: FakeSolve) 
 
 # ---------------------------------------------------------------- the real thing, tiny
 @pytest.mark.slow
-@pytest.mark.model
-def test_real_compare_tiny_grid(tmp_path: Path) -> None:
+@pytest.mark.sandbox
+def test_real_compare_tiny_grid(tmp_path: Path, tiny_model_dir: Path) -> None:
     out = tmp_path / "cmp"
-    # the default model (no --model), 2 strategies x 2 seeds, a tiny budget: what `compare` does out of the box
-    args = [sys.executable, "-m", "sdpo_ttt.cli", "compare", str(PROBLEMS / "sum-two-ints"), "--out", str(out),
+    # the tiny random model, 2 strategies x 2 seeds, a tiny budget: the grid, its report and a re-run that skips
+    args = [sys.executable, "-m", "sdpo_ttt.cli", "compare", str(PROBLEMS / "sum-two-ints"), "--out", str(out), "--model", str(tiny_model_dir),
             "--strategies", "sdpo,best-of-k", "--budget", "2", "--batch-size", "2",
             "--max-new-tokens", "32", "--seeds", "2", "--sandbox", "auto", "--sandbox-workers", "1", "--n-boot", "200"]
     # one torch thread: on a shared, loaded 2-core machine OpenMP threads that spin-wait make sampling ~10x slower
@@ -186,7 +186,7 @@ def test_real_compare_tiny_grid(tmp_path: Path) -> None:
             run = RunDir.open_existing(out / "sum-two-ints" / s / f"seed{seed}")
             summary = run.read_summary()
             assert summary["status"] in ("solved", "budget_exhausted") and summary["strategy"] == s
-            assert summary["seed"] == seed and run.read_config()["model"] == "qwen2.5-coder-0.5b"
+            assert summary["seed"] == seed and run.read_config()["model"] == str(tiny_model_dir)
             assert len(run.read_attempts()) == summary["attempts_used"]
     for name in ("curves.png", "summary.md", "summary.csv", "summary.json", "report.html"):
         assert (out / "report" / name).exists(), name
