@@ -1,5 +1,5 @@
 """`solve` warns once when the feedback gives the teacher nothing to teach (issue #16): the loop's wiring of
-sdpo_ttt/run/monitors.py, with scripted policy, sandbox and strategy (the decision itself: test_signal_check.py)."""
+sdpo_ttt/run/monitors.py, with scripted policy, sandbox and strategy (the decision itself: test_monitors.py)."""
 
 from __future__ import annotations
 
