@@ -109,7 +109,7 @@ def test_literals_are_parsed_never_executed(src: Path, tmp_path: Path) -> None:
     call = f"(__import__('pathlib').Path({str(marker)!r}).touch(), '1', '1')"
     for text in (call, "(print('x'), 1)", "('a' * 3, 'aaa')"):
         with pytest.raises(lcp.Unsupported, match="^test literal is not a plain Python literal") as e:
-            lcp.parse_literal(text)
+            lcp.parse_case(text, lead=False)
         assert e.value.reason == lcp.R_LITERAL
     with pytest.raises(lcp.Unsupported, match="test literal is not a plain Python literal"):
         lcp.parse_case("(open('/etc/passwd'), 4, 2)", lead=True)  # only a bare `Solution` may lead

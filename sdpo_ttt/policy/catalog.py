@@ -183,11 +183,6 @@ def is_prepared(name: str) -> bool:
     return (model_dir(name) / MANIFEST).is_file()
 
 
-def read_manifest(name: str) -> dict | None:
-    p = model_dir(name) / MANIFEST
-    return json.loads(p.read_text()) if p.is_file() else None
-
-
 def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 

@@ -45,11 +45,6 @@ _EXAMPLE = re.compile(r"^\s*(?:\*\*)?Input:?(?:\*\*)?:?(.*?)^\s*(?:\*\*)?Output:
 # ---------------------------------------------------------------- literals
 
 
-def parse_literal(text: str) -> Any:
-    """A Python literal via ast.literal_eval only (never eval). Raises Unsupported(R_LITERAL)."""
-    return parse_case(text, lead=False)
-
-
 def parse_case(text: str, *, lead: bool) -> Any:
     """A test case literal. With lead=True it is a tuple whose first element is the bare name `Solution`
     (the package passes the class along in some tests): that name is dropped and the rest returned as a

@@ -330,12 +330,6 @@ def own_mqueues(uid):
     return out
 
 
-def ipc_left(uid):
-    """Whether `uid` owns anything `remove_own_ipc` would remove: a SysV IPC object it created, a POSIX
-    message queue (read here, as the runner; the removal itself must run as that uid)."""
-    return uid in ipc_objects().values() or bool(own_mqueues(uid))
-
-
 def remove_own_ipc(only=None):
     """Run AS the attempt uid: remove every SysV IPC object this uid created (only those listed in `only`,
     [[kind, id], ...], when given) and every POSIX message queue it owns."""
