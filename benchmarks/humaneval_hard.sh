@@ -12,7 +12,7 @@
 # Defaults (CPU, qwen2.5-coder-0.5b, 2 cores): calibration 164 x 32 attempts of <= 384 tokens ~ 6-10 h; the
 # grid 8 problems x 3 strategies x 2 seeds x 64 attempts ~ 6-10 h. Every step resumes / skips finished work
 # except calibration (re-run it only with FORCE_CAL=1). A tiny slice for CI / a smoke check:
-#   TINY=1 benchmarks/humaneval_hard.sh      (3 tasks, smollm2-135m, n=2, 32 tokens, budget 2, 1 seed)
+#   TINY=1 benchmarks/humaneval_hard.sh      (3 tasks, smollm2-135m or TINY_MODEL, n=2, 32 tokens, budget 2, 1 seed)
 # A CPU-sized run (what docs/results.md reports): calibrate a fixed sample, every CAL_EVERY-th task, with fewer samples:
 #   CAL_EVERY=12 N_CAL=4 MAX_NEW_TOKENS=256 K=2 BUDGET=8 BATCH=4 SEEDS=1 STRATEGIES=sdpo,best-of-k \
 #     benchmarks/humaneval_hard.sh
@@ -36,7 +36,7 @@ fi
 SANDBOX=${SANDBOX:-auto}
 LIMIT=()
 if [[ "${TINY:-0}" == 1 ]]; then
-  MODEL=smollm2-135m; OUT=${OUT%-tiny}-tiny; N_CAL=2; MAX_NEW_TOKENS=32; SELECT=0.0-1.0; K=1; BUDGET=2; SEEDS=1
+  MODEL=${TINY_MODEL:-smollm2-135m}; OUT=${OUT%-tiny}-tiny; N_CAL=2; MAX_NEW_TOKENS=32; SELECT=0.0-1.0; K=1; BUDGET=2; SEEDS=1
   STRATEGIES=best-of-k; LIMIT=(--limit 3)
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # torch on a shared CPU: one thread per process is fastest here

