@@ -27,6 +27,9 @@ The package ships no reference solutions (`solution_contents` holds harness clas
 are TODO stubs), so `validate_imported` checks the plumbing instead: an oracle attempt that looks each
 test's arguments up in a table must pass every test (method name, argument order, JSON round trip and
 comparison all hold) and an attempt returning None must fail at least one.
+
+Here: `convert` (one problem, in named steps), the import and the validation; the readers of the package's texts
+(test literals, example lines, the run helper's call) and the skip reasons are in leetcode_parse.py.
 """
 
 from __future__ import annotations
