@@ -318,3 +318,21 @@ def test_wipe_and_fresh_dir_never_follow_a_planted_link(tmp_path) -> None:
     cleanup.fresh_dir(str(scratch))
     assert scratch.is_dir() and not scratch.is_symlink() and (outside / "deep" / "keep.txt").exists()
     assert oct(scratch.stat().st_mode & 0o777) == "0o711"
+
+
+# ---------------------------------------------------------------- the Docker session's stream, without Docker
+def _docker_frame(stream: int, payload: bytes) -> bytes:
+    return bytes([stream, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+def test_the_docker_stream_is_split_into_stdout_lines_and_stderr_across_chunk_boundaries() -> None:
+    from sdpo_ttt.sandbox.docker_session import Session
+
+    s = Session.__new__(Session)  # no exec: only the demultiplexer's state
+    s.buf, s.line = bytearray(), bytearray()
+    data = (_docker_frame(1, b"n1 {\"event\": \"start\"}\nn1 {\"ev") + _docker_frame(2, b"a warning\n")
+            + _docker_frame(1, b"ent\": \"done\"}\n") + _docker_frame(1, b"partial"))
+    err = bytearray()
+    lines = [ln for i in range(0, len(data), 5) for ln in s._stdout_lines(data[i:i + 5], err)]  # 5-byte chunks
+    assert lines == [b'n1 {"event": "start"}', b'n1 {"event": "done"}']
+    assert bytes(err) == b"a warning\n" and bytes(s.line) == b"partial" and not s.buf

@@ -52,49 +52,60 @@ class Session:
             return lines, bytes(err), True  # the runner was already gone: nothing of this request ran
         try:
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                self.raw.settimeout(left)
-                chunk = self.raw.recv(1 << 16)
+                chunk = self._recv(deadline)
                 if not chunk:
                     if self.line:
                         lines.append(bytes(self.line))
                         self.line.clear()
                     return lines, bytes(err), True
-                self.buf += chunk
                 finished = False
-                while len(self.buf) >= 8:  # docker's multiplexed stream: 1 byte stream id, 3 pad, 4 size
-                    stream, size = self.buf[0], struct.unpack(">I", bytes(self.buf[4:8]))[0]
-                    if len(self.buf) < 8 + size:
-                        break
-                    payload = bytes(self.buf[8:8 + size])
-                    del self.buf[:8 + size]
-                    if stream != 1:
-                        err += payload
-                        continue
-                    self.line += payload
-                    while True:
-                        k = self.line.find(b"\n")
-                        if k < 0:
-                            break
-                        ln = bytes(self.line[:k])
-                        del self.line[:k + 1]
-                        lines.append(ln)
-                        last = _last_event(ln[len(prefix):]) if ln.startswith(prefix) else None
-                        if last is not None:
-                            finished = True
-                            info = last.get("session")
-                            info = info if isinstance(info, dict) else {}
-                            # the runner failed (`error`): whatever broke it (a missing device, a damaged
-                            # scratch dir) is in the container, so the container goes, not just the session
-                            self.replace_container = info.get("replace_container") is True or last.get("event") == "error"
-                            self.pids = (info.get("pid"), info.get("fork_server"))
-                            self.exiting = info.get("exiting") is True or last.get("event") == "error"
+                for ln in self._stdout_lines(chunk, err):
+                    lines.append(ln)
+                    last = _last_event(ln[len(prefix):]) if ln.startswith(prefix) else None
+                    if last is not None:
+                        finished = True
+                        self._note_session(last)
                 if finished:
                     return lines, bytes(err), self.exiting
         except socket.timeout as e:
             raise TimeoutError from e
+
+    def _recv(self, deadline: float) -> bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self.raw.settimeout(left)
+        return self.raw.recv(1 << 16)
+
+    def _stdout_lines(self, chunk: bytes, err: bytearray) -> list[bytes]:
+        """Demultiplex docker's stream (a frame: 1 byte stream id, 3 pad, 4 size, the payload): stderr goes to err,
+        the complete stdout lines are returned; a partial frame or line waits for the next chunk."""
+        self.buf += chunk
+        out: list[bytes] = []
+        while len(self.buf) >= 8:
+            stream, size = self.buf[0], struct.unpack(">I", bytes(self.buf[4:8]))[0]
+            if len(self.buf) < 8 + size:
+                break
+            payload = bytes(self.buf[8:8 + size])
+            del self.buf[:8 + size]
+            if stream != 1:
+                err += payload
+                continue
+            self.line += payload
+            while (k := self.line.find(b"\n")) >= 0:
+                out.append(bytes(self.line[:k]))
+                del self.line[:k + 1]
+        return out
+
+    def _note_session(self, last: dict[str, Any]) -> None:
+        """What the closing event says about the session: whether it ends, whether the container must go."""
+        info = last.get("session")
+        info = info if isinstance(info, dict) else {}
+        # the runner failed (`error`): whatever broke it (a missing device, a damaged scratch dir) is in the
+        # container, so the container goes, not just the session
+        self.replace_container = info.get("replace_container") is True or last.get("event") == "error"
+        self.pids = (info.get("pid"), info.get("fork_server"))
+        self.exiting = info.get("exiting") is True or last.get("event") == "error"
 
     def close(self) -> None:
         try:
