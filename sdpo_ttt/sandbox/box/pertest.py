@@ -134,67 +134,86 @@ def load_failure(load):
 def judge_test(req, i, test, scratch, session, keep):
     """Run test i (kinds stdio and function) in a fresh process; returns (record, compile_error or None)."""
     test_dir = make_test_dir(req, scratch, i)
-    kind = req["kind"]
-    if kind == "stdio":
-        stdin_fd = _unlinked_file(scratch, test["input"].encode("utf-8"))
-        call_fd = os.open(os.devnull, os.O_RDONLY)
-    else:
-        stdin_fd = os.open(os.devnull, os.O_RDONLY)
-        try:
-            args = wire.parse_json(test["input"])
-        except wire.Malformed:
-            args = None
-        if type(args) is not list:
-            os.close(stdin_fd)
-            return record(i, test, outcome="sandbox_error", detail="the test input is not a JSON array"), None
-        call_fd = _unlinked_file(scratch, wire.frame({"args": [wire.encode(a) for a in args]}))
+    fds = _input_fds(req["kind"], test, scratch)
+    if fds is None:
+        return record(i, test, outcome="sandbox_error", detail="the test input is not a JSON array"), None
+    stdin_fd, call_fd = fds
     try:
         p = Proc(req, test_dir, stdin_fd, session, call_fd)
     finally:
         os.close(stdin_fd)
         os.close(call_fd)
     p.run(keep)
-    rep = Replies(p.bufs["reply"], kind=kind)
-    tail = p.stderr_tail()
-    rec = record(i, test, time_s=round(p.wall, 4), stderr_tail=tail)
-    got_text = bytes(p.bufs["stdout"][: p.out_cap]).decode("utf-8", "replace")
+    rep = Replies(p.bufs["reply"], kind=req["kind"])
+    rec = record(i, test, time_s=round(p.wall, 4), stderr_tail=p.stderr_tail())
+    if req["kind"] == "stdio":
+        rec["got"] = trunc(_stdout_text(p))
+    decided, cerr = _stopped_before_a_result(rec, p, rep, req["kind"])
+    if decided:
+        return rec, cerr
+    if req["kind"] == "stdio":
+        return _stdio_outcome(req, test, rec, p, rep.load or {}), None
+    return _function_outcome(req, test, rec, rep, p.returncode), None
+
+
+def _input_fds(kind, test, scratch):
+    """(stdin fd, call fd) of the test's process: for stdio the input as an unlinked file, for function the call
+    frame as one; None when a function test's input is not a JSON array."""
     if kind == "stdio":
-        rec["got"] = trunc(got_text)
+        return _unlinked_file(scratch, test["input"].encode("utf-8")), os.open(os.devnull, os.O_RDONLY)
+    try:
+        args = wire.parse_json(test["input"])
+    except wire.Malformed:
+        args = None
+    if type(args) is not list:
+        return None
+    stdin_fd = os.open(os.devnull, os.O_RDONLY)
+    return stdin_fd, _unlinked_file(scratch, wire.frame({"args": [wire.encode(a) for a in args]}))
+
+
+def _stdout_text(p):
+    return bytes(p.bufs["stdout"][: p.out_cap]).decode("utf-8", "replace")
+
+
+def _stopped_before_a_result(rec, p, rep, kind):
+    """(decided, compile_error or None): the program did not load, hit a limit or broke the reply protocol."""
     load = rep.load or {}
     failed = load_failure(load) if rep.malformed is None else None
     if failed:
         outcome, detail, cerr = failed
         rec.update(outcome=outcome, detail=detail, stderr_tail=cerr[-STDERR_KEEP:])
-        return rec, cerr
+        return True, cerr
     lim = p.limit_outcome(load.get("type", "") if load.get("load") == "exception" else "")
     if lim is None and kind == "function" and rep.replies and rep.replies[0][0] == "raised" \
             and rep.replies[0][1]["raised"] == "MemoryError":
         lim = ("memory_limit", "exceeded the memory limit of %d MB" % (p.mem // MB))
     if lim:
         rec.update(outcome=lim[0], detail=lim[1])
-        return rec, None
+        return True, None
     if rep.malformed is not None:
         rec.update(outcome="runtime_error", detail="the attempt broke the result protocol: %s" % rep.malformed)
-        return rec, None
-    rc = p.returncode
-    if kind == "stdio":
-        if load.get("load") == "exception":
-            last = (load.get("error") or "").strip().splitlines()
-            if not tail:
-                rec["stderr_tail"] = (load.get("error") or "")[-STDERR_KEEP:]
-            rec.update(outcome="runtime_error", detail=last[-1][:300] if last else load.get("type", ""))
-            return rec, None
-        if rc != 0:
-            last = tail.strip().splitlines()
-            rec.update(outcome="runtime_error", detail="exit code %d%s" % (rc, (": " + last[-1][:200]) if last else ""))
-            return rec, None
-        ok, detail = compare_text(got_text, test["output"], req["compare"]["mode"], req["compare"]["float_tol"],
-                                  req["compare"].get("ints_are_floats", False))
-        if req["compare"]["mode"] == "exact":
-            ok = bytes(p.bufs["stdout"]) == test["output"].encode("utf-8")
-        rec.update(outcome="passed" if ok else "wrong_answer", detail=detail)
-        return rec, None
-    return _function_outcome(req, test, rec, rep, rc), None
+        return True, None
+    return False, None
+
+
+def _stdio_outcome(req, test, rec, p, load):
+    rc, tail = p.returncode, rec["stderr_tail"]
+    if load.get("load") == "exception":
+        last = (load.get("error") or "").strip().splitlines()
+        if not tail:
+            rec["stderr_tail"] = (load.get("error") or "")[-STDERR_KEEP:]
+        rec.update(outcome="runtime_error", detail=last[-1][:300] if last else load.get("type", ""))
+        return rec
+    if rc != 0:
+        last = tail.strip().splitlines()
+        rec.update(outcome="runtime_error", detail="exit code %d%s" % (rc, (": " + last[-1][:200]) if last else ""))
+        return rec
+    ok, detail = compare_text(_stdout_text(p), test["output"], req["compare"]["mode"], req["compare"]["float_tol"],
+                              req["compare"].get("ints_are_floats", False))
+    if req["compare"]["mode"] == "exact":
+        ok = bytes(p.bufs["stdout"]) == test["output"].encode("utf-8")
+    rec.update(outcome="passed" if ok else "wrong_answer", detail=detail)
+    return rec
 
 
 def _function_outcome(req, test, rec, rep, rc):
