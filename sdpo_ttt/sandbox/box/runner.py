@@ -111,68 +111,72 @@ def _clean_after(req, session, keep, ipc_before):
 
 def run(req, emit, session):
     """Judge one attempt: emit one record per test; returns the compile error text ('' if none)."""
-    scratch = req["scratch"]
-    zygote = session.zygote
-    keep = (zygote.pid,)
-    for path in req.get("wipe", []):  # before the scratch dir is made: "/tmp" may hold it
-        cleanup.wipe(path)
-    session.start_attempt(req)  # the memory baseline of this attempt (nothing of it exists yet)
-    cleanup.fresh_dir(scratch)  # root's, made now (whatever was there removed, never followed), mode 0711
-    if req.get("child_uid") is None:  # RLIMIT_NPROC counts every process of our uid: allow ours + N
-        req["nproc"] = _own_procs() + int(req.get("nproc", 64))
-    req.setdefault("nproc", 64)
-    ipc_before = set(cleanup.ipc_objects()) if req.get("child_uid") is None else set()
-    compile_error = ""
-    tle = 0
-    tle_budget = req.get("tle_budget")
-    tests = req["tests"]
+    keep = (session.zygote.pid,)
+    ipc_before = _prepare(req, session)
     try:
-        if not zygote.ping():
+        if not session.zygote.ping():
             raise RuntimeError("the fork server does not answer")
         if req["kind"] == "script":
             try:
-                recs, cerr = judge_script(req, scratch, session, keep)
+                recs, cerr = judge_script(req, req["scratch"], session, keep)
             finally:
-                cleanup.wipe(scratch)
+                cleanup.wipe(req["scratch"])
             for r in recs:
                 emit(r)
             return cerr or ""
-        for i, t in enumerate(tests):
-            if tle_budget is not None and tle >= tle_budget:
-                emit(record(i, t, outcome="time_limit",
-                             detail="not run: the attempt already exceeded the time limit on %d tests" % tle))
-                continue
-            try:
-                rec, cerr = judge_test(req, i, t, scratch, session, keep)  # kills what the test left
-            finally:
-                cleanup.wipe(scratch)
-                if req.get("child_uid") is not None:  # a full /tmp must not fail the next test's set-up
-                    cleanup.remove_uid_files(req["child_uid"])
-            if zygote.broken:
-                if req.get("child_uid") is not None:  # out of the attempt's reach: the verifier failed
-                    raise RuntimeError("the fork server stopped answering")
-                # same uid (the local sandbox without root): the attempt can kill it, and did
-                session.tainted = True
-                why = "the attempt killed the fork server (the local sandbox without root cannot stop it)"
-                emit(dict(rec, outcome="runtime_error", detail=why))
-                for j in range(i + 1, len(tests)):
-                    emit(record(j, tests[j], outcome="runtime_error", detail="not run: " + why))
-                break
-            if cerr is not None:
-                compile_error = cerr
-                emit(rec)
-                for j in range(i + 1, len(tests)):
-                    r = dict(rec)
-                    r.update(index=j, public=bool(tests[j].get("public", True)), time_s=0.0,
-                             input=trunc(tests[j]["input"]), expected=trunc(tests[j]["output"]))
-                    emit(r)
-                break
-            if rec["outcome"] == "time_limit":
-                tle += 1
-            emit(rec)
+        return _run_tests(req, emit, session, keep)
     finally:
         _clean_after(req, session, keep, ipc_before)
-    return compile_error
+
+
+def _prepare(req, session):
+    """A clean start: the wiped paths, this attempt's memory baseline, a fresh scratch dir, its process limit.
+    Returns the IPC objects that existed before (outside a uid of its own, the attempt's are the new ones)."""
+    for path in req.get("wipe", []):  # before the scratch dir is made: "/tmp" may hold it
+        cleanup.wipe(path)
+    session.start_attempt(req)  # the memory baseline of this attempt (nothing of it exists yet)
+    cleanup.fresh_dir(req["scratch"])  # root's, made now (whatever was there removed, never followed), mode 0711
+    if req.get("child_uid") is None:  # RLIMIT_NPROC counts every process of our uid: allow ours + N
+        req["nproc"] = _own_procs() + int(req.get("nproc", 64))
+    req.setdefault("nproc", 64)
+    return set(cleanup.ipc_objects()) if req.get("child_uid") is None else set()
+
+
+def _run_tests(req, emit, session, keep):
+    """Kinds stdio and function: each test in turn; the rest not run after `tle_budget` time limits, a compile
+    error (every test gets its record) or a killed fork server. Returns the compile error text ('' if none)."""
+    tests, tle, tle_budget = req["tests"], 0, req.get("tle_budget")
+    for i, t in enumerate(tests):
+        if tle_budget is not None and tle >= tle_budget:
+            emit(record(i, t, outcome="time_limit",
+                        detail="not run: the attempt already exceeded the time limit on %d tests" % tle))
+            continue
+        try:
+            rec, cerr = judge_test(req, i, t, req["scratch"], session, keep)  # kills what the test left
+        finally:
+            cleanup.wipe(req["scratch"])
+            if req.get("child_uid") is not None:  # a full /tmp must not fail the next test's set-up
+                cleanup.remove_uid_files(req["child_uid"])
+        if session.zygote.broken:
+            if req.get("child_uid") is not None:  # out of the attempt's reach: the verifier failed
+                raise RuntimeError("the fork server stopped answering")
+            # same uid (the local sandbox without root): the attempt can kill it, and did
+            session.tainted = True
+            why = "the attempt killed the fork server (the local sandbox without root cannot stop it)"
+            emit(dict(rec, outcome="runtime_error", detail=why))
+            for j in range(i + 1, len(tests)):
+                emit(record(j, tests[j], outcome="runtime_error", detail="not run: " + why))
+            return ""
+        if cerr is not None:
+            emit(rec)
+            for j in range(i + 1, len(tests)):
+                emit(dict(rec, index=j, public=bool(tests[j].get("public", True)), time_s=0.0,
+                          input=trunc(tests[j]["input"]), expected=trunc(tests[j]["output"])))
+            return cerr
+        if rec["outcome"] == "time_limit":
+            tle += 1
+        emit(rec)
+    return ""
 
 
 def _own_procs():
