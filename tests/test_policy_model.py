@@ -1,5 +1,6 @@
 """The Policy's mechanics on the tiny random model (tests/conftest.py `tiny_model_dir`, seconds): sampling, scoring,
-adapters, EMA. One test that needs a real model's end-of-sequence behaviour runs on SmolLM2-135M (marked `model`)."""
+adapters, EMA. The two tests that need a real model's behaviour (where it ends its answer) run on SmolLM2-135M
+(marked `model`)."""
 
 from __future__ import annotations
 
@@ -103,8 +104,11 @@ def test_sampling_is_reproducible_for_a_seed(policy, prompt) -> None:
     assert torch.equal(torch.rand(1), before)
 
 
-def test_the_answer_ends_on_the_token_that_closes_its_code(policy, prompt) -> None:
+@pytest.mark.model
+def test_the_answer_ends_on_the_token_that_closes_its_code(real_policy) -> None:
     """Issue 26 on the real model: greedy, the stopped answer is the free-running one cut at its closing fence."""
+    policy = real_policy
+    prompt = policy.chat_ids([{"role": "user", "content": "Write a Python one-liner that prints the sum of 2 and 3."}])
     kw = dict(max_new_tokens=96, seed=0, temperature=0.0, return_logprobs=True)
     free = policy.sample([prompt], stop_at_code=False, **kw)[0]
     stopped = policy.sample([prompt], **kw)[0]
