@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sdpo_ttt.policy import threads
+from sdpo_ttt.policy.prefix import KV, Prefix, rest_layout
 
 SUPPORTED_TYPES = ("llama", "qwen2", "mistral")
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -278,10 +279,23 @@ class Decoder:
         return o
 
     @torch.no_grad()
-    def hidden_states(self, prompts: list[list[int]], completions: list[list[int]], adapter: str | None, pad_id: int
-                      ) -> tuple[Tensor, Tensor]:
+    def prefix_kv(self, ids: list[int], adapter: str | None) -> KV:
+        """K, V [1, n_kv, P, head_dim] per layer of one prompt prefix (positions 0..P-1), plain weights, LoRA unmerged."""
+        dev = self.embed.device
+        cache = [(torch.empty(1, self.n_kv, len(ids), self.head_dim, device=dev),
+                  torch.empty(1, self.n_kv, len(ids), self.head_dim, device=dev)) for _ in self.layers]
+        self.prepare(adapter, packed=False)
+        x = torch.tensor([ids], dtype=torch.long, device=dev)
+        self._forward(F.embedding(x, self.embed), torch.arange(len(ids), device=dev)[None], cache, 0, False, first=[0])
+        return cache
+
+    @torch.no_grad()
+    def hidden_states(self, prompts: list[list[int]], completions: list[list[int]], adapter: str | None, pad_id: int,
+                      prefix: Prefix | None = None) -> tuple[Tensor, Tensor]:
         """Policy.hidden_states without autograd: final hidden states [B, T, H] predicting each completion token and
-        the mask [B, T], T = longest completion; layout [left pad | prompt | completion[:-1] | right pad]."""
+        the mask [B, T], T = longest completion; layout [left pad | prompt | completion[:-1] | right pad], or with a
+        prefix (from `prefix_kv`, every prompt starting with it) [prompt after it | completion[:-1] | right pad]
+        attending to the prefix's K, V."""
         B = len(prompts)
         T = max((len(c) for c in completions), default=0)
         dev = self.embed.device
@@ -290,6 +304,8 @@ class Decoder:
             mask[b, : len(c)] = True
         if B == 0 or T == 0:
             return torch.zeros((B, T, self.hidden), device=dev), mask
+        if prefix is not None:
+            return self._rest_states(prompts, completions, adapter, pad_id, prefix), mask
         P = max(len(p) for p in prompts)
         L = P + T - 1
         ids = torch.full((B, L), pad_id, dtype=torch.long)
@@ -305,6 +321,21 @@ class Decoder:
         self.prepare(adapter, packed=False)
         h = self._forward(F.embedding(ids, self.embed), pos, cache, 0, False, first=[P - len(p) for p in prompts])
         return h[:, P - 1: P - 1 + T], mask
+
+    def _rest_states(self, prompts: list[list[int]], completions: list[list[int]], adapter: str | None, pad_id: int,
+                     prefix: Prefix) -> Tensor:
+        P = len(prefix.ids)
+        rest = rest_layout(prompts, completions, P, pad_id, self.embed.device)
+        B, S = rest.ids.shape
+        cache = []
+        for k, v in prefix.kv:
+            kc = torch.empty(B, self.n_kv, P + S, self.head_dim, device=k.device)
+            vc = torch.empty(B, self.n_kv, P + S, self.head_dim, device=v.device)
+            kc[:, :, :P], vc[:, :, :P] = k, v
+            cache.append((kc, vc))
+        self.prepare(adapter, packed=False)
+        h = self._forward(F.embedding(rest.ids, self.embed), rest.positions, cache, P, False, attn_mask=rest.attention_mask(P))
+        return rest.gather(h)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()

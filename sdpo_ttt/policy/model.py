@@ -32,6 +32,7 @@ from sdpo_ttt.policy import adapters as lora
 from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.device import resolve_device, resolve_dtype
 from sdpo_ttt.policy.catalog import resolve_model
+from sdpo_ttt.policy.prefix import Prefix, hf_prefix_kv, hf_rest_hidden, rest_layout
 from sdpo_ttt.policy.prompting import chat_text, problem_messages
 from sdpo_ttt.policy.stop import CodeStop
 
@@ -433,12 +434,44 @@ class Policy:
         """[V, H] output embedding (tied or not): logits = hidden @ W.T (no bias, no softcapping in supported models)."""
         return self._base.get_output_embeddings().weight
 
-    def hidden_states(self, prompts: list[list[int]], completions: list[list[int]], *, adapter: str | None) -> tuple[Tensor, Tensor]:
+    def prefix(self, ids: list[int], *, adapter: str | None) -> Prefix | None:
+        """The K, V of a prompt prefix that several rows share, for `hidden_states(..., prefix=)` (policy/prefix.py).
+
+        Autograd iff torch.is_grad_enabled(); then None under gradient checkpointing, which drops a layer's KV cache
+        (its backward replays the layer), so the caller runs the rows unshared.
+        """
+        grad = torch.is_grad_enabled()
+        fast = None if grad else self._fast_decoder()
+        if fast is not None:
+            threads.adapt()
+            return Prefix.of(ids, adapter, fast.prefix_kv(ids, adapter))
+        if grad and any(getattr(m, "gradient_checkpointing", False) for m in self._base.get_decoder().layers):
+            return None
+        with self._mode(train=grad), self._adapter(adapter):
+            kv = hf_prefix_kv(self._base.get_decoder(), self._base.config, ids, self.device)
+        return Prefix.of(ids, adapter, kv)
+
+    @contextmanager
+    def _mode(self, *, train: bool) -> Iterator[None]:
+        """Train mode for a forward with autograd, left on (backward may replay it: see `hidden_states`); eval mode
+        for one without, restored afterwards."""
+        was_training = self.model.training
+        self.model.train(train)
+        try:
+            yield
+        finally:
+            if not train:
+                self.model.train(was_training)
+
+    def hidden_states(self, prompts: list[list[int]], completions: list[list[int]], *, adapter: str | None,
+                      prefix: Prefix | None = None) -> tuple[Tensor, Tensor]:
         """Final (post-norm) hidden states that predict each completion token under its prompt.
 
         Returns (h [B, T, H] in the model dtype, mask [B, T] bool), T = longest completion; h[b, t]
         predicts completions[b][t]. Autograd iff torch.is_grad_enabled() (then the model runs in train
-        mode: LoRA dropout and gradient checkpointing apply). adapter None = base model.
+        mode: LoRA dropout and gradient checkpointing apply). adapter None = base model. prefix (from
+        `Policy.prefix` under the same adapter and grad mode, every prompt starting with its ids): the shared part
+        is read from its K, V instead of being recomputed per row; the same hidden states up to float rounding.
         """
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
@@ -452,10 +485,17 @@ class Policy:
             return torch.zeros((B, T, H), dtype=self.dtype, device=self.device), mask
         if any(not p for p in prompts):
             raise ValueError("empty prompt")
+        if prefix is not None and not prefix.fits(prompts, adapter):
+            raise ValueError(f"the prefix ({len(prefix.ids)} tokens, adapter {prefix.adapter!r}) does not start every "
+                             f"prompt under adapter {adapter!r}")
         fast = None if torch.is_grad_enabled() else self._fast_decoder()
         if fast is not None:  # no autograd (teacher, scoring) on CPU: the sampler's forward (oneDNN, LoRA unmerged)
             threads.adapt()
-            return fast.hidden_states(prompts, completions, adapter, self.pad_id)
+            return fast.hidden_states(prompts, completions, adapter, self.pad_id, prefix=prefix)
+        if prefix is not None:
+            rest = rest_layout(prompts, completions, len(prefix.ids), self.pad_id, self.device)
+            with self._mode(train=torch.is_grad_enabled()), self._adapter(adapter):
+                return hf_rest_hidden(self._base.get_decoder(), self._base.config, prefix, rest), mask
         P = max(len(p) for p in prompts)
         L = P + T - 1  # the last completion token is predicted, never fed
         ids = torch.full((B, L), self.pad_id, dtype=torch.long)

@@ -20,6 +20,7 @@ so [B, T, V] logits never exist) and calls `after_update()` once per batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, get_args
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 TEACHER_MODES: tuple[str, ...] = get_args(TeacherMode)  # the `--teacher` choices
 BASE_MODEL = None  # adapters off
+HiddenStates = Callable[..., tuple[Tensor, Tensor]]  # (prompts, completions, *, adapter) -> (h, mask): Policy.hidden_states
 
 # which weights score the teacher prompt, per mode
 SCORING_ADAPTER: dict[str, str | None] = {
@@ -76,12 +78,14 @@ class Teacher:
             policy.sync_teacher()  # θ' starts at θ
 
     @torch.no_grad()
-    def score(self, prompts: list[list[int]], completions: list[list[int]]) -> TeacherScores:
-        """Hidden states of the teacher on (x, [d], f) at the tokens y."""
-        hidden, _ = self.policy.hidden_states(prompts, completions, adapter=SCORING_ADAPTER[self.mode])
+    def score(self, prompts: list[list[int]], completions: list[list[int]], states: HiddenStates | None = None) -> TeacherScores:
+        """Hidden states of the teacher on (x, [d], f) at the tokens y; `states` computes them (default
+        `Policy.hidden_states`; the update passes sdpo/shared.py's, which runs the prompts' common prefix once)."""
+        states = states or self.policy.hidden_states
+        hidden, _ = states(prompts, completions, adapter=SCORING_ADAPTER[self.mode])
         base = None
         if self.mode == "trust-region":
-            base, _ = self.policy.hidden_states(prompts, completions, adapter=BASE_MODEL)
+            base, _ = states(prompts, completions, adapter=BASE_MODEL)
         return TeacherScores(hidden, base)
 
     def after_update(self) -> dict[str, float]:

@@ -14,7 +14,8 @@
   6. teacher   θ' ← (1−ρ)·θ' + ρ·θ (ema mode; the other modes keep no state)
 Gradient accumulation: each micro-batch's loss is weighted by its share of the tokens, so a step equals one
 pass over the whole batch; statistics are summed and divided once (sdpo/stats.py). Neither the update nor
-what it logs depends on `micro_batch_size`.
+what it logs depends on `micro_batch_size`. The prompt prefix the batch's rows share (the question) runs once per
+step and context, its gradient summed over the micro-batches (sdpo/shared.py); the rest of each row runs against it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sdpo_ttt.sdpo.reprompt import Contexts
 from sdpo_ttt.sdpo.chunked import sdpo_loss
 from sdpo_ttt.sdpo.loss import group_advantages
 from sdpo_ttt.sdpo.microbatch import MicroBatch, UpdateBatch, micro_batches
+from sdpo_ttt.sdpo.shared import SharedPrompts
 from sdpo_ttt.sdpo.stats import UpdateStats
 from sdpo_ttt.sdpo.teacher import BASE_MODEL, Teacher
 
@@ -104,15 +106,16 @@ class SDPOUpdater:
         old_logp: dict[int, Tensor] = {}  # micro-batch -> ls(y_t) at the first step: π_old of the importance ratio
         for _ in range(self.optim.steps_per_batch):
             self.optimizer.zero_grad(set_to_none=True)
+            shared = SharedPrompts(self.policy, batch)  # the prompts' common prefix, run once per step: sdpo/shared.py
             mbs = list(micro_batches(batch, self.optim.micro_batch_size, self.loss_cfg.aggregation))
             for i, mb in enumerate(mbs):
                 self.on_phase("teacher", i, len(mbs))
                 with stats.time("teacher"):
-                    teacher = self.teacher.score(mb.teacher_prompts, mb.completions)  # 2. π_θ'(·|x,[d],f,y<t)
-                    reference = self.base_on_student_prompt(mb)  # π_base(·|x,y<t), for β·L_kl only
+                    teacher = self.teacher.score(mb.teacher_prompts, mb.completions, shared.scorer("teacher"))  # 2.
+                    reference = self.base_on_student_prompt(mb, shared)  # π_base(·|x,y<t), for β·L_kl only
                 self.on_phase("student", i, len(mbs))
                 with stats.time("student"):
-                    student, mask = self.policy.hidden_states(mb.student_prompts, mb.completions, adapter=STUDENT)  # 3.
+                    student, mask = shared.hidden_states("student", mb.student_prompts, mb.completions, adapter=STUDENT)  # 3.
                     out = sdpo_loss(  # 4. L and its terms, logits formed chunk by chunk from the hidden states
                         student,
                         teacher.hidden,
@@ -128,6 +131,8 @@ class SDPOUpdater:
                     (out.loss * mb.share).backward()  # Σ_mb share·L_mb = L over the batch
                 old_logp.setdefault(i, out.student_logp)
                 stats.add(out, mb)  # its stats, and each attempt's gap for sdpo/gap_score_corr
+            with stats.time("student"):
+                shared.backward()  # the shared prompt's gradient, summed over the micro-batches
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.optim.grad_clip)  # 5.
             self.optimizer.step()
             stats.end_step(grad_norm)
@@ -142,10 +147,10 @@ class SDPOUpdater:
         return group_advantages(rewards, self.loss_cfg.grpo_eps, self.loss_cfg.grpo_scale_std)
 
     @torch.no_grad()
-    def base_on_student_prompt(self, mb: MicroBatch) -> Tensor | None:
+    def base_on_student_prompt(self, mb: MicroBatch, shared: SharedPrompts) -> Tensor | None:
         if self.loss_cfg.kl_weight <= 0:
             return None
-        hidden, _ = self.policy.hidden_states(mb.student_prompts, mb.completions, adapter=BASE_MODEL)
+        hidden, _ = shared.hidden_states("student", mb.student_prompts, mb.completions, adapter=BASE_MODEL)
         return hidden
 
     def state_dict(self) -> dict:
