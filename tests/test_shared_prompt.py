@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sdpo_ttt.policy import model as model_module
 from sdpo_ttt.policy.prefix import MIN_SHARED_TOKENS, common_prefix, shared_ids
 from sdpo_ttt.sdpo import update as update_module
 from sdpo_ttt.sdpo.microbatch import UpdateBatch
@@ -208,10 +209,31 @@ def test_student_prompts_that_differ_share_only_their_common_part(policy, fresh,
     assert calls == []
 
 
-def test_gradient_checkpointing_runs_the_student_unshared(tiny_model_dir: Path) -> None:
-    """Checkpointing replays each layer in backward and drops its KV cache: no prefix with grad there (the rows
-    run as before), the no-grad passes still share it."""
+def test_gradient_checkpointing_shares_the_prompt_too(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Checkpointing replays each layer in backward: the prefix's cache is only read, so the replay is exact and the
+    update equals the unshared one; a transformers that drops a checkpointed layer's cache gets no prefix with grad."""
     pol = load_policy(tiny_config(tiny_model_dir, gradient_checkpointing=True))
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, p in pol.model.named_parameters():
+            if ".lora_" in name:
+                p.add_(0.3 * torch.randn(p.shape, generator=g))
+    batch = _batch(pol)
+    pol.save_adapter("student", tmp_path / "s")
+    pol.save_adapter("teacher", tmp_path / "t")
+    results = []
+    for shared in (False, True):
+        pol.load_adapter("student", tmp_path / "s")
+        pol.load_adapter("teacher", tmp_path / "t")
+        results.append(_update(pol, tiny_model_dir, batch, monkeypatch, shared=shared, micro_batch_size=3, gradient_checkpointing=True))
+    (m_ref, g_ref, _, _), (metrics, grads, _, calls) = results
+    assert (len(shared_ids([batch.student_prompts[0]] * 2)), "student", True) in calls
+    assert metrics["loss"] == pytest.approx(m_ref["loss"], rel=1e-4)
+    assert grads.keys() == g_ref.keys() and grads
+    for name, ref in g_ref.items():
+        torch.testing.assert_close(grads[name], ref, rtol=1e-3, atol=1e-6, msg=name)
+
+    monkeypatch.setattr(model_module, "checkpointing_keeps_cache", lambda decoder: False)
     prompt = _contexts(pol).student()
     assert pol.prefix(prompt[:-1], adapter="student") is None
     with torch.no_grad():

@@ -32,7 +32,7 @@ from sdpo_ttt.policy import adapters as lora
 from sdpo_ttt.config.policy import PolicyConfig
 from sdpo_ttt.policy.device import resolve_device, resolve_dtype
 from sdpo_ttt.policy.catalog import resolve_model
-from sdpo_ttt.policy.prefix import Prefix, hf_prefix_kv, hf_rest_hidden, rest_layout
+from sdpo_ttt.policy.prefix import Prefix, checkpointing_keeps_cache, hf_prefix_kv, hf_rest_hidden, rest_layout
 from sdpo_ttt.policy.prompting import chat_text, problem_messages
 from sdpo_ttt.policy.stop import CodeStop
 
@@ -437,18 +437,20 @@ class Policy:
     def prefix(self, ids: list[int], *, adapter: str | None) -> Prefix | None:
         """The K, V of a prompt prefix that several rows share, for `hidden_states(..., prefix=)` (policy/prefix.py).
 
-        Autograd iff torch.is_grad_enabled(); then None under gradient checkpointing, which drops a layer's KV cache
-        (its backward replays the layer), so the caller runs the rows unshared.
+        Autograd iff torch.is_grad_enabled(). Gradient checkpointing works with it (the cache is only read, so a
+        layer's replay in backward is exact), except on a transformers without `_can_checkpoint_with_cache`, which
+        drops a checkpointed layer's cache: then None with autograd, and the caller runs the rows unshared.
         """
         grad = torch.is_grad_enabled()
         fast = None if grad else self._fast_decoder()
         if fast is not None:
             threads.adapt()
             return Prefix.of(ids, adapter, fast.prefix_kv(ids, adapter))
-        if grad and any(getattr(m, "gradient_checkpointing", False) for m in self._base.get_decoder().layers):
+        decoder = self._base.get_decoder()
+        if grad and any(getattr(m, "gradient_checkpointing", False) for m in decoder.layers) and not checkpointing_keeps_cache(decoder):
             return None
         with self._mode(train=grad), self._adapter(adapter):
-            kv = hf_prefix_kv(self._base.get_decoder(), self._base.config, ids, self.device)
+            kv = hf_prefix_kv(decoder, self._base.config, ids, self.device)
         return Prefix.of(ids, adapter, kv)
 
     @contextmanager

@@ -17,7 +17,11 @@ sum through the prefix's graph once, so the gradient equals the unshared computa
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -122,21 +126,62 @@ def rest_layout(prompts: list[list[int]], completions: list[list[int]], prefix_l
 
 def hf_prefix_kv(decoder: torch.nn.Module, config: object, ids: list[int], device: torch.device) -> KV:
     """K, V of one prompt prefix through a transformers decoder (autograd iff enabled; train/eval mode as set)."""
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=config)
+    cache = _read_only_cache(config, None)
     x = torch.tensor([ids], dtype=torch.long, device=device)
-    decoder(input_ids=x, position_ids=torch.arange(len(ids), device=device)[None], cache=cache, use_cache=True)
-    return [(layer.keys, layer.values) for layer in cache.layers]
+    with _layers_keep_cache(decoder):
+        decoder(input_ids=x, position_ids=torch.arange(len(ids), device=device)[None], use_cache=True, **{_cache_kwarg(decoder): cache})
+    return list(cache.written)
 
 
 def hf_rest_hidden(decoder: torch.nn.Module, config: object, prefix: Prefix, rest: Rest) -> Tensor:
     """Final hidden states [B, T, H] of the rest rows through a transformers decoder, over the prefix's K, V."""
+    b = rest.ids.shape[0]
+    cache = _read_only_cache(config, prefix.expanded(b))
+    att = torch.cat([torch.ones(b, len(prefix.ids), dtype=torch.long, device=rest.ids.device), rest.valid.long()], -1)
+    with _layers_keep_cache(decoder):
+        h = decoder(input_ids=rest.ids, attention_mask=att, position_ids=rest.positions, use_cache=True,
+                    **{_cache_kwarg(decoder): cache}).last_hidden_state
+    return rest.gather(h)
+
+
+def checkpointing_keeps_cache(decoder: torch.nn.Module) -> bool:
+    """Whether this transformers version lets a checkpointed layer read a KV cache (`_can_checkpoint_with_cache`);
+    without it, gradient checkpointing drops the cache and the prefix cannot be used with autograd."""
+    return all(hasattr(layer, "_can_checkpoint_with_cache") for layer in decoder.layers)
+
+
+@contextmanager
+def _layers_keep_cache(decoder: torch.nn.Module) -> Iterator[None]:
+    """Let checkpointed layers keep the cache: legitimate here, the cache is never written (a layer's replay in
+    backward reads the same K, V and records the same new ones)."""
+    layers = [layer for layer in decoder.layers if hasattr(layer, "_can_checkpoint_with_cache")]
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache  # back to the class's own value
+
+
+def _cache_kwarg(decoder: torch.nn.Module) -> str:
+    """The decoder's name for the KV cache argument (`cache` from transformers 5.2x, `past_key_values` before)."""
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+
+
+def _read_only_cache(config: object, kv: KV | None) -> Any:
+    """A transformers cache holding kv (None: empty) that every layer reads and none grows: `update` returns the
+    held K, V followed by the layer's new ones and records the new ones in `written` (the prefix pass's output)."""
     from transformers import DynamicCache
 
-    b = rest.ids.shape[0]
-    cache = DynamicCache(ddp_cache_data=prefix.expanded(b), config=config)
-    seen = torch.ones(b, len(prefix.ids), dtype=torch.long, device=rest.ids.device)
-    att = torch.cat([seen, rest.valid.long()], -1)
-    h = decoder(input_ids=rest.ids, attention_mask=att, position_ids=rest.positions, cache=cache, use_cache=True).last_hidden_state
-    return rest.gather(h)
+    class ReadOnlyCache(DynamicCache):
+        def update(self, key_states: Tensor, value_states: Tensor, layer_idx: int, *args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
+            self.written[layer_idx] = (key_states, value_states)
+            if kv is None:
+                return key_states, value_states
+            k, v = kv[layer_idx]
+            return torch.cat([k, key_states], -2), torch.cat([v, value_states], -2)
+
+    cache = ReadOnlyCache(ddp_cache_data=kv, config=config) if kv is not None else ReadOnlyCache(config=config)
+    cache.written = [None] * len(cache.layers)
+    return cache
