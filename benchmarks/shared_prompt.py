@@ -71,7 +71,7 @@ def main() -> None:
                 policy.load_adapter("student", Path(tmp) / "s")
                 policy.load_adapter("teacher", Path(tmp) / "t")
                 update_module.SharedPrompts = functools.partial(SharedPrompts, enabled=shared)  # type: ignore[misc]
-                updater = SDPOUpdater(policy, cfg, contexts)
+                updater = SDPOUpdater(policy, cfg.sdpo, cfg.optim, contexts)
                 t0 = time.perf_counter()
                 metrics = updater.update(batch)
                 metrics["wall_s"] = time.perf_counter() - t0

@@ -140,7 +140,7 @@ def _batch(policy, student_prompts: list[list[int]] | None = None) -> UpdateBatc
 def _update(policy, model_dir: Path, batch: UpdateBatch, monkeypatch, *, shared: bool, **overrides):
     monkeypatch.setattr(update_module, "SharedPrompts", functools.partial(SharedPrompts, enabled=shared))
     cfg = tiny_config(model_dir, **overrides)
-    updater = SDPOUpdater(policy, cfg, _contexts(policy))
+    updater = SDPOUpdater(policy, cfg.sdpo, cfg.optim, _contexts(policy))
     calls: list[tuple] = []
     real = policy.prefix
 
