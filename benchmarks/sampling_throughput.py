@@ -44,14 +44,15 @@ def copy_bandwidth(mib: int = 256, repeats: int = 5) -> float:
     return 2 * src.numel() * 4 / best
 
 
-def step_bytes(policy, batch: int, context: float, adapter: bool) -> float:
-    """Bytes one decode step reads: weights (the embedding matrix once, as the LM head), LoRA factors, KV cache."""
+def step_bytes(policy, batch: int, context: float, adapter: bool, weight_bytes: int = 4) -> float:
+    """Bytes one decode step reads: weights (the embedding matrix once, as the LM head) at weight_bytes a parameter
+    (4: float32, 2: the bfloat16 sampling copy), LoRA factors, KV cache."""
     base = policy.model.get_base_model()
     cfg = base.config.get_text_config()
-    weights = sum(p.numel() * p.element_size() for n, p in policy.model.named_parameters() if ".lora_" not in n)
+    weights = sum(p.numel() * weight_bytes for n, p in policy.model.named_parameters() if ".lora_" not in n)
     if not cfg.tie_word_embeddings:  # the input embedding is only looked up (B rows), not read whole
         emb = base.get_input_embeddings().weight
-        weights -= emb.numel() * emb.element_size()
+        weights -= emb.numel() * weight_bytes
     lora = sum(p.numel() * p.element_size() for n, p in policy.model.named_parameters() if ".lora_" in n and ".student." in n)
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     kv = cfg.num_hidden_layers * 2 * batch * cfg.num_key_value_heads * context * head_dim * 4
@@ -80,6 +81,8 @@ def main() -> None:
                     help="torch threads; 0 = the product's choice (SDPO_TTT_THREADS / OMP_NUM_THREADS if set, else from the free CPUs, "
                          "re-decided before each call) (default: 0)")
     ap.add_argument("--rescore-all-at", type=int, default=8, help="batch size whose LoRA call has every row re-scored (default: 8)")
+    ap.add_argument("--sampler-dtype", default="float32", choices=("float32", "bfloat16"),
+                    help="the sampler's weight copy (--sampler-dtype of the run; bfloat16 falls back to float32 without avx512_bf16)")
     a = ap.parse_args()
 
     import torch
@@ -93,7 +96,7 @@ def main() -> None:
 
     threads.configure(requested=a.threads or None)
     t0 = time.perf_counter()
-    pol = Policy.load(PolicyConfig(model=a.model, device="cpu", dtype="float32"), seed=0)
+    pol = Policy.load(PolicyConfig(model=a.model, device="cpu", dtype="float32", sampler_dtype=a.sampler_dtype), seed=0)
     load_s = time.perf_counter() - t0
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # a non-zero student so that "LoRA" really computes B @ A x
@@ -107,7 +110,9 @@ def main() -> None:
     bw = copy_bandwidth()
 
     con = Console(width=150)
-    kernels = "oneDNN, packed weights" if dec is not None and dec.pack else "oneDNN" if dec is not None and dec.onednn else "F.linear"
+    low = dec is not None and dec.low is not None
+    kernels = f"oneDNN, packed {'bfloat16' if low else 'float32'} weights" if dec is not None and dec.pack else \
+        "oneDNN" if dec is not None and dec.onednn else "F.linear"
     sampler = "generate (transformers)" if dec is None else f"policy/decode.py ({kernels})"
     con.print(f"{a.model} float32 on cpu, torch {torch.__version__}; sampler: {sampler}; load {load_s:.1f} s; "
               f"prompt {len(prompt)} tokens; max_new_tokens {a.max_new_tokens}; copy bandwidth {bw / 1e9:.1f} GB/s", highlight=False)
@@ -126,7 +131,7 @@ def main() -> None:
             dec_tokens, dec_s = n - stamps[0][1], stamps[-1][0] - stamps[0][0]
             dec_rate = dec_tokens / dec_s if dec_s > 0 else float("nan")
             context = len(prompt) + a.max_new_tokens / 2
-            sb = step_bytes(pol, b, context, adapter is not None)
+            sb = step_bytes(pol, b, context, adapter is not None, 2 if low else 4)
             bound = b * bw / sb
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
             t.add_row(str(b), "student LoRA" if adapter else "base", str(threads.current()), str(n), f"{dt:.1f}", f"{n / dt:.1f}", f"{dec_rate:.1f}",

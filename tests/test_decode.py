@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sdpo_ttt.config.policy import PolicyConfig
-from sdpo_ttt.policy.decode import Decoder, _warp, inverse_cdf
+from sdpo_ttt.policy.decode import Decoder, _warp, bf16_available, inverse_cdf
 from sdpo_ttt.policy.model import Policy
 from sdpo_ttt.policy.stop import CodeStop
 
@@ -143,6 +143,35 @@ def test_packed_and_plain_weights_agree(policy: Policy) -> None:
             rows.append(dec.generate(PROMPTS, max_new_tokens=8, temperature=0.0, top_p=1.0, eos_ids=policy.eos_ids,
                                      pad_id=policy.pad_id, adapter="student")[0])
     assert rows[0] == rows[1]
+
+
+@pytest.mark.skipif(not bf16_available(), reason="no avx512_bf16 on this CPU: the bfloat16 copy falls back to float32")
+def test_the_bfloat16_copy_samples_close_to_the_float32_model(policy: Policy) -> None:
+    """Weights read as bfloat16 (half the bytes a decode step reads): the sampled log-probs move off the float32
+    model's by bf16 rounding only (the real model's gap: benchmarks/sampling_throughput.py --sampler-dtype bfloat16)."""
+    rows = {}
+    for bf16 in (False, True):
+        dec = Decoder(policy.model, pack=True, bf16=bf16)
+        assert dec.low == (torch.bfloat16 if bf16 else None)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            rows[bf16] = dec.generate(PROMPTS, max_new_tokens=8, temperature=1.0, top_p=1.0, eos_ids=[-1], pad_id=policy.pad_id,
+                                      adapter="student", return_logprobs=True)
+    assert dec.layers[0].groups[0].packed.compute == torch.bfloat16
+    ids, lps = rows[True]
+    want = policy.token_logprobs(PROMPTS, ids, adapter="student")
+    gaps = torch.cat([torch.tensor(lp) - w for lp, w in zip(lps, want, strict=True)]).abs()
+    float32_gaps = torch.cat([torch.tensor(lp) - w for lp, w in zip(rows[False][1], policy.token_logprobs(PROMPTS, rows[False][0],
+                                                                                                         adapter="student"), strict=True)]).abs()
+    stats = f"bf16 mean {gaps.mean():.2e} max {gaps.max():.2e}; float32 mean {float32_gaps.mean():.2e} max {float32_gaps.max():.2e}"
+    assert float32_gaps.max() < 1e-3 and gaps.mean() > 10 * float32_gaps.mean(), stats  # the bf16 copy is really read
+    assert gaps.mean() < 0.15 and gaps.max() < 1.5, stats  # the tiny model's wide random weights: ~0.06 / 0.7 nats
+
+
+def test_bfloat16_falls_back_to_float32_without_the_instructions(policy: Policy, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    dec = Decoder(policy.model, pack=True, bf16=True)
+    assert dec.low is None and dec.lm_head.compute is None
 
 
 def test_unsupported_models_say_why(tiny_model_dir: Path) -> None:

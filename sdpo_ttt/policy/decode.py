@@ -51,6 +51,12 @@ def onednn_linear_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def bf16_available() -> bool:
+    """oneDNN's bfloat16 products run natively here (avx512_bf16): else bf16 weights would be emulated, slower."""
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return onednn_linear_available() and check is not None and bool(check())
+
+
 @dataclass
 class Linear:
     """y = x Wᵀ + b through oneDNN (with W as given or pre-packed), or F.linear where oneDNN is missing."""
@@ -58,12 +64,14 @@ class Linear:
     weight: Any  # [out, in]: the model's own tensor, or a oneDNN-packed copy (an mkldnn tensor)
     bias: Tensor | None
     onednn: bool
+    compute: torch.dtype | None = None  # bfloat16: the packed copy holds bf16 weights, x goes in as bf16, y comes out float32
 
     def __call__(self, x: Tensor) -> Tensor:
         if not self.onednn:
             return F.linear(x, self.weight, self.bias)
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.weight, self.bias, "none", [], "")
-        return y.view(*x.shape[:-1], y.shape[-1])
+        x2 = x.reshape(-1, x.shape[-1])
+        y = torch.ops.mkldnn._linear_pointwise(x2 if self.compute is None else x2.to(self.compute), self.weight, self.bias, "none", [], "")
+        return y.view(*x.shape[:-1], y.shape[-1]).to(x.dtype)
 
 
 @dataclass
@@ -128,9 +136,12 @@ class Decoder:
     products a layer instead of 7) and the sampled adapter merged in (W + s·B·A, rebuilt in ~1-2 s when the
     adapter's values change, i.e. once per update): no LoRA work at all in the decode steps.
     `hidden_states` (the no-grad scoring passes) always runs on the plain weights with the LoRA unmerged, so
-    scoring under the teacher never forces a re-pack of the sampling copy."""
+    scoring under the teacher never forces a re-pack of the sampling copy. bf16=True (`--sampler-dtype bfloat16`;
+    with pack, where the CPU has avx512_bf16, else float32): the packed copy is W + s·B·A rounded to bfloat16, half
+    the bytes a decode step reads; each product takes x as bf16 and gives y back as float32; norms, RoPE, attention,
+    the KV cache and the draw stay float32, and so do training and scoring (plain weights)."""
 
-    def __init__(self, model: torch.nn.Module, *, pack: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, *, pack: bool = False, bf16: bool = False) -> None:
         why = self.supports(model)
         if why:
             raise ValueError(why)
@@ -147,6 +158,7 @@ class Decoder:
         self.norm = inner.norm.weight
         self.onednn = onednn_linear_available() and self.embed.device.type == "cpu"
         self.pack = pack and self.onednn
+        self.low = torch.bfloat16 if self.pack and bf16 and bf16_available() else None  # the packed copy's dtype, if not float32
         self.layers: list[Layer] = []
         for blk in inner.layers:
             groups = []
@@ -164,9 +176,10 @@ class Decoder:
     def _plain(self, m: torch.nn.Module) -> Linear:
         return Linear(m.weight.detach(), m.bias.detach() if m.bias is not None else None, self.onednn)
 
-    @staticmethod
-    def _packed(w: Tensor, b: Tensor | None) -> Linear:
-        return Linear(torch.ops.mkldnn._reorder_linear_weight(w, 8), b, True)
+    def _packed(self, w: Tensor, b: Tensor | None) -> Linear:
+        if self.low is None:
+            return Linear(torch.ops.mkldnn._reorder_linear_weight(w, 8), b, True)
+        return Linear(torch.ops.mkldnn._reorder_linear_weight(w.to(self.low), 8), None if b is None else b.to(self.low), True, self.low)
 
     def prepare(self, adapter: str | None, *, packed: bool) -> None:
         """Make the packed (or the plain) weights compute under `adapter` (None: the base model) with its current values."""

@@ -399,7 +399,8 @@ class Policy:
         if self._decoder is None:
             from sdpo_ttt.policy.decode import Decoder, pack_weights
 
-            self._decoder = Decoder(self.model, pack=pack_weights(self._base)) if Decoder.supports(self.model) is None else False
+            bf16 = self.cfg.sampler_dtype == "bfloat16"
+            self._decoder = Decoder(self.model, pack=pack_weights(self._base), bf16=bf16) if Decoder.supports(self.model) is None else False
         return self._decoder or None
 
     def _completions(self, prompts: list[list[int]], new: list[list[int]], lp_steps: list[list[float]] | None,
