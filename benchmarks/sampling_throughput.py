@@ -105,7 +105,7 @@ def main() -> None:
     pol.eos_ids = [-1]  # no row stops early: each batch size is measured at that size
     prompt = pol.chat_ids(pol.problem_messages(load_problem(a.problem)))
     pol.sample([prompt], max_new_tokens=4, seed=0)  # warm-up (and the decoder's weight packing)
-    dec = pol._fast_decoder()
+    dec = pol.decoder()
     before = threads.cpu_sample()
     bw = copy_bandwidth()
 

@@ -1,5 +1,7 @@
 """A screen of the SDPO teacher that needs no sampling: does the feedback context prefer the correct program? (issue #26, 4)
 
+(One file on purpose, like feedback_learning.py: run as a script and loaded by path by its test; benchmarks/ is no package.)
+
 SDPO never asks the teacher to write a better program; it asks for the teacher's log-probs on the student's own
 tokens. So the mechanism can be screened with forward passes alone, on programs whose correctness is known: every
 shipped problem with a reference/ program and wrong/ programs. Each wrong program plays the failed attempt y: it is

@@ -26,8 +26,10 @@ def draw(tiny_model_dir: Path, path: Path, sampler: str, **overrides: object) ->
     cfg = tiny_config(tiny_model_dir, budget=12, batch_size=4, **overrides)
     policy = load_policy(cfg)
     if sampler == "generate":
-        policy._decoder = False  # as for a model the decode loop does not support: Hugging Face `generate`
-    assert (policy._fast_decoder() is not None) == (sampler == "decode")
+        from sdpo_ttt.policy.sampling.generate import GenerateSampling
+
+        policy.sampler = GenerateSampling(policy)  # as for a model the decode loop does not support: Hugging Face `generate`
+    assert (policy.decoder() is not None) == (sampler == "decode")
     run = RunDir.create(path, cfg.flat(), PROBLEM.to_json())
     loop.run_discovery(PROBLEM, cfg, run, policy, FakeSandbox())
     return run

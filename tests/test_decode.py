@@ -27,17 +27,19 @@ def policy(tiny_model_dir: Path) -> Policy:
     with torch.no_grad():  # a student far from zero, so that sampling without it would show
         for p in pol.trainable_parameters():
             p.add_(0.5 * torch.randn(p.shape, generator=g))
-    assert isinstance(pol._fast_decoder(), Decoder)
+    assert isinstance(pol.decoder(), Decoder)
     return pol
 
 
 def _with_generate(pol: Policy, **kw) -> list:
     """The same call through transformers' generate (the path GPUs and other architectures take)."""
-    fast, pol._decoder = pol._decoder, False
+    from sdpo_ttt.policy.sampling.generate import GenerateSampling
+
+    chosen, pol.sampler = pol.sampler, GenerateSampling(pol)
     try:
         return pol.sample(PROMPTS, **kw)
     finally:
-        pol._decoder = fast
+        pol.sampler = chosen
 
 
 @pytest.mark.parametrize("adapter", ["student", None, "teacher"])
@@ -177,7 +179,7 @@ def test_bfloat16_falls_back_to_float32_without_the_instructions(policy: Policy,
 def test_unsupported_models_say_why(tiny_model_dir: Path) -> None:
     pol = Policy.load(PolicyConfig(model=str(tiny_model_dir), dtype="bfloat16", device="cpu"), seed=0)
     assert "bfloat16" in (Decoder.supports(pol.model) or "")
-    assert pol._fast_decoder() is None
+    assert pol.decoder() is None and pol.sampler.name == "generate"
     assert len(pol.sample([[1, 2, 3]], max_new_tokens=3, seed=0)[0].completion_ids) == 3  # generate serves it
 
 

@@ -217,7 +217,7 @@ def test_sampling_reports_every_generated_token(tiny_model_dir: Path) -> None:
 def test_token_counter_stops_counting_a_row_after_its_eos() -> None:
     import torch
 
-    from sdpo_ttt.policy.model import TokenCounter
+    from sdpo_ttt.policy.sampling.generate import TokenCounter
 
     calls: list[int] = []
     counter = TokenCounter(calls.append, rows=3, eos_ids=[0, 9])

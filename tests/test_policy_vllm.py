@@ -231,10 +231,20 @@ def test_policy_close_closes_its_engine(tiny_model_dir: Path) -> None:
 
     pol = Policy.load(PolicyConfig(model=str(tiny_model_dir), device="cpu", lora_rank=2, lora_alpha=4), seed=0)
     closed = []
-    pol._vllm = SimpleNamespace(close=lambda: closed.append(1))
+    pol.sampler = SimpleNamespace(close=lambda: closed.append(1))
     pol.close()
-    pol.close()
-    assert closed == [1] and pol._vllm is None
+    assert closed == [1]
+
+
+def test_the_vllm_sampler_starts_its_engine_once_and_closes_it_once() -> None:
+    from sdpo_ttt.policy.sampling.vllm import VLLMSampling
+
+    closed = []
+    sampling = VLLMSampling(SimpleNamespace())
+    sampling._engine = SimpleNamespace(close=lambda: closed.append(1))
+    sampling.close()
+    sampling.close()
+    assert closed == [1] and sampling._engine is None
 
 
 def test_vllm_backend_does_not_import_the_policy() -> None:

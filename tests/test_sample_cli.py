@@ -54,6 +54,6 @@ def test_sample_closes_the_policy_even_when_sampling_fails(tiny_model_dir: Path,
     def broken(*args, **kwargs):
         raise RuntimeError("sampler broke")
 
-    monkeypatch.setattr("sdpo_ttt.policy.sampling.sample_programs", broken)
+    monkeypatch.setattr("sdpo_ttt.policy.sampling.programs.sample_programs", broken)
     res = CliRunner().invoke(app, ["sample", "two-sum", "-n", "1", "--model", str(tiny_model_dir), "--device", "cpu"])
     assert isinstance(res.exception, RuntimeError) and closed == [True]

@@ -72,7 +72,9 @@ def test_common_prefix_stops_at_the_first_difference_and_keeps_every_last_token(
 def test_teacher_prompts_share_the_question_without_grad(policy, monkeypatch, path: str, adapter: str | None) -> None:
     """The teacher contexts (x, f_i) differ only after the question; their common prefix run once changes nothing."""
     if path == "transformers":
-        monkeypatch.setattr(policy, "_decoder", False)  # no fast decoder: Policy.hidden_states' transformers path
+        from sdpo_ttt.policy.sampling.generate import GenerateSampling
+
+        monkeypatch.setattr(policy, "sampler", GenerateSampling(policy))  # no decode loop: Policy.hidden_states' transformers path
     ctx = _contexts(policy)
     prompts = [ctx.teacher(f"Test {i}: wrong answer, expected {i} got {i * 7 + 1}" * (i + 1)) for i in range(3)]
     prompts.append(ctx.student())  # an attempt without feedback: the plain question

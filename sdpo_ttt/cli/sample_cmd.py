@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
         from sdpo_ttt.config.tree import resolve_config
         from sdpo_ttt.policy.model import Policy
-        from sdpo_ttt.policy.sampling import sample_programs
+        from sdpo_ttt.policy.sampling.programs import sample_programs
         from sdpo_ttt.policy.stop import code_cut
         from sdpo_ttt.problem.schema import load_problem
 

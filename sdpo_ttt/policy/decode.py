@@ -1,5 +1,8 @@
 """A lean CPU decode loop for Llama/Qwen2-style decoders: `Policy.sample` at the pace of the memory bus.
 
+(Over 450 lines on purpose: one engine — packed weights, the forward, the KV cache, the draw and its no-grad scoring
+passes share private state; split, each part would reach into the others.)
+
 Hugging Face `generate` spends most of a CPU decode step outside the matrix products (cache objects, mask
 building, logits processors, peft's per-layer adapter dispatch, a B x V multinomial), and PyTorch's default
 fp32 matmul (MKL) runs small-batch products at a third of what oneDNN does on this project's CPU. This loop

@@ -46,3 +46,10 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
         return _DTYPES[spec]
     except KeyError:
         raise ModelUnavailable(f"unknown dtype {spec!r}", "use auto, float32, bfloat16 or float16") from None
+
+
+def rng_devices(device: torch.device) -> list[int]:
+    """CUDA device indices whose RNG state fork_rng must save and restore."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]

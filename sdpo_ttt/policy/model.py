@@ -5,7 +5,7 @@ exact token ids, final hidden states of given completion tokens under a given co
 grad, teacher under no_grad) and the LoRA bookkeeping (train, save, load, sync, EMA).
 
 Rules that keep student and teacher honest:
-- Adapter switching goes through `_adapter(name)`, which restores the previous adapter and re-asserts
+- Adapter switching goes through `using_adapter(name)`, which restores the previous adapter and re-asserts
   requires_grad (peft's set_adapter flips it): the student LoRA is always trainable, the teacher never.
 - `hidden_states` runs in train mode (LoRA dropout, gradient checkpointing) iff autograd is enabled, and then
   leaves the model in train mode so that backward's recomputation matches; else in eval mode. Sampling and `token_logprobs` always run in eval mode.
@@ -30,10 +30,12 @@ from sdpo_ttt.policy import threads
 from sdpo_ttt.errors import ModelUnavailable
 from sdpo_ttt.policy import adapters as lora
 from sdpo_ttt.config.policy import PolicyConfig
-from sdpo_ttt.policy.device import resolve_device, resolve_dtype
+from sdpo_ttt.policy.device import resolve_device, resolve_dtype, rng_devices
 from sdpo_ttt.policy.catalog import resolve_model
 from sdpo_ttt.policy.prefix import Prefix, checkpointing_keeps_cache, hf_prefix_kv, hf_rest_hidden, rest_layout
 from sdpo_ttt.policy.prompting import chat_text, problem_messages
+from sdpo_ttt.policy.sampling import choose_sampler
+from sdpo_ttt.policy.sampling.base import Draw, Sampler
 from sdpo_ttt.policy.stop import CodeStop
 
 if TYPE_CHECKING:
@@ -53,57 +55,6 @@ class Completion:
     text: str  # decoded completion, special tokens skipped
     finish_reason: str  # "code" (its code block closed) | "eos" | "length" (cut at the token limit, the code block open)
     logprobs: list[float] | None = None  # log p of each completion token under the sampling distribution (if asked)
-
-
-class TokenCounter:
-    """A `generate` streamer that reports how many tokens each decoding step added (unfinished rows only).
-
-    generate hands it the prompt ids first ([B, L], skipped), then one token per row per step ([B]); a row
-    counts up to and including its first EOS, as the Completion's completion_ids do.
-    """
-
-    def __init__(self, progress: Callable[[int], None], rows: int, eos_ids: list[int],
-                 stopped: "CodeStopCriteria | None" = None) -> None:
-        self.progress = progress
-        self.done = [False] * rows
-        self.eos = set(eos_ids)
-        self.seen_prompt = False
-        self.stopped = stopped  # rows it ended at their closing fence count no further
-        self.steps = 0
-
-    def put(self, value: Tensor) -> None:
-        if not self.seen_prompt:
-            self.seen_prompt = True
-            return
-        n = 0
-        self.steps += 1
-        for b, t in enumerate(value.reshape(len(self.done), -1)[:, -1].tolist()):
-            end = self.stopped.ends[b] if self.stopped is not None else None
-            if not self.done[b] and (end is None or self.steps <= end):  # (generate may call put before or after the criteria)
-                n += 1
-                self.done[b] = t in self.eos
-        if n:
-            self.progress(n)
-
-    def end(self) -> None: ...
-
-
-class CodeStopCriteria:
-    """A `generate` stopping criterion: a row is done once its code block closed (policy/stop.CodeStop).
-
-    generate calls it after each step with the whole sequences [B, prompt + new]; rows it already ended stay
-    ended. (A StoppingCriteria by duck typing: generate only calls it and reads the [B] bool result.)"""
-
-    def __init__(self, stop: CodeStop, prompt_len: int, rows: int) -> None:
-        self.stop = stop
-        self.prompt_len = prompt_len
-        self.ends: list[int | None] = [None] * rows  # tokens a row had when its block closed
-
-    def __call__(self, input_ids: Tensor, scores: Any, **kwargs: Any) -> Tensor:
-        for b, end in enumerate(self.ends):
-            if end is None and self.stop(input_ids[b, self.prompt_len:].tolist()):
-                self.ends[b] = input_ids.shape[1] - self.prompt_len
-        return torch.tensor([e is not None for e in self.ends], dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass
@@ -129,9 +80,9 @@ class Policy:
         eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
         self.eos_ids: list[int] = [int(x) for x in eos if x is not None]
         self.pad_id: int = int(gen.pad_token_id if gen.pad_token_id is not None else self.eos_ids[0])
-        self._vllm: Any = None  # VLLMSampler, created on first use when cfg.backend == "vllm"
-        self._decoder: Any = None  # policy/decode.Decoder on CPU (False: this model needs `generate`), made on first use
+        self._decoder: Any = None  # policy/decode.Decoder, made on first use when the decode loop is the sampler
         self.code_stop = CodeStop(self.decode)  # where every attempt ends: the closing fence of its code block
+        self.sampler: Sampler = choose_sampler(self)  # chosen once: the decode loop (CPU), generate, or vLLM
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -188,7 +139,7 @@ class Policy:
 
         common = dict(lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_targets), bias="none", task_type="CAUSAL_LM")
         rt = cfg.effective_teacher_rank
-        with torch.random.fork_rng(devices=_rng_devices(device)):
+        with torch.random.fork_rng(devices=rng_devices(device)):
             torch.manual_seed(seed)
             try:
                 with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5 (is_gradient_checkpointing)
@@ -218,7 +169,7 @@ class Policy:
                 p.requires_grad_(f".{STUDENT}." in name)
 
     @contextmanager
-    def _adapter(self, name: str | None) -> Iterator[None]:
+    def using_adapter(self, name: str | None) -> Iterator[None]:
         """Run the body with adapter `name` active (None: adapters disabled = base model); restore afterwards."""
         if name is None:
             with self.model.disable_adapter():
@@ -268,7 +219,7 @@ class Policy:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # ---------------------------------------------------------------- sampling
-    def _left_pad(self, seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
+    def left_pad(self, seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -295,7 +246,7 @@ class Policy:
     ) -> list[Completion]:
         """One completion per prompt (repeat a prompt B times for B samples).
 
-        Batched `generate` with left padding and the KV cache, under the given adapter. Reproducible for a
+        By the sampler chosen when the policy was built (policy/sampling/), under the given adapter. Reproducible for a
         seed (the global RNG state is forked, not consumed). temperature 0 = greedy. batch_size splits the
         prompts into chunks (chunk i uses seed + i). return_logprobs keeps the processed scores of every step
         (memory B·T·V floats: for tests and short runs) and returns log p of each sampled token under the
@@ -310,98 +261,28 @@ class Policy:
             return []
         if any(not p for p in prompts):
             raise ValueError("empty prompt")
-        if self.cfg.backend == "vllm":
-            if return_logprobs:
-                raise ValueError("return_logprobs is only supported by the hf backend")
-            sampled = self._vllm_sampler().sample(self, prompts, temperature=temperature, top_p=top_p,
-                                                  max_new_tokens=max_new_tokens, seed=seed, adapter=adapter,
-                                                  closed=self.code_stop if stop_at_code else None)
-            if progress is not None:  # vLLM decodes the batch in one call: one report at the end
-                progress(sum(len(s.completion_ids) for s in sampled))
-            return self._completions([s.prompt_ids for s in sampled], [s.completion_ids for s in sampled], None, stop_at_code)
-        step = batch_size or len(prompts)
-        out: list[Completion] = []
-        for i in range(0, len(prompts), step):
-            out.extend(self._sample_chunk(prompts[i:i + step], temperature, top_p, max_new_tokens, seed + i // step, adapter, return_logprobs,
-                                          progress, stop_at_code))
-        return out
-
-    def _vllm_sampler(self) -> Any:
-        if self._vllm is None:
-            import tempfile
-
-            from sdpo_ttt.policy.vllm_backend import VLLMSampler
-
-            self._vllm = VLLMSampler(
-                self.info.path, device=self.device, dtype=self.dtype, lora_rank=self.cfg.lora_rank, eos_ids=self.eos_ids,
-                work_dir=Path(tempfile.mkdtemp(prefix="sdpo-ttt-vllm-")), gpu_memory=self.cfg.vllm_gpu_memory,
-            )
-        return self._vllm
+        if return_logprobs and self.sampler.name == "vllm":
+            raise ValueError("return_logprobs is only supported by the hf backend")
+        draw = Draw(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, adapter=adapter,
+                    return_logprobs=return_logprobs, progress=progress, stop=self.code_stop if stop_at_code else None)
+        drawn = self.sampler.sample(prompts, draw, batch_size)
+        return self._completions(drawn.prompts, drawn.rows, drawn.logprobs, stop_at_code)
 
     def close(self) -> None:
-        """Shut down the vLLM engine, if one was started, so its GPU memory is free for the next model (idempotent)."""
-        if self._vllm is not None:
-            sampler, self._vllm = self._vllm, None
-            sampler.close()
+        """Shut down the sampler's engine (vLLM: its process and GPU memory) so the next model gets them (idempotent)."""
+        self.sampler.close()
 
-    def _sample_chunk(self, prompts: list[list[int]], temperature: float, top_p: float, max_new_tokens: int, seed: int,
-                      adapter: str | None, return_logprobs: bool, progress: Callable[[int], None] | None = None,
-                      stop_at_code: bool = True) -> list[Completion]:
-        fast = self._fast_decoder()
-        if fast is not None:  # CPU: the lean decode loop (policy/decode.py); same distribution, stop rule and log-probs
-            threads.adapt()
-            with torch.random.fork_rng(devices=_rng_devices(self.device)):
-                torch.manual_seed(seed)
-                rows, lps = fast.generate(prompts, max_new_tokens=int(max_new_tokens), temperature=temperature, top_p=top_p,
-                                          eos_ids=self.eos_ids, pad_id=self.pad_id, adapter=adapter,
-                                          return_logprobs=return_logprobs, progress=progress,
-                                          stop=self.code_stop if stop_at_code else None)
-            return self._completions(prompts, rows, lps, stop_at_code)
-        from transformers import GenerationConfig
-
-        ids, mask = self._left_pad(prompts)
-        greedy = temperature <= 0
-        gen_cfg = GenerationConfig(
-            do_sample=not greedy,
-            temperature=None if greedy else float(temperature),
-            top_p=None if greedy else float(top_p),
-            top_k=None if greedy else 0,
-            max_new_tokens=int(max_new_tokens),
-            eos_token_id=self.eos_ids,
-            pad_token_id=self.pad_id,
-            use_cache=True,
-            return_dict_in_generate=True,
-            output_scores=return_logprobs,
-        )
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with self._adapter(adapter), torch.random.fork_rng(devices=_rng_devices(self.device)):
-                torch.manual_seed(seed)
-                crit = CodeStopCriteria(self.code_stop, ids.shape[1], len(prompts)) if stop_at_code else None
-                streamer = TokenCounter(progress, len(prompts), self.eos_ids, crit) if progress is not None else None
-                res = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg, streamer=streamer,
-                                          stopping_criteria=[crit] if crit is not None else None)
-        finally:
-            self.model.train(was_training)
-        new = res.sequences[:, ids.shape[1]:].tolist()
-        lp_steps = None
-        if return_logprobs:
-            # [B, T] log p(sampled token) under the processed (tempered, top-p) distribution
-            lp_steps = torch.stack([torch.log_softmax(s.float(), dim=-1).gather(1, res.sequences[:, ids.shape[1] + t, None]).squeeze(1)
-                                    for t, s in enumerate(res.scores)], dim=1).tolist()
-        return self._completions(prompts, new, lp_steps, stop_at_code)
-
-    def _fast_decoder(self) -> Any:
-        """The lean CPU decode loop for this model, or None where it does not apply (GPU, vLLM, other architectures)."""
-        if self.device.type != "cpu" or self.cfg.backend != "hf":
+    def decoder(self) -> Any:
+        """The CPU decode loop's engine for this model (its packed weights built on first use), or None where it does not
+        apply (GPU, vLLM, other architectures, or a sampler other than the decode loop was chosen). The no-grad scoring
+        passes (teacher, token_logprobs) run on it too."""
+        if self.sampler.name != "decode-loop":
             return None
         if self._decoder is None:
             from sdpo_ttt.policy.decode import Decoder, pack_weights
 
-            bf16 = self.cfg.sampler_dtype == "bfloat16"
-            self._decoder = Decoder(self.model, pack=pack_weights(self._base), bf16=bf16) if Decoder.supports(self.model) is None else False
-        return self._decoder or None
+            self._decoder = Decoder(self.model, pack=pack_weights(self._base), bf16=self.cfg.sampler_dtype == "bfloat16")
+        return self._decoder
 
     def _completions(self, prompts: list[list[int]], new: list[list[int]], lp_steps: list[list[float]] | None,
                      at_code: bool = True) -> list[Completion]:
@@ -443,14 +324,14 @@ class Policy:
         drops a checkpointed layer's cache: then None with autograd, and the caller runs the rows unshared.
         """
         grad = torch.is_grad_enabled()
-        fast = None if grad else self._fast_decoder()
+        fast = None if grad else self.decoder()
         if fast is not None:
             threads.adapt()
             return Prefix.of(ids, adapter, fast.prefix_kv(ids, adapter))
         decoder = self._base.get_decoder()
         if grad and any(getattr(m, "gradient_checkpointing", False) for m in decoder.layers) and not checkpointing_keeps_cache(decoder):
             return None
-        with self._mode(train=grad), self._adapter(adapter):
+        with self._mode(train=grad), self.using_adapter(adapter):
             kv = hf_prefix_kv(decoder, self._base.config, ids, self.device)
         return Prefix.of(ids, adapter, kv)
 
@@ -491,13 +372,13 @@ class Policy:
         if prefix is not None and not prefix.fits(prompts, adapter):
             raise ValueError(f"the prefix ({len(prefix.ids)} tokens, adapter {prefix.adapter!r}) does not start every "
                              f"prompt under adapter {adapter!r}")
-        fast = None if torch.is_grad_enabled() else self._fast_decoder()
+        fast = None if torch.is_grad_enabled() else self.decoder()
         if fast is not None:  # no autograd (teacher, scoring) on CPU: the sampler's forward (oneDNN, LoRA unmerged)
             threads.adapt()
             return fast.hidden_states(prompts, completions, adapter, self.pad_id, prefix=prefix)
         if prefix is not None:
             rest = rest_layout(prompts, completions, len(prefix.ids), self.pad_id, self.device)
-            with self._mode(train=torch.is_grad_enabled()), self._adapter(adapter):
+            with self._mode(train=torch.is_grad_enabled()), self.using_adapter(adapter):
                 return hf_rest_hidden(self._base.get_decoder(), self._base.config, prefix, rest), mask
         P = max(len(p) for p in prompts)
         L = P + T - 1  # the last completion token is predicted, never fed
@@ -515,13 +396,13 @@ class Policy:
             # during backward, and with LoRA dropout an eval-mode recomputation differs (CheckpointError). Every
             # no-grad path (sampling, scoring) sets eval mode itself.
             self.model.train(True)
-            with self._adapter(adapter):
+            with self.using_adapter(adapter):
                 h = decoder(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=False).last_hidden_state
             return h[:, P - 1: P - 1 + T], mask
         was_training = self.model.training
         self.model.train(False)
         try:
-            with self._adapter(adapter):
+            with self.using_adapter(adapter):
                 h = decoder(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=False).last_hidden_state
         finally:
             self.model.train(was_training)
@@ -542,13 +423,6 @@ class Policy:
                 parts.append(torch.log_softmax(logits, dim=-1).gather(1, tgt[s: s + chunk, None]).squeeze(1))
             out.append(torch.cat(parts) if parts else torch.zeros(0, device=self.device))
         return out
-
-
-def _rng_devices(device: torch.device) -> list[int]:
-    """CUDA device indices whose RNG state fork_rng must save and restore."""
-    if device.type != "cuda":
-        return []
-    return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
 def _eos_ids(tok: Any, base: Any) -> list[int]:

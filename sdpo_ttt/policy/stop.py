@@ -5,7 +5,7 @@ nothing about whether the program is right, yet it cost tokens, ran answers into
 then wrongly said the program may be cut) and was distilled by the loss. So every backend stops a row on the
 token that closes the first code block the extractor would judge (`extract.code_closed`, one pure function on
 the decoded text):
-  - the CPU decode loop (policy/decode.py) and `generate` (`CodeStopCriteria` in policy/model.py) ask `CodeStop`
+  - the CPU decode loop (policy/decode.py) and `generate` (`CodeStopCriteria` in policy/sampling/generate.py) ask `CodeStop`
     after each token;
   - vLLM stops at every fence string and continues the rows whose block is not closed (policy/vllm_backend.py).
 The attempt's tokens are the sampled tokens through that fence token, no EOS appended (finish reason "code"),
