@@ -9,6 +9,8 @@ as a Policy with `tiny_config` + `load_policy`; `attempt` builds a judged attemp
 
 from __future__ import annotations
 
+import contextlib
+
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -161,3 +163,19 @@ def attempt(index: int, *, step: int = 0, chain: int | None = None, feedback: st
 def char_ids(messages: list[dict[str, str]]) -> list[int]:
     """A stand-in chat template: one token per character of every turn."""
     return [ord(ch) for m in messages for ch in m["content"]]
+
+
+@contextlib.contextmanager
+def restored_adapters(policy, where: Path):
+    """Yields restore(): puts the student and teacher adapters back as they were on entry; also done on exit."""
+    policy.save_adapter("student", where / "s")
+    policy.save_adapter("teacher", where / "t")
+
+    def restore() -> None:
+        policy.load_adapter("student", where / "s")
+        policy.load_adapter("teacher", where / "t")
+
+    try:
+        yield restore
+    finally:
+        restore()

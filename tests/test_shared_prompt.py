@@ -16,7 +16,7 @@ from sdpo_ttt.sdpo.microbatch import UpdateBatch
 from sdpo_ttt.sdpo.reprompt import Contexts
 from sdpo_ttt.sdpo.shared import SharedPrompts
 from sdpo_ttt.sdpo.update import SDPOUpdater
-from tests.fakes import load_policy, lora_state, tiny_config
+from tests.fakes import restored_adapters, load_policy, lora_state, tiny_config
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Print the sum of two integers read from stdin."}]
 
@@ -35,15 +35,8 @@ def policy(tiny_model_dir: Path):
 
 @pytest.fixture()
 def fresh(policy, tmp_path: Path):
-    policy.save_adapter("student", tmp_path / "s")
-    policy.save_adapter("teacher", tmp_path / "t")
-
-    def restore() -> None:
-        policy.load_adapter("student", tmp_path / "s")
-        policy.load_adapter("teacher", tmp_path / "t")
-
-    yield restore
-    restore()
+    with restored_adapters(policy, tmp_path) as restore:
+        yield restore
 
 
 def _completions(policy, lengths: list[int], seed: int = 0) -> list[list[int]]:

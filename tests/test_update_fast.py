@@ -16,7 +16,7 @@ from sdpo_ttt.sdpo.chunked import sdpo_loss
 from sdpo_ttt.sdpo.microbatch import UpdateBatch, micro_batches
 from sdpo_ttt.sdpo.teacher import TEACHER_MODES, Teacher
 from sdpo_ttt.sdpo.update import SDPOUpdater
-from tests.fakes import base_state, load_policy, lora_state, tiny_config
+from tests.fakes import restored_adapters, base_state, load_policy, lora_state, tiny_config
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Print the sum of two integers."}]
 
@@ -29,15 +29,8 @@ def policy(tiny_model_dir: Path):
 @pytest.fixture()
 def fresh(policy, tmp_path: Path):
     """The policy as loaded (student ΔW = 0, teacher = student) before and after each test."""
-    policy.save_adapter("student", tmp_path / "s")
-    policy.save_adapter("teacher", tmp_path / "t")
-
-    def restore() -> None:
-        policy.load_adapter("student", tmp_path / "s")
-        policy.load_adapter("teacher", tmp_path / "t")
-
-    yield restore
-    restore()
+    with restored_adapters(policy, tmp_path) as restore:
+        yield restore
 
 
 def _batch(policy, contexts: Contexts) -> UpdateBatch:
