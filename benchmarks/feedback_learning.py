@@ -241,13 +241,15 @@ class Experiment:
         from sdpo_ttt.sandbox.feedback import FeedbackRules
         from sdpo_ttt.sandbox.judging import judge_batch
         from sdpo_ttt.policy.extract import extract_code
+        from sdpo_ttt.policy.stop import code_cut
         from sdpo_ttt.run.strategies import Attempt
 
         s = self.settings
         comps = self.policy.sample(prompts, temperature=s.temperature, top_p=self.cfg.sampling.top_p,
                                    max_new_tokens=s.max_new_tokens, seed=seed, adapter=adapter)
         codes = [extract_code(c.text) for c in comps]
-        cut_at = [s.max_new_tokens if c.finish_reason == "length" else None for c in comps]
+        # as solve (sdpo_ttt/run/loop.py): the "cut off" notice only when the code itself was cut
+        cut_at = [s.max_new_tokens if code_cut(c.text, c.finish_reason) else None for c in comps]
         rules = FeedbackRules.for_run(problem, self.cfg.judge, seed=0)
         verdicts, feedback = judge_batch(problem, self.sandbox, codes, rules, cut_at)
         return [Attempt(step=step, index=i, chain=i, completion=c, code=code, verdict=v, feedback=fb)
@@ -255,10 +257,13 @@ class Experiment:
 
     @staticmethod
     def _samples(attempts: Iterable[Any], keep_feedback: bool = False) -> list[dict[str, Any]]:
+        from sdpo_ttt.policy.stop import code_cut
+
         out = []
         for a in attempts:
             rec = {"passed": bool(a.verdict.passed), "score": float(a.verdict.score),
                    "tokens": len(a.completion.completion_ids), "truncated": a.completion.finish_reason == "length",
+                   "code_cut": code_cut(a.completion.text, a.completion.finish_reason),
                    "verdict": a.verdict.outcome.value}
             if keep_feedback:
                 rec["feedback"] = a.feedback
@@ -428,6 +433,40 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+REGIME_KEYS = ("feedback_style", "feedback_visibility", "held_back_fraction", "loss", "aggregation", "adv_clip",
+               "ratio_clip", "weight_decay", "grad_clip", "thinking", "teacher", "alpha", "topk")
+
+
+def write_regime(out: Path, settings: Settings, lrs: Sequence[float]) -> None:
+    """OUT/regime.json: the resolved solve config of every rate (defaults included) and the code's commit, so a result
+    says which regime measured it (the defaults change: issue 26). Appended per invocation, never overwritten."""
+    import subprocess
+
+    from sdpo_ttt.config.tree import SolveConfig
+
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    entry = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
+             "settings": settings.key(), "configs": {f"{lr:g}": SolveConfig(**settings.solve_values(lr)).flat() for lr in lrs}}
+    path = out / "regime.json"
+    history = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    path.write_text(json.dumps([*history, entry], indent=1, default=str), encoding="utf-8")
+
+
+def regime_line(out: Path) -> str:
+    """The regime of the latest invocation (which feedback, which loss), for the report; '' for older result folders."""
+    path = out / "regime.json"
+    if not path.is_file():
+        return ""
+    entry = json.loads(path.read_text(encoding="utf-8"))[-1]
+    config = next(iter(entry["configs"].values()), {})
+    keys = ", ".join(f"{k}={config[k]}" for k in REGIME_KEYS if k in config)
+    return f"regime (commit {entry['commit'][:9]}, {entry['date']}): {keys}"
+
+
 def _smoke_model(out: Path) -> Path:
     from sdpo_ttt.policy.catalog import model_dir
     from sdpo_ttt.policy.random_model import shape_config, write_random_model
@@ -492,8 +531,10 @@ def _main(argv: Sequence[str] | None) -> int:
     problems = [load_problem(resolve_problem(s, args.out / "imported")) for s in read_problem_list(args.problems)]
     results = Results(args.out, None if args.report else settings)
     if not args.report:
+        write_regime(args.out, settings, lrs)
         run(settings, results, problems, lrs, list(range(args.seeds)), args.sandbox, args.out)
-    print(report(results, [p.id for p in problems], args.bootstrap))
+    regime = regime_line(args.out)
+    print((regime + "\n\n" if regime else "") + report(results, [p.id for p in problems], args.bootstrap))
     return 0
 
 
