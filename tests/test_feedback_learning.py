@@ -104,9 +104,16 @@ def test_smoke_run_is_resumable(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert step["failed"] == 2 and "sdpo/teacher_student_logprob_gap" in step
     assert step["health/frac_with_demo"] == 0.0  # feedback only: never a demonstration
     assert "| sum-two-ints | 1 | 0/2 |" in printed.out and "pooled (1 problems)" in printed.out
+    assert all("code_cut" in s for s in records[0]["samples"])
+    regime = json.loads((out / "regime.json").read_text())  # which regime measured it: the resolved defaults
+    config = regime[-1]["configs"]["0.0001"]
+    assert config["feedback_style"] == "reference" and config["aggregation"] == "token-mean"
+    assert config["weight_decay"] == 0.01 and config["adv_clip"] == 5.0 and config["lr"] == 1e-4
+    assert "regime (commit" in printed.out and "feedback_style=reference" in printed.out
     assert fl.main(["--smoke", "--out", str(out)]) == 0
     assert "nothing to run" in capsys.readouterr().err
     assert len((out / "results.jsonl").read_text().splitlines()) == 3
+    assert len(json.loads((out / "regime.json").read_text())) == 2  # each invocation appended, none overwritten
 
 
 def test_report_rows_pooled_row_and_ingredients(tmp_path: Path) -> None:
