@@ -13,6 +13,7 @@ judged one at a time). Targets: warm >= 10x naive, warm within 3x of local.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import subprocess
 import time
@@ -37,7 +38,11 @@ def problem() -> Problem:
 def naive_judge(p: Problem, code: str) -> bool:
     """One fresh hardened container per attempt: `docker run --rm -i ... python3 -c <boot>` (the code bundle
     and the request on its stdin), the same settings as docker_container.hardening() (the pool's containers)."""
-    req = protocol.build_request(p, code, scratch=SCRATCH, child_uid=300_002, tester_uid=300_003, wipe=["/dev/shm"])
+    # A uid of its own per container, as the pool draws them: the attempt's clean-up kills as that uid until the kernel
+    # counts none of its tasks, so two concurrent containers sharing one uid would wait on each other (~4 s, then a
+    # replacement) — measured so on 2026-12-07 (0.15 attempts/s), an artefact of this benchmark, not of docker run.
+    uid = 300_000 + random.randrange(0, 90_000) * 16 + 2 * random.randrange(0, 8)
+    req = protocol.build_request(p, code, scratch=SCRATCH, child_uid=uid, tester_uid=uid + 1, wipe=["/dev/shm"])
     caps = [a for c in RUNNER_CAPS for a in ("--cap-add", c)]
     cmd = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--tmpfs",
            "/tmp:rw,nosuid,nodev,size=256m,mode=1777", "--shm-size", "8m", "--ipc", "private",
