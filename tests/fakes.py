@@ -10,8 +10,10 @@ as a Policy with `tiny_config` + `load_policy`; `attempt` builds a judged attemp
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,3 +181,26 @@ def restored_adapters(policy, where: Path):
         yield restore
     finally:
         restore()
+
+
+def load_benchmark(name: str) -> Any:
+    """benchmarks/<name>.py as a module (benchmarks/ is no package: the scripts are loaded by path)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def assert_same_update(metrics: dict, grads: dict, student: dict, m_ref: dict, g_ref: dict, s_ref: dict) -> None:
+    """Two SDPO updates agree within float32 noise: logged metrics (timings aside), LoRA gradients, student weights."""
+    import pytest
+
+    for key, ref in m_ref.items():
+        if not key.startswith("time/"):
+            assert metrics[key] == pytest.approx(ref, rel=1e-4, abs=1e-6), key
+    assert grads.keys() == g_ref.keys() and grads
+    for name, ref in g_ref.items():
+        torch.testing.assert_close(grads[name], ref, rtol=1e-3, atol=1e-6, msg=name)
+    for name, ref in s_ref.items():
+        torch.testing.assert_close(student[name], ref, rtol=1e-4, atol=1e-5, msg=name)

@@ -3,26 +3,18 @@ random model with the local sandbox (issue #16)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fakes import load_benchmark
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("feedback_learning", REPO / "benchmarks" / "feedback_learning.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["feedback_learning"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fl = _load()
+fl = load_benchmark("feedback_learning")
 
 
 def test_bootstrap_of_constant_differences_has_zero_width() -> None:

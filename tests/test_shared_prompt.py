@@ -16,7 +16,7 @@ from sdpo_ttt.sdpo.microbatch import UpdateBatch
 from sdpo_ttt.sdpo.reprompt import Contexts
 from sdpo_ttt.sdpo.shared import SharedPrompts
 from sdpo_ttt.sdpo.update import SDPOUpdater
-from tests.fakes import restored_adapters, load_policy, lora_state, tiny_config
+from tests.fakes import assert_same_update, restored_adapters, load_policy, lora_state, tiny_config
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Print the sum of two integers read from stdin."}]
 
@@ -173,14 +173,7 @@ def test_an_update_with_the_shared_prompt_equals_the_unshared_one(policy, fresh,
     # adapters, the KL reference's base model on the student prompt)
     assert sum(1 for _, adapter, grad in calls if grad and adapter == "student") == steps
     assert len(calls) == steps * (2 + (case.get("teacher") == "trust-region") + (case.get("kl_weight", 0) > 0))
-    for key, ref in m_ref.items():
-        if not key.startswith("time/"):
-            assert metrics[key] == pytest.approx(ref, rel=1e-4, abs=1e-6), key
-    assert grads.keys() == g_ref.keys() and grads
-    for name, ref in g_ref.items():
-        torch.testing.assert_close(grads[name], ref, rtol=1e-3, atol=1e-6, msg=name)
-    for name, ref in s_ref.items():
-        torch.testing.assert_close(student[name], ref, rtol=1e-4, atol=1e-5, msg=name)
+    assert_same_update(metrics, grads, student, m_ref, g_ref, s_ref)
 
 
 def test_student_prompts_that_differ_share_only_their_common_part(policy, fresh, tiny_model_dir: Path, monkeypatch) -> None:

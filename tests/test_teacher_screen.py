@@ -3,29 +3,20 @@ as data, and the prefix-cached scorer against Policy.token_logprobs on the tiny 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sdpo_ttt.sdpo.reprompt import teacher_user_turn
+from tests.fakes import load_benchmark
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("teacher_screen", REPO / "benchmarks" / "teacher_screen.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["teacher_screen"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ts = _load()
+ts = load_benchmark("teacher_screen")
 
 
 # ------------------------------------------------------------------------------------------- AUROC

@@ -16,7 +16,7 @@ from sdpo_ttt.sdpo.chunked import sdpo_loss
 from sdpo_ttt.sdpo.microbatch import UpdateBatch, micro_batches
 from sdpo_ttt.sdpo.teacher import TEACHER_MODES, Teacher
 from sdpo_ttt.sdpo.update import SDPOUpdater
-from tests.fakes import restored_adapters, base_state, load_policy, lora_state, tiny_config
+from tests.fakes import assert_same_update, restored_adapters, base_state, load_policy, lora_state, tiny_config
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Print the sum of two integers."}]
 
@@ -131,14 +131,7 @@ def test_micro_batching_gives_the_same_update_and_stats(policy, fresh, tiny_mode
     assert -1.0 <= m_ref["sdpo/gap_score_corr"] <= 1.0
     for metrics, grads, student, teacher in results[1:]:
         assert metrics.keys() == m_ref.keys()
-        for key, ref in m_ref.items():
-            if not key.startswith("time/"):
-                assert metrics[key] == pytest.approx(ref, rel=1e-4, abs=1e-6), key
-        assert grads.keys() == g_ref.keys() and grads
-        for name, ref in g_ref.items():
-            torch.testing.assert_close(grads[name], ref, rtol=1e-3, atol=1e-6, msg=name)
-        for name, ref in s_ref.items():
-            torch.testing.assert_close(student[name], ref, rtol=1e-4, atol=1e-5, msg=name)
+        assert_same_update(metrics, grads, student, m_ref, g_ref, s_ref)
         for name, ref in t_ref.items():
             torch.testing.assert_close(teacher[name], ref, rtol=1e-4, atol=1e-7, msg=name)
 
