@@ -174,17 +174,20 @@ def _attempts(run: Path) -> list[tuple]:
 @pytest.mark.sandbox
 def test_resume_after_a_real_kill_mid_batch(tmp_path: Path, tiny_model_dir: Path) -> None:
     root, out = _problems(tmp_path), tmp_path / "out"
-    args = [sys.executable, "-m", "sdpo_ttt.cli", "batch", str(root), "--out", str(out), "--seeds", "2", "--model", str(tiny_model_dir),
+    args = [sys.executable, "-m", "sdpo_ttt.cli", "batch", str(root), "--out", str(out), "--seeds", "3", "--model", str(tiny_model_dir),
             *TINY]
     p = subprocess.Popen([*args, "--workers", "2"], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
     manifest = Manifest(out / "jobs.jsonl")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and p.poll() is None:
-        states = [r["state"] for r in manifest.latest().values()]
-        if "done" in states and "running" in states:
-            break
-        time.sleep(0.2)
+        if "done" in [r["state"] for r in manifest.latest().values()]:
+            os.killpg(p.pid, signal.SIGSTOP)  # freeze driver and workers, then look: the states cannot move under us
+            states = [r["state"] for r in manifest.latest().values()]
+            if "done" in states and "running" in states:
+                break
+            os.killpg(p.pid, signal.SIGCONT)
+        time.sleep(0.02)
     assert p.poll() is None, p.stdout.read().decode()[-3000:]
     os.killpg(p.pid, signal.SIGKILL)  # driver and workers at once: nobody cleans up
     p.wait()
@@ -203,14 +206,14 @@ def test_resume_after_a_real_kill_mid_batch(tmp_path: Path, tiny_model_dir: Path
     assert "skipping broken problem file" in r.stderr and "zz-broken" in r.stderr
     after = manifest.latest()
     jobs = {j: v for j, v in after.items() if not j.startswith("problem-file:")}
-    assert len(jobs) == 4 and all(v["state"] == "done" for v in jobs.values()), after
+    assert len(jobs) == 6 and all(v["state"] == "done" for v in jobs.values()), after
     for j in done_before:  # finished jobs were skipped, not run again
         assert not any(rec["job"] == j and rec["state"] == "running" and rec["time"] > before[j]["time"] for rec in manifest.read())
     for j in jobs:
         run = RunDir(out / j)
         assert run.is_finished() and run.read_summary()["attempts_used"] == 2 and len(run.read_attempts()) == 2
     s = json.loads((out / "batch-summary.json").read_text())
-    assert s["counts"]["done"] == 4 and {p["problem_id"] for p in s["problems"]} == {"sum-two-ints", "fizzbuzz"}
+    assert s["counts"]["done"] == 6 and {p["problem_id"] for p in s["problems"]} == {"sum-two-ints", "fizzbuzz"}
     print(r.stderr[-1500:], r.stdout[-1500:])
 
 
