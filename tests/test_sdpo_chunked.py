@@ -209,3 +209,96 @@ def test_float32_logits_of_bf16_keep_no_vocab_sized_tensor_for_backward(mode):
     s, tch, w = s.bfloat16().requires_grad_(True), tch.bfloat16(), w.bfloat16()
     cfg = LossConfig(mode=mode, topk=5, chunk_tokens=4)
     assert _largest_saved_tensor(sdpo_loss, s, tch, w, y, mask, cfg) < cfg.chunk_tokens * w.shape[0]
+
+
+@pytest.mark.parametrize("kw", CFGS, ids=str)
+@pytest.mark.parametrize("chunk", [1, 5, 1000])
+def test_frozen_lm_head_equals_naive(kw, chunk):
+    """The training case (lm_head frozen, `_ChunkTerms`: each term's gradient formed in the forward) against the naive
+    loss's autograd, in float64."""
+    cfg = LossConfig(chunk_tokens=chunk, **kw)
+    s, tch, ref, tref, w, y, mask = make()
+    extra = {"ref_hidden": ref} if cfg.kl_weight else {}
+    if "teacher_rate" in kw:
+        extra["teacher_ref_hidden"] = tref
+    if cfg.grpo_weight:
+        extra["rewards"] = torch.tensor([0.0, 0.25, 1.0], dtype=torch.float64)
+    outs = []
+    for fn in (sdpo_loss, naive_sdpo_loss):
+        sg = s.detach().clone().requires_grad_(True)
+        out = fn(sg, tch, w, y, mask, cfg, **extra)
+        outs.append((out, torch.autograd.grad(out.loss, sg)[0]))
+    (o_c, g_c), (o_n, g_n) = outs
+    torch.testing.assert_close(o_c.loss, o_n.loss, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(g_c, g_n, rtol=1e-9, atol=1e-12)
+    assert o_c.stats == pytest.approx(o_n.stats, rel=1e-9, abs=1e-12)
+
+
+def test_frozen_lm_head_float32_matches_the_checkpointed_chunk():
+    """float32 at a vocabulary where the top-K gradient is sparse (rows of W gathered): the gradient the checkpointed
+    chunk (the previous path, taken with a trained lm_head) gives, up to float32 rounding."""
+    g = torch.Generator().manual_seed(3)
+    B, T, H, V = 2, 9, 32, 3000
+    s = torch.randn(B, T, H, generator=g)
+    tch = s + 0.2 * torch.randn(B, T, H, generator=g)
+    w = torch.randn(V, H, generator=g) / 2
+    y = torch.randint(0, V, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, 6:] = False
+    for kw in (dict(mode="logit", topk=20), dict(mode="full", grpo_weight=0.2), dict(mode="token")):
+        cfg = LossConfig(chunk_tokens=4, **kw)
+        rewards = {"rewards": torch.tensor([0.0, 1.0])} if cfg.grpo_weight else {}
+        o_old, g_old, _ = run(sdpo_loss, cfg, s, tch, w, y, mask, **rewards)  # `run` trains W: the checkpointed path
+        sg = s.detach().clone().requires_grad_(True)
+        o_new = sdpo_loss(sg, tch, w, y, mask, cfg, **rewards)
+        (g_new,) = torch.autograd.grad(o_new.loss, sg)
+        torch.testing.assert_close(o_new.loss, o_old.loss, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(g_new, g_old, rtol=1e-4, atol=1e-7)
+
+
+def test_frozen_lm_head_forms_three_vocabulary_products_a_chunk():
+    """Student logits, teacher logits and π_s @ W: no logits recomputed in the backward (it formed five before)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    V = 301
+
+    class CountVocabProducts(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten.mm.default, torch.ops.aten.addmm.default) and V in (*args[-2].shape, *args[-1].shape):
+                CountVocabProducts.n += 1
+            return func(*args, **(kwargs or {}))
+
+    s, tch, _, _, w, y, mask = make(B=3, T=8, H=8, V=V, dtype=torch.float32)
+    s, tch, y, mask = s[:1].clone().requires_grad_(True), tch[:1], y[:1], mask[:1]  # 8 tokens: one chunk
+    with CountVocabProducts():
+        sdpo_loss(s, tch, w, y, mask, LossConfig(mode="logit", topk=5, chunk_tokens=8)).loss.backward()
+    assert CountVocabProducts.n == 3
+
+
+def test_times_w_gathers_sparse_rows_and_multiplies_dense_ones():
+    from sdpo_ttt.sdpo.chunked import SPARSE_ROWS, _times_w
+
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(2000, 16, generator=g)
+    sparse = torch.zeros(3, 2000)
+    sparse[0, 5], sparse[2, [7, 1999]] = 0.5, torch.tensor([-1.0, 2.0])
+    dense = torch.randn(3, 2000, generator=g)
+    assert SPARSE_ROWS * 3 < dense.numel()
+    for x in (sparse, dense):
+        torch.testing.assert_close(_times_w(x, w), x @ w, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(_times_w(x, w.bfloat16()), x @ w.bfloat16().float(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_gradient_into_a_term_without_its_jacobian_is_an_error():
+    from sdpo_ttt.sdpo.chunked import _chunk_terms_from_jacobians, differentiated_terms
+
+    cfg = LossConfig(mode="logit", topk=5)
+    assert differentiated_terms(cfg) == ("divergence",)
+    assert differentiated_terms(LossConfig(mode="token", grpo_weight=0.5, kl_weight=0.1)) == ("student_logp", "kl_ref")
+    s, tch, _, _, w, y, mask = make()
+    h = s[0].clone().requires_grad_(True)
+    terms = _chunk_terms_from_jacobians(cfg, w, h, tch[0], y[0].clamp(min=0), None, None)
+    with pytest.raises(RuntimeError, match="differentiated_terms"):
+        terms["student_logp"].sum().backward()

@@ -136,6 +136,29 @@ def test_micro_batching_gives_the_same_update_and_stats(policy, fresh, tiny_mode
             torch.testing.assert_close(teacher[name], ref, rtol=1e-4, atol=1e-7, msg=name)
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults")
+def test_jacobian_chunks_give_the_update_of_the_checkpointed_chunks(policy, fresh, tiny_model_dir: Path, case: dict,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loss's chunks with each term's gradient formed in the forward (three vocabulary products a chunk, issue 23)
+    update the student as the checkpointed chunks that recompute the logits in the backward did."""
+    from torch.utils.checkpoint import checkpoint
+
+    from sdpo_ttt.sdpo import chunked
+
+    assert not policy.lm_head_weight.requires_grad  # so the update takes `_ChunkTerms`
+    results = []
+    for checkpointed in (False, True):
+        fresh()
+        if checkpointed:
+            monkeypatch.setattr(chunked, "_chunk_terms_from_jacobians",
+                                lambda *args: checkpoint(chunked._chunk_terms, *args, use_reentrant=False))
+        updater = _updater(policy, tiny_model_dir, micro_batch_size=2, **case)
+        metrics = updater.update(_batch(policy, updater.contexts))
+        results.append((metrics, _grads(policy), lora_state(policy, "student")))
+    (metrics, grads, student), (m_ref, g_ref, s_ref) = results
+    assert_same_update(metrics, grads, student, m_ref, g_ref, s_ref)
+
+
 def test_several_steps_per_batch_log_first_and_last_loss(policy, fresh, tiny_model_dir: Path) -> None:
     """Without the importance ratio (whose weights ρ_t change the logged objective from step to step) three
     steps on the same batch descend."""

@@ -256,8 +256,22 @@ def per_token_terms(
       student_entropy, tail_mass_student, tail_mass_teacher ('logit' only)   (no grad, for stats)
     teacher_ref_logits (base model on the teacher prompt) turns the teacher into the trust-region mix.
     """
+    return log_prob_terms(log_probs(student_logits, cfg.temperature), teacher_logits, target_ids, cfg, ref_logits=ref_logits,
+                          teacher_ref_logits=teacher_ref_logits)
+
+
+def log_prob_terms(
+    ls: Tensor,
+    teacher_logits: Tensor,
+    target_ids: Tensor,
+    cfg: LossConfig,
+    *,
+    ref_logits: Tensor | None = None,
+    teacher_ref_logits: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """`per_token_terms` from the student's log-probs ls = log_probs(student_logits, τ) [N, V]: every term's gradient
+    reaches the student's logits through ls alone (sdpo/chunked.py forms it from there)."""
     tau = cfg.temperature
-    ls = log_probs(student_logits, tau)
     if teacher_ref_logits is not None:
         lt = trust_region_log_probs(log_probs(teacher_ref_logits, tau), log_probs(teacher_logits, tau), cfg.teacher_rate)
     else:
