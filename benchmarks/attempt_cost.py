@@ -18,7 +18,7 @@ budget 8 at B = 4 is one update for 8 attempts. Steady state: what an attempt co
 batch of B attempts pays one update: (wall - update seconds) / attempts + update seconds per update / B, from the
 same run (`steady_state`). The first part keeps sampling, judging and the per-batch bookkeeping (checkpoint, journal)
 per attempt; the second charges each attempt a B-th of an update. At B = 4, budget 16 gives 3 updates: about 6 minutes a
-seed on the quiet 2-core CPU with the 0.5B (2.4 min of best-of-k, 3.8 of SDPO at the 2026-12-07 rates).
+seed on the quiet 2-core CPU with the 0.5B (2.4 min of best-of-k, 3.6 of SDPO at the 2026-12-07 rates).
 
 Per-attempt cost differs between the strategies in two ways: SDPO adds its update (teacher pass + student
 forward/backward) per batch, and its later attempts differ in length from best-of-k's (the update moves the
