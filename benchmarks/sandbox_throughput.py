@@ -23,7 +23,7 @@ from typing import Callable
 from sdpo_ttt.problem.schema import Problem, parse_problem
 from sdpo_ttt.sandbox import DEFAULT_IMAGE, protocol
 from sdpo_ttt.sandbox.docker_backend import SCRATCH, DockerSandbox
-from sdpo_ttt.sandbox.docker_container import RUNNER_CAPS
+from sdpo_ttt.sandbox.docker_container import RUNNER_CAPS, TEMPORARY_CAPS
 from sdpo_ttt.sandbox.local import LocalSandbox
 
 CODE = "a, b = map(int, input().split())\nprint(a + b)\n"
@@ -43,13 +43,13 @@ def naive_judge(p: Problem, code: str) -> bool:
     # replacement) — measured so on 2026-12-07 (0.15 attempts/s), an artefact of this benchmark, not of docker run.
     uid = 300_000 + random.randrange(0, 90_000) * 16 + 2 * random.randrange(0, 8)
     req = protocol.build_request(p, code, scratch=SCRATCH, child_uid=uid, tester_uid=uid + 1, wipe=["/dev/shm"])
-    caps = [a for c in RUNNER_CAPS for a in ("--cap-add", c)]
+    caps = [a for c in RUNNER_CAPS + TEMPORARY_CAPS for a in ("--cap-add", c)]  # the runner hides /proc, drops 2
     cmd = ["docker", "run", "--rm", "-i", "--network", "none", "--read-only", "--tmpfs",
            "/tmp:rw,nosuid,nodev,size=256m,mode=1777", "--shm-size", "8m", "--ipc", "private",
            "--pids-limit", "128", "--memory", "1g", "--memory-swap", "1g",
            "--cap-drop", "ALL", *caps, "--security-opt", "no-new-privileges", "--user", "0:0",
            "--log-driver", "none", "--init", "-e", "PYTHONDONTWRITEBYTECODE=1", "--label", "sdpo-ttt.bench=1",
-           DEFAULT_IMAGE, *protocol.runner_command("python3", serve=False)]
+           DEFAULT_IMAGE, *protocol.runner_command("python3", serve=False, hide_proc=True)]
     out = subprocess.run(cmd, input=protocol.bundle_frame() + protocol.encode_request(req), capture_output=True,
                          timeout=120).stdout
     v, _ = protocol.safe_assemble(p, out.splitlines(), req["nonce"], 0.0)

@@ -794,3 +794,46 @@ OWN_SOLUTION = _code('''
 def test_its_solution_py_and_test_dir_are_not_its_own(sb) -> None:
     v = sb.judge(stdio_problem(), OWN_SOLUTION)  # a reference in effect: it passes only if nothing could be changed
     assert v.passed, _details(v)
+
+
+# ---------------------------------------------------------------------------- 6. what an attempt sees and hides
+
+
+# Lists /proc and probes every pid up to its own (+100) directly: it must see its own child (same uid) and no
+# process of another uid -- not the runner, the fork server, init, or (script kind) the tester it is answering,
+# whose /proc/<pid>/schedstat was a per-assert timing oracle. Sees another: a runtime error saying LEAK.
+LOOK_AT_OTHERS = _code('''
+    import os, time
+    def look():
+        me = os.getuid()
+        kid = os.fork()
+        if kid == 0:
+            time.sleep(5)
+            os._exit(0)
+        seen = {}
+        listed = {int(d) for d in os.listdir("/proc") if d.isdigit()}
+        for pid in sorted(listed | set(range(1, max(listed | {os.getpid()}) + 100))):
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    uid = int([ln for ln in f if ln.startswith("Uid:")][0].split()[1])
+                with open("/proc/%d/schedstat" % pid) as f:
+                    f.read()
+            except (OSError, IndexError):
+                continue
+            seen[pid] = uid
+        os.kill(kid, 9)
+        os.waitpid(kid, 0)
+        others = sorted(p for p, u in seen.items() if u != me)
+        if others or kid not in seen:
+            raise RuntimeError("LEAK: pids of other uids %s; its own child seen: %s" % (others, kid in seen))
+''')
+
+
+@pytest.mark.parametrize("kind", ["stdio", "script"])
+def test_other_uids_processes_are_invisible(sb, kind) -> None:
+    if kind == "stdio":
+        problem, hostile, ref = stdio_problem(), LOOK_AT_OTHERS + "look()\nprint(0)\n", ADD_STDIO
+    else:
+        problem, hostile, ref = script_problem(), LOOK_AT_OTHERS + "def add_nums(a, b):\n    look()\n    return a + b + 1\n", SCRIPT_REF
+    v = judge_then_reference(sb, problem, hostile, {"wrong_answer"}, ref)
+    assert not any("LEAK" in t.detail or "LEAK" in t.stderr_tail for t in v.tests), _details(v)

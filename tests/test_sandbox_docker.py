@@ -43,7 +43,7 @@ def _assert_clean_and_usable(sb) -> None:
     # Nothing of the attempt's uid (or the tester's) is alive; only root's init, sleep and the judge session.
     procs = _container_procs(c)
     assert not [pid for pid, uid in procs if uid in (w.uid, w.uid + 1)], procs
-    assert all(uid in (0, 65534) for _, uid in procs), procs  # 65534: the listing itself
+    assert all(uid == 0 for _, uid in procs), procs
     v = sb.judge(stdio_problem(), ADD_STDIO)
     assert v.passed, v
     # scratch is wiped at the end of every attempt (and at the start: a runner killed mid-way leaves it)
@@ -60,8 +60,9 @@ _PS = ("import os\nfor d in os.listdir('/proc'):\n if d.isdigit():\n  try:\n"
 
 def _container_procs(c) -> list[tuple[int, int]]:
     """(pid, real uid) of every live process in the container, read from its /proc (container pids): a zombie
-    thread-group leader whose other threads still run (Threads > 1) is live."""
-    out = c.exec_run(["python3", "-I", "-S", "-c", _PS], user="65534:65534").output.decode()
+    thread-group leader whose other threads still run (Threads > 1) is live. Read as root: /proc hides every
+    other uid's processes from anyone outside group 0 (box/prochide.py)."""
+    out = c.exec_run(["python3", "-I", "-S", "-c", _PS], user="0:0").output.decode()
     return [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines())]
 
 
@@ -71,12 +72,17 @@ def test_container_is_hardened(sb) -> None:
     assert hc["NetworkMode"] == "none"
     assert hc["ReadonlyRootfs"] is True
     assert hc["CapDrop"] == ["ALL"]
-    assert sorted(hc["CapAdd"]) == sorted(["SETUID", "SETGID", "KILL", "DAC_OVERRIDE", "FOWNER", "CHOWN"])
+    # the six the runner keeps, and the two it holds only to hide /proc (test_the_runner_hides_proc_then_drops_...)
+    assert sorted(hc["CapAdd"]) == sorted(["SETUID", "SETGID", "KILL", "DAC_OVERRIDE", "FOWNER", "CHOWN", "SYS_ADMIN",
+                                           "SETPCAP"])
     assert not any("unconfined" in o for o in hc["SecurityOpt"])
     seccomp = [json.loads(o[len("seccomp="):]) for o in hc["SecurityOpt"] if o.startswith("seccomp=")]
     assert len(seccomp) == 1 and seccomp[0]["defaultAction"] == "SCMP_ACT_ERRNO"  # the project's own allow-list
     allowed = {n for rule in seccomp[0]["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for n in rule["names"]}
     assert not allowed & {"io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "userfaultfd", "unshare"}
+    mount = [rule for rule in seccomp[0]["syscalls"] if "mount" in rule["names"]]  # one remount of /proc, flags fixed
+    assert [(m["args"], m.get("includes")) for m in mount] == [
+        ([{"index": 3, "value": 46, "op": "SCMP_CMP_EQ"}], {"caps": ["CAP_SYS_ADMIN"]})]
     assert "no-new-privileges" in hc["SecurityOpt"]
     assert hc["PidsLimit"] and hc["PidsLimit"] > 0
     assert hc["Memory"] > 0 and hc["Memory"] == hc["MemorySwap"]
@@ -85,6 +91,39 @@ def test_container_is_hardened(sb) -> None:
     assert "/tmp" in hc["Tmpfs"]
     assert c.attrs["Config"]["User"] == "0:0"  # container root with the six capabilities; attempts drop them
     assert c.labels["sdpo-ttt.sandbox"] == "1" and c.labels["sdpo-ttt.owner-pid"] == str(os.getpid())
+
+
+_CAPS = ("import sys\nfor pid in sys.argv[1:]:\n"
+         " print(' '.join(l.split()[1] for l in open('/proc/%s/status' % pid) if l.startswith('Cap')))\n")
+
+
+def test_the_runner_hides_proc_then_drops_the_capabilities_it_took(sb) -> None:
+    assert sb.judge(stdio_problem(), ADD_STDIO).passed
+    w = sb._workers[0]
+    assert sb.proc is not None and sb.proc["hidden"] is True, sb.proc
+    assert "/proc hides other uids' processes" in sb.isolation
+    mounts = w.container.exec_run(["cat", "/proc/self/mountinfo"]).output.decode()
+    assert [ln for ln in mounts.splitlines() if " /proc " in ln and "hidepid=invisible" in ln], mounts
+    out = w.container.exec_run(["python3", "-I", "-S", "-c", _CAPS, *map(str, w.session.pids)], user="0:0")
+    rows = [[int(v, 16) for v in line.split()] for line in out.output.decode().splitlines()]
+    assert len(rows) == 2 and all(len(r) == 5 for r in rows), rows  # the runner and the fork server: 5 sets each
+    for inh, prm, eff, bnd, amb in rows:
+        assert not (inh | prm | eff | bnd | amb) & (1 << 21 | 1 << 8), rows  # no SYS_ADMIN, no SETPCAP, in any set
+        assert eff == prm == bnd == 0b11101011, rows  # the six: CHOWN DAC_OVERRIDE FOWNER KILL SETGID SETUID
+
+
+def test_where_proc_cannot_be_hidden_the_sandbox_still_works_and_says_so_once() -> None:
+    require_docker()
+    from sdpo_ttt.sandbox.docker_backend import DockerSandbox
+
+    said: list[str] = []
+    with DockerSandbox(workers=1, hide_proc=False, announce=said.append) as s:  # no CAP_SYS_ADMIN: the remount fails
+        for _ in range(2):
+            assert s.judge(stdio_problem(), ADD_STDIO).passed
+        assert s.judge(stdio_problem(), "print(0)\n").outcome.value == "wrong_answer"
+        assert s.proc is not None and s.proc["hidden"] is False and "refused" in s.proc["detail"], s.proc
+        assert "NOT hidden" in s.isolation
+    assert len(said) == 1 and "could not hide /proc" in said[0], said
 
 
 @pytest.mark.parametrize("case", HOSTILE + [FORK_BOMB], ids=lambda c: c[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sdpo_ttt.cli.config_options import choice_enum
 
@@ -43,11 +44,15 @@ def check(
                       announce=lambda m: err.print(f"[yellow]{m}[/]", highlight=False)) as sb:
         out.print(f"backend: [bold]{sb.name}[/] ({getattr(sb, 'isolation', '')})", highlight=False)
         results = smoke_test(sb)
+        proc = getattr(sb, "proc", None)  # the Docker sandbox, once a runner said (box/prochide.py)
     ok = True
     for name, want, got in results:
         good = want == got
         ok &= good
         out.print(f"  {'[green]ok[/]' if good else '[red]FAIL[/]'}  {name}: expected {want}, got {got}")
+    if proc is not None:
+        state = "[green]hidden[/]" if proc["hidden"] else "[yellow]NOT hidden[/]"
+        out.print(f"  /proc: {state} from attempts: {escape(proc['detail'])}", highlight=False)
     out.print("[green]sandbox works[/]" if ok else "[red]sandbox smoke test failed[/]")
     raise typer.Exit(0 if ok else 1)
 

@@ -57,7 +57,7 @@ def open_sandbox(kind: str = "auto", *, workers: int = 2, image: str = DEFAULT_I
         return LocalSandbox(workers)
     why = docker_status(image)
     if why is None:
-        return DockerSandbox(workers, image=image)
+        return DockerSandbox(workers, image=image, announce=say)
     if kind == "docker":
         raise SandboxUnavailable(f"the Docker sandbox is unavailable: {why}", docker_fix(image))
     say(f"warning: {WEAKER_ISOLATION}, because {why}. For full isolation: {docker_fix(image)}.")

@@ -27,9 +27,10 @@ import random
 import signal
 import threading
 import time
+import sys
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 from sdpo_ttt.errors import SandboxUnavailable
 from sdpo_ttt.problem.schema import Problem
@@ -85,7 +86,7 @@ class _Worker:
         # the attempt's, and +1 for the tester's
         self.uid = 300_000 + random.randrange(0, 90_000) * 16 + 2 * (self.index % 8)
         self.container = start_container(sb.client, sb.image, self.index, mem_limit_mb=sb.mem_limit_mb,
-                                         pids_limit=sb.pids_limit, tmpfs_mb=sb.tmpfs_mb)
+                                         pids_limit=sb.pids_limit, tmpfs_mb=sb.tmpfs_mb, hide_proc=sb.hide_proc)
 
     def restart(self) -> None:
         self.remove()
@@ -120,6 +121,7 @@ class _Worker:
         except BaseException:
             self.drop_session()
             raise
+        self.sb.note_proc(s.proc)
         if s.replace_container:
             self.restart()
         elif ended:
@@ -138,10 +140,14 @@ class DockerSandbox:
     name = "docker"
 
     def __init__(self, workers: int = 2, *, image: str = DEFAULT_IMAGE, mem_limit_mb: int = 1024,
-                 pids_limit: int = 128, tmpfs_mb: int = 256, client: Any = None) -> None:
+                 pids_limit: int = 128, tmpfs_mb: int = 256, client: Any = None,
+                 announce: Callable[[str], None] | None = None, hide_proc: bool = True) -> None:
         import docker
 
         self.image = image
+        self.hide_proc = hide_proc  # False: containers without the capabilities to hide /proc (tests of the fallback)
+        self.proc: dict[str, Any] | None = None  # what the runners report about /proc (box/prochide.py), once known
+        self._announce = announce or (lambda m: print(m, file=sys.stderr, flush=True))
         self.mem_limit_mb = mem_limit_mb
         self.pids_limit = pids_limit
         self.tmpfs_mb = tmpfs_mb
@@ -173,8 +179,22 @@ class DockerSandbox:
 
     @property
     def isolation(self) -> str:
+        proc = "" if self.proc is None else ", /proc hides other uids' processes" if self.proc["hidden"] else \
+            ", /proc NOT hidden: attempts see the runner's and the tester's processes"
         return (f"{len(self._workers)} hardened container(s) from {self.image} (no network, read-only root, "
-                "attempts under their own uid without capabilities)")
+                f"attempts under their own uid without capabilities{proc})")
+
+    def note_proc(self, proc: dict[str, Any] | None) -> None:
+        """What a runner reported about /proc; announced once per sandbox when it could not be hidden."""
+        if proc is None:
+            return
+        with self._lock:
+            first_refusal = not proc["hidden"] and (self.proc is None or self.proc["hidden"])
+            self.proc = proc
+        if first_refusal:
+            self._announce(f"notice: the Docker sandbox could not hide /proc ({proc['detail']}): attempts can see the "
+                           "runner's and the tester's processes and their /proc files (a timing signal); every other "
+                           "guarantee holds (docs/verifier.md)")
 
     def __enter__(self) -> "DockerSandbox":
         return self

@@ -18,6 +18,8 @@ LABEL_PID = "sdpo-ttt.owner-pid"
 LABEL_START = "sdpo-ttt.owner-start"
 LABEL_HOST = "sdpo-ttt.owner-host"
 RUNNER_CAPS = ["SETUID", "SETGID", "KILL", "DAC_OVERRIDE", "FOWNER", "CHOWN"]  # all the runner keeps
+# held only until the runner has remounted /proc hiding other uids' processes, then dropped for good (box/prochide.py)
+TEMPORARY_CAPS = ["SYS_ADMIN", "SETPCAP"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -27,8 +29,10 @@ def seccomp_profile() -> str:
     return json.dumps(json.loads(text), separators=(",", ":"))
 
 
-def hardening(mem_limit_mb: int, pids_limit: int, tmpfs_mb: int) -> dict[str, Any]:
-    """The container settings (docker SDK keyword arguments) every sandbox container gets."""
+def hardening(mem_limit_mb: int, pids_limit: int, tmpfs_mb: int, *, hide_proc: bool = True) -> dict[str, Any]:
+    """The container settings (docker SDK keyword arguments) every sandbox container gets. `hide_proc`: the two
+    capabilities the runner takes to hide /proc and then drops (seccomp.json allows `mount` only with them, and only
+    as that remount)."""
     return dict(
         network_mode="none",
         read_only=True,
@@ -38,7 +42,7 @@ def hardening(mem_limit_mb: int, pids_limit: int, tmpfs_mb: int) -> dict[str, An
         mem_limit=f"{mem_limit_mb}m",
         memswap_limit=f"{mem_limit_mb}m",
         cap_drop=["ALL"],
-        cap_add=list(RUNNER_CAPS),
+        cap_add=list(RUNNER_CAPS) + (list(TEMPORARY_CAPS) if hide_proc else []),
         # our own seccomp profile (sdpo_ttt/sandbox/seccomp.json: an allow-list without io_uring, bpf, userfaultfd,
         # ptrace, namespaces, ...; docs/verifier.md), never "unconfined"
         security_opt=["no-new-privileges", f"seccomp={seccomp_profile()}"],
@@ -92,7 +96,8 @@ def reap_stale(client: Any, *, everything_of_mine: bool = False) -> list[str]:
     return removed
 
 
-def start_container(client: Any, image: str, index: int, *, mem_limit_mb: int, pids_limit: int, tmpfs_mb: int) -> Any:
+def start_container(client: Any, image: str, index: int, *, mem_limit_mb: int, pids_limit: int, tmpfs_mb: int,
+                    hide_proc: bool = True) -> Any:
     """A fresh hardened container (`sleep infinity`: the runner comes as a `docker exec`), labelled as this process's."""
     pid = os.getpid()
     return client.containers.run(
@@ -101,7 +106,7 @@ def start_container(client: Any, image: str, index: int, *, mem_limit_mb: int, p
         detach=True,
         name=f"sdpo-ttt-sb-{pid}-{index}-{random.randrange(16**6):06x}",
         labels={LABEL: "1", LABEL_PID: str(pid), LABEL_START: proc_start_time(pid), LABEL_HOST: socket.gethostname()},
-        **hardening(mem_limit_mb, pids_limit, tmpfs_mb),
+        **hardening(mem_limit_mb, pids_limit, tmpfs_mb, hide_proc=hide_proc),
     )
 
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from sdpo_ttt.sandbox import protocol
+from sdpo_ttt.sandbox.safe_text import safe_text
 
 PYTHON = "python3"
 
@@ -26,7 +27,8 @@ class Session:
 
     def __init__(self, client: Any, container: Any) -> None:
         api = client.api
-        ex = api.exec_create(container.id, protocol.runner_command(PYTHON, serve=True), stdin=True,
+        ex = api.exec_create(container.id, protocol.runner_command(PYTHON, serve=True, hide_proc=True),
+                             stdin=True,
                              stdout=True, stderr=True, user="0:0", workdir="/")
         self.sock = api.exec_start(ex["Id"], socket=True)
         self.raw = getattr(self.sock, "_sock", self.sock)
@@ -38,6 +40,7 @@ class Session:
         self.exiting = False
         self.replace_container = False
         self.pids: tuple[Any, ...] = ()  # (runner, fork server) pids in the container, as last reported
+        self.proc: dict[str, Any] | None = None  # {"hidden": bool, "detail": str}: what the runner did about /proc
 
     def request(self, data: bytes, nonce: str, timeout: float) -> tuple[list[bytes], bytes, bool]:
         prefix = nonce.encode() + b" "
@@ -105,6 +108,9 @@ class Session:
         # container, so the container goes, not just the session
         self.replace_container = info.get("replace_container") is True or last.get("event") == "error"
         self.pids = (info.get("pid"), info.get("fork_server"))
+        proc = info.get("proc")
+        if isinstance(proc, dict) and isinstance(proc.get("hidden"), bool):
+            self.proc = {"hidden": proc["hidden"], "detail": safe_text(str(proc.get("detail", "")))[:300]}
         self.exiting = info.get("exiting") is True or last.get("event") == "error"
 
     def close(self) -> None:

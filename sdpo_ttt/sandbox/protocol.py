@@ -58,8 +58,11 @@ def boot_source() -> str:
     return bundle_sources()["boot"]
 
 
-def runner_command(python: str, *, serve: bool) -> list[str]:
-    return [python, "-I", "-S", "-c", boot_source()] + (["--serve"] if serve else [])
+def runner_command(python: str, *, serve: bool, hide_proc: bool = False) -> list[str]:
+    """The runner's command line; `hide_proc` (the Docker sandbox): it hides /proc and drops the capabilities that
+    took before anything else (box/prochide.py)."""
+    return [python, "-I", "-S", "-c", boot_source()] + (["--serve"] if serve else []) + (
+        ["--hide-proc"] if hide_proc else [])
 
 
 def bundle_frame() -> bytes:

@@ -11,6 +11,7 @@ modules' source text (`sdpo_ttt.sandbox.protocol.bundle`) and `boot.py` installs
     zygote     the runner's handle on the fork server (start a test process; kill an attempt uid as that uid)
     forkserver the fork server (started before any request is read: its memory never holds a test)
     privdrop   the one privilege-drop function every attempt-side process goes through
+    prochide   Docker only, first thing: /proc remounted to hide other uids' processes, CAP_SYS_ADMIN dropped
     harness    what runs in the attempt's process: loads the program, runs it or answers calls
     tester     kind "script": runs the test program in a trusted process, the function under test a proxy
     wire       framing and the value encoding spoken across the attempt boundary, with strict validation

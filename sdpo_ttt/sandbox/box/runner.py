@@ -40,7 +40,8 @@ class Session(object):
     """What persists across the attempts of one runner: the fork server, the memory and task baselines, and
     whether this runner may judge another attempt."""
 
-    def __init__(self):
+    def __init__(self, proc=None):
+        self.proc = proc  # whether /proc hides other uids' processes (prochide), None outside a container
         self.zygote = Zygote()
         self.baseline = cleanup.memory_in_use()
         self.attempt_base = None  # memory in use, less files, when the running attempt started
@@ -228,7 +229,7 @@ def judge(req, session):
         emit({"event": "done", "compile_error": cerr,
               "session": {"pid": os.getpid(), "fork_server": session.zygote.pid, "exiting": bool(session.tainted),
                           "replace_container": bool(session.replace_container),
-                          "memory": session.memory, "baseline": session.baseline}})
+                          "memory": session.memory, "baseline": session.baseline, "proc": session.proc}})
     except Exception as e:  # the runner's own failure: never the attempt's
         import traceback
 
@@ -246,10 +247,15 @@ def _prctl_setup():
 
 
 def main(argv):
+    proc = None
+    if "--hide-proc" in argv:  # the Docker sandbox: hide /proc, then drop the two capabilities it took, first
+        from . import prochide
+
+        proc = prochide.hide_and_drop()  # PrivilegeError: no session (the host sees "the judge did not start")
     _prctl_setup()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    session = Session()  # forks the fork server now, before any request is read
+    session = Session(proc)  # forks the fork server now, before any request is read
     try:
         if "--serve" not in argv:
             req = _read_request()
