@@ -837,3 +837,59 @@ def test_other_uids_processes_are_invisible(sb, kind) -> None:
         problem, hostile, ref = script_problem(), LOOK_AT_OTHERS + "def add_nums(a, b):\n    look()\n    return a + b + 1\n", SCRIPT_REF
     v = judge_then_reference(sb, problem, hostile, {"wrong_answer"}, ref)
     assert not any("LEAK" in t.detail or "LEAK" in t.stderr_tail for t in v.tests), _details(v)
+
+
+# Six children burn 0.12 s of CPU each, one after another, with SIGCHLD ignored: the kernel reaps them at once and
+# nobody's rusage ever holds their CPU (0.72 s in all, under a 0.5 s limit). Each says on stderr what it burnt.
+AUTOREAPED_CHILDREN = _code('''
+    import os, signal, time
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    for _ in range(6):
+        pid = os.fork()
+        if pid == 0:
+            end = time.process_time() + 0.12
+            while time.process_time() < end:
+                pass
+            os.write(2, b"child cpu %.3f\\n" % time.process_time())
+            os._exit(0)
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.005)
+    a, b = map(int, input().split())
+    print(a + b)
+''')
+
+
+def test_cpu_of_children_the_kernel_reaped_counts(sb) -> None:
+    import re
+
+    p = stdio_problem([("1 2\n", "3\n")], time_s=0.5)
+    v = judge_then_reference(sb, p, AUTOREAPED_CHILDREN, {"time_limit"}, ADD_STDIO)
+    # the CPU counted holds the children's (on a loaded machine the wall limit may come first)
+    counted = float(re.search(r"cpu ([0-9.]+)s", v.tests[0].detail).group(1))
+    seen = sum(float(x) for x in re.findall(r"child cpu ([0-9.]+)", v.tests[0].stderr_tail))
+    assert seen > 0.2 and counted >= seen - 0.06, (seen, _details(v))
+
+
+# clone(CLONE_PARENT): a sibling of the attempt's process, so a child of the fork server, which waits for the
+# attempt's process alone: the sibling's zombie was never reaped, its CPU never counted, and the uid's task count
+# never came back (the clean-up gave up after seconds and the container was replaced, every attempt).
+CLONE_PARENT = _code('''
+    import ctypes, os, time
+    pid = ctypes.CDLL(None, use_errno=True).syscall(56, 0x8000 | 17, 0, 0, 0, 0)  # clone(CLONE_PARENT | SIGCHLD)
+    if pid == 0:
+        os._exit(0)
+    time.sleep(0.1)
+    print(0)
+''')
+
+
+def test_a_sibling_by_clone_parent_is_refused(sb) -> None:
+    w = sb._workers[0]
+    sb.judge(stdio_problem(), ADD_STDIO)
+    before = w.container.id
+    v = judge_then_reference(sb, stdio_problem(), CLONE_PARENT, {"wrong_answer"}, ADD_STDIO)
+    assert w.container.id == before, _details(v)  # nothing was left for the clean-up: the same container

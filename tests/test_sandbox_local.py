@@ -6,6 +6,7 @@ Network and host-file isolation are NOT properties of this backend (see test_san
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -110,6 +111,45 @@ def test_leftover_processes_are_killed(sb) -> None:
     uids = list(sb._slots.queue)
     assert sb.judge(stdio_problem([("1 2\n", "3\n")]), code).passed
     assert not _live_uids() & set(uids)
+
+
+# Eight siblings made with clone(CLONE_PARENT) -- children of the fork server, which the local sandbox's missing
+# seccomp profile cannot refuse -- burn 0.09 s of CPU each, one after another (each under a sweep's period), 0.72 s
+# in all under a 0.5 s limit. Waits for each to be reaped (its /proc entry gone) or to stay a zombie.
+CLONE_PARENT_CPU = """import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+for _ in range(8):
+    pid = libc.syscall(56, 0x8000 | 17, 0, 0, 0, 0)  # clone(CLONE_PARENT | SIGCHLD)
+    if pid == 0:
+        end = time.process_time() + 0.09
+        while time.process_time() < end:
+            pass
+        os.write(2, b"sibling cpu %.3f\\n" % time.process_time())
+        os._exit(0)
+    while True:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except OSError:
+            break
+        time.sleep(0.005)
+a, b = map(int, input().split())
+print(a + b)
+"""
+
+
+def test_cpu_of_clone_parent_siblings_counts_and_they_are_reaped() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("without root the attempt runs under your uid (no dedicated uid to count or clean up by)")
+    with LocalSandbox(workers=1) as s:
+        v = s.judge(stdio_problem([("1 2\n", "3\n")], time_s=0.5), CLONE_PARENT_CPU)
+        assert v.outcome.value == "time_limit", [(t.outcome.value, t.detail) for t in v.tests]
+        # the CPU counted holds the siblings' (on a loaded machine the wall limit may come first)
+        counted = float(re.search(r"cpu ([0-9.]+)s", v.tests[0].detail).group(1))
+        seen = sum(float(x) for x in re.findall(r"sibling cpu ([0-9.]+)", v.tests[0].stderr_tail))
+        assert seen > 0.2 and counted >= seen - 0.06, (seen, v.tests[0].detail)
+        assert s.judge(stdio_problem(), ADD_STDIO).passed
 
 
 def test_temp_dirs_are_removed(sb, tmp_path, monkeypatch) -> None:

@@ -7,7 +7,7 @@ import selectors
 import signal
 import time
 
-from . import cleanup
+from . import cleanup, cpuacct
 
 STDERR_KEEP = 4000
 REPLY_CAP = 64 * 1024 * 1024  # bytes accepted on the reply channel
@@ -53,6 +53,11 @@ class Proc(object):
         cmd = {"op": "spawn", "cwd": test_dir, "rlimits": _rlimits(req, self.mem), "uid": self.uid,
                "nproc": int(req["nproc"]), "env": _environment(test_dir), "kind": req["kind"],
                "fname": req.get("function_name") or ""}
+        # the container's CPU meter (the Docker sandbox: the runner has the container to itself), and what the
+        # fork server has reaped of strays and clean-up children so far: everything counts from here
+        self.meter = cpuacct.Meter(self.zygote.pid) if session.container else None
+        self.stray0, self.helper0 = self.zygote.stray_cpu, self.zygote.helper_cpu
+        self.waited_cpu = {}  # pid waited for (the tester) -> its CPU seconds, once reaped
         self.t0 = time.monotonic()
         try:
             self.pid = self.zygote.spawn(cmd, [stdin_fd, out_w, err_w, call_fd, rep_w])
@@ -128,18 +133,21 @@ class Proc(object):
                 self.returncode, self.main_cpu = got
         for pid in list(self.waiting):
             try:
-                if os.waitpid(pid, os.WNOHANG)[0]:
+                got, _, ru = os.wait4(pid, os.WNOHANG)
+                if got:
                     self.waiting.discard(pid)
+                    self.waited_cpu[pid] = ru.ru_utime + ru.ru_stime
             except ChildProcessError:
                 self.waiting.discard(pid)
 
     def _over_limits(self):
         """"cpu" or "memory" when the attempt as a whole is over that limit, else None. CPU: every process of
-        the attempt, reaped or live (a zombie leader's live threads included); memory: the container's
-        non-reclaimable memory above the session's baseline, when the runner has a container to itself."""
+        the attempt, reaped or live (a zombie leader's live threads included), or the container's meter when
+        it says more; memory: the container's non-reclaimable memory above the session's baseline, when the
+        runner has a container to itself."""
         self.reaped_cpu += cleanup.reap(self.keep)
         live = sum(p[4] + p[5] for p in cleanup.live_attempt_procs(self.uid, self.keep))
-        if self.reaped_cpu + live + (self.main_cpu or 0.0) > self.time_s:
+        if max(self._counted() + live, self._metered()) > self.time_s:
             return "cpu"
         used = self.session.attempt_memory()
         if used is not None:
@@ -147,6 +155,23 @@ class Proc(object):
             if used > self.mem:
                 return "memory"
         return None
+
+    def _counted(self):
+        """CPU seconds of the attempt's processes reaped so far: its main process (with what it waited for), those
+        reaped here, and the fork server's strays."""
+        return self.reaped_cpu + (self.main_cpu or 0.0) + (self.zygote.stray_cpu - self.stray0)
+
+    def _metered(self):
+        """CPU seconds of the attempt by the container's meter (cpuacct.py), less its slack; 0 without one. Every
+        process and thread of the attempt counts there, alive or gone, even those no rusage holds."""
+        if self.meter is None:
+            return 0.0
+        others = self.zygote.helper_cpu - self.helper0
+        for pid in set(self.waiting) | set(self.waited_cpu):  # the tester: trusted, not the attempt's
+            cpu = self.waited_cpu.get(pid)
+            others += (cpuacct.group_cpu(pid) or 0.0) if cpu is None else cpu
+        got = self.meter.attempt(others)
+        return 0.0 if got is None else got - cpuacct.SLACK_S
 
     def _read_ready(self, sel, timeout):
         for key, _ in sel.select(timeout=timeout):
@@ -177,9 +202,11 @@ class Proc(object):
         for pid in self.waiting:  # the tester, if the attempt outlived the wall limit or a cap was hit
             try:
                 os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+                ru = os.wait4(pid, 0)[2]
+                self.waited_cpu[pid] = ru.ru_utime + ru.ru_stime
             except OSError:
                 pass
+        self.waiting = set()
         try:
             os.killpg(self.pid, signal.SIGKILL)  # no-op when it exited; its session otherwise
         except OSError:
@@ -187,7 +214,7 @@ class Proc(object):
         if self.main_cpu is None:  # reaped by the fork server: it exited, or the kill above is being delivered
             self.returncode, self.main_cpu = self.zygote.exit_message(True)
         self.reaped_cpu += self.session.end_attempt_processes(self.uid, self.keep)
-        self.cpu = self.reaped_cpu + (self.main_cpu or 0.0)
+        self.cpu = max(self._counted(), self._metered())
         if self.returncode is None:
             self.returncode = -9
         self.wall = time.monotonic() - self.t0

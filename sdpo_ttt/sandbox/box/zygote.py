@@ -16,6 +16,8 @@ class Zygote(object):
     def __init__(self):
         self.pid, self.sock = forkserver.start()
         self.broken = False
+        self.stray_cpu = 0.0  # CPU of the server's children other than those it started (clone(CLONE_PARENT)), reaped
+        self.helper_cpu = 0.0  # CPU of the clean-up children (kill and IPC removal as the attempt uid), reaped
 
     def ping(self, timeout=5.0):
         if self.broken:
@@ -59,6 +61,7 @@ class Zygote(object):
             self.broken = True
             return (-9, None)
         d = json.loads(msg.decode())
+        self.stray_cpu += float(d.get("stray") or 0.0)
         return int(d["exit"]), d.get("cpu")
 
     def end_uid(self, uid, keep, ipc=False):
@@ -73,20 +76,21 @@ class Zygote(object):
             cpu += cleanup.reap(keep)  # a killed task counts against the uid until it is reaped
             got = self.exit_message(False)
             if got is not None:
+                self.helper_cpu += got[1] or 0.0
                 return got[0] == 0, cpu + cleanup.reap(keep)
             if time.monotonic() > deadline:
                 try:
                     os.kill(pid, signal.SIGKILL)  # stopped by a process of its uid
                 except OSError:
                     pass
-                self.exit_message(True)
+                self.helper_cpu += self.exit_message(True)[1] or 0.0
                 return False, cpu + cleanup.reap(keep)
             time.sleep(0.0005)
 
     def run_clean(self, uid, only=None):
         """Remove the IPC objects `uid` created (as that uid, in a child of the fork server)."""
         if self.spawn({"op": "clean", "uid": uid, "ids": only}, []) is not None:
-            self.exit_message(True)
+            self.helper_cpu += self.exit_message(True)[1] or 0.0
 
     def close(self):
         try:
