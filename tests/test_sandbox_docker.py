@@ -54,14 +54,13 @@ def _assert_clean_and_usable(sb) -> None:
 _PS = ("import os\nfor d in os.listdir('/proc'):\n if d.isdigit():\n  try:\n"
        "   st = open('/proc/%s/status' % d).read()\n  except OSError:\n   continue\n"
        "  f = dict(l.split(':', 1) for l in st.splitlines() if ':' in l)\n"
-       "  if f['State'].split()[0] not in 'ZX' or int(f['Threads']) > 1:\n"
-       "   print(d, f['Uid'].split()[0])\n")
+       "  print(d, f['Uid'].split()[0])\n")
 
 
 def _container_procs(c) -> list[tuple[int, int]]:
-    """(pid, real uid) of every live process in the container, read from its /proc (container pids): a zombie
-    thread-group leader whose other threads still run (Threads > 1) is live. Read as root: /proc hides every
-    other uid's processes from anyone outside group 0 (box/prochide.py)."""
+    """(pid, real uid) of every process in the container, zombies included (one of the attempt's uid, a zombie
+    thread-group leader whose threads still run or not, is something its clean-up left), read from its /proc
+    (container pids) as root: /proc hides every other uid's processes from anyone outside group 0 (prochide.py)."""
     out = c.exec_run(["python3", "-I", "-S", "-c", _PS], user="0:0").output.decode()
     return [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines())]
 
