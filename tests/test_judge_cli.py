@@ -120,6 +120,7 @@ def test_sandbox_check_docker() -> None:
     r = _cli("sandbox", "check", "--sandbox", "docker")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "backend: docker" in r.stdout and "sandbox works" in r.stdout
+    assert "/proc: hidden from attempts (hidepid=" in r.stdout, r.stdout  # what the runner did about /proc
 
 
 @pytest.mark.sandbox
@@ -127,6 +128,7 @@ def test_sandbox_check_local() -> None:
     r = _cli("sandbox", "check", "--sandbox", "local")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "backend: local" in r.stdout and "sandbox works" in r.stdout
+    assert "/proc:" not in r.stdout  # the local sandbox hides nothing, and says nothing of it here
 
 
 def test_docker_requested_but_image_missing_is_a_clear_error() -> None:

@@ -52,7 +52,7 @@ def check(
         out.print(f"  {'[green]ok[/]' if good else '[red]FAIL[/]'}  {name}: expected {want}, got {got}")
     if proc is not None:
         state = "[green]hidden[/]" if proc["hidden"] else "[yellow]NOT hidden[/]"
-        out.print(f"  /proc: {state} from attempts: {escape(proc['detail'])}", highlight=False)
+        out.print(f"  /proc: {state} from attempts ({escape(proc['detail'])})", highlight=False)
     out.print("[green]sandbox works[/]" if ok else "[red]sandbox smoke test failed[/]")
     raise typer.Exit(0 if ok else 1)
 

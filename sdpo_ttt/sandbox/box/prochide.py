@@ -124,6 +124,6 @@ def hide_and_drop():
     why = remount_hidden(libc)
     drop_temporary(libc)
     if why is None:
-        return {"hidden": True, "detail": "/proc hides other uids' processes (hidepid=%s)" % hidepid(
+        return {"hidden": True, "detail": "hidepid=%s" % hidepid(
             osio.read_file("/proc/self/mountinfo").decode("utf-8", "replace"))}
     return {"hidden": False, "detail": why}
