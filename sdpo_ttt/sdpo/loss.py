@@ -1,5 +1,8 @@
 """The SDPO loss as pure functions on logits (arXiv 2601.20802, "Reinforcement Learning via Self-Distillation").
 
+(Over 450 lines on purpose: every term shares the symbol table below and the float64 oracles in tests/ check them
+as one set; split, the table would be repeated or far from the formulas it names.)
+
 Symbols (paper §3):
   x           the question prompt;  y = (y_1..y_T) the attempt's own sampled tokens
   π_s = π_θ(· | x, y<t)             the STUDENT: policy on the plain prompt (LoRA, with grad)
