@@ -90,12 +90,14 @@ def test_numbers_agree_with_the_run_directories(grid: Path) -> None:
     assert sdpo.band.estimate[2] == pytest.approx(1 / 3) and sdpo.band.estimate[4] == pytest.approx(2 / 3)
     assert sdpo.at_p[0.25].value == 3 and sdpo.at_p[0.5].value == 5
     bok = an.group("a", "best-of-k")
-    # 48 pooled i.i.d. samples, the curve cut at the budget sdpo and multi-turn had (nothing else observed past it)
-    assert bok.estimator == "pass@k (48 i.i.d. samples, cut at k = 16)" and bok.horizon == 16
-    assert bok.band.estimate[0] == pytest.approx(2 / 48)
-    # pass@k with n=48, c=2 reaches 25% at k = 7 (1 - C(46,k)/C(48,k))
-    assert bok.at_p[0.25].value == 7
-    assert sdpo.ratio[0.25].value == pytest.approx(3 / 7)
+    # drawn without stopping: each seed's first pass (attempts 8, 4, none), the same estimator as sdpo's
+    assert bok.estimator == "censored CDF (3 seeds, first passes)" and bok.horizon == 16 and bok.solved_runs == 2
+    assert bok.band.estimate[3] == pytest.approx(1 / 3) and bok.band.estimate[7] == pytest.approx(2 / 3)
+    assert bok.at_p[0.25].value == 4 and sdpo.ratio[0.25].value == pytest.approx(3 / 4)
+    # the 48 pooled i.i.d. samples as an extra curve, cut at the budget sdpo and multi-turn had: pass@k with n=48,
+    # c=2 reaches 25% at k = 7 (1 - C(46,k)/C(48,k)); it is in no ratio
+    assert bok.pooled_label == "pooled pass@k (48 i.i.d. samples, cut at k = 16)" and len(bok.pooled.estimate) == 16
+    assert bok.pooled.estimate[0] == pytest.approx(2 / 48) and bok.pooled.estimate[6] >= 0.25 > bok.pooled.estimate[5]
     mt = an.group("a", "multi-turn")
     assert mt.at_p[0.25].value is None and mt.ratio[0.25].value is None
     assert mt.mean_attempts == pytest.approx(BUDGET) and mt.unsolved_mass == pytest.approx(1.0)
@@ -138,7 +140,9 @@ def test_csv_and_json_content(grid: Path) -> None:
     assert groups[("b", "sdpo")]["attempts_to_p"]["0.25"] == {"value": None, "low": None, "high": None, "reached": False,
                                                              "bound": None, "horizon": 16}
     assert groups[("a", "sdpo")]["attempts_to_p"]["0.5"]["value"] == 5
-    assert groups[("a", "sdpo")]["ratio_to_best_of_k"]["0.25"]["value"] == pytest.approx(3 / 7)
+    assert groups[("a", "sdpo")]["ratio_to_best_of_k"]["0.25"]["value"] == pytest.approx(3 / 4)
+    assert groups[("a", "sdpo")]["pooled_pass_at_k"] is None
+    assert groups[("a", "best-of-k")]["pooled_pass_at_k"]["estimate"][0] == pytest.approx(2 / 48, abs=1e-6)
     assert groups[("a", "sdpo")]["wall_time_s"] == pytest.approx(2.0 * (3 + 5 + 16))
     assert len(groups[("a", "sdpo")]["curve"]["estimate"]) == 16
     assert {r["path"] for r in data["runs"]} == {str(p.path) for p in collect_runs(grid)}

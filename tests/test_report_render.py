@@ -188,8 +188,11 @@ def test_discovery_against_tokens_and_seconds(costed: Path) -> None:
     # sdpo's discovery attempts 3, 4, 5 (two seeds each): 4 of 6 within 4 attempts, judged with the first batch
     assert sdpo_a.at_p[0.5].value == 4
     assert sdpo_t.at_p[0.5].value == pytest.approx(1600, rel=0.01)  # that batch spent 4 x 400 tokens
-    # 96 pooled samples, cut at the 16 attempts sdpo had: 1600 tokens, 320 bins of 5 (sdpo spent up to 2000 = 400 bins)
-    assert by_tokens.group("p", "best-of-k").horizon == 320
+    # best-of-k's first passes (attempt 13 in 3 of 6 seeds, judged when 1600 tokens were spent; the other 3 spent 1600
+    # unsolved): 320 bins of 5 (sdpo spent up to 2000 = 400 bins); its 96 pooled samples, cut at the 16 attempts sdpo
+    # had, also end at 1600 tokens
+    bok = by_tokens.group("p", "best-of-k")
+    assert bok.horizon == 320 and len(bok.pooled.estimate) == 320 and bok.band.estimate[-1] == pytest.approx(0.5)
     # a win per attempt need not be a win per token or per second
     r_att = by_attempts.group("p", "sdpo").ratio[0.5].value
     r_tok = sdpo_t.ratio[0.5].value

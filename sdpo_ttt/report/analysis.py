@@ -1,11 +1,16 @@
 """Analysis: run records → discovery curves per (problem, strategy) with bootstrap bands, the attempts (or tokens,
 seconds) to reach each probability, and the ratio to best-of-k. The statistics themselves are in estimators.py.
 
-Estimator per group of runs (one problem, one strategy):
-- best-of-k runs drawn without stopping (stop_on_success = false): every attempt is an i.i.d. sample, so the
-  pooled attempts of all seeds give the unbiased pass@k, for k up to the number of samples (which may exceed
-  the per-run budget: more samples, a longer curve);
-- anything else: the censored empirical CDF of the discovery time over the runs (seeds).
+One estimator for every strategy's headline curve, so the ratio to best-of-k compares like with like: the censored
+CDF (Kaplan–Meier) of the discovery time over the runs (seeds). For best-of-k drawn without stopping (compare's
+default) a run's discovery time is the index of its first passing attempt, which is exactly where the run with its
+seed that stops at its first pass would have stopped (runs.stopped_at_first_pass), censored at the budget the
+sequential strategies were given. Its pooled pass@k over all samples (every attempt an i.i.d. sample) has less
+variance but is another estimator, with its own attempt granularity; it is kept as an extra curve (GroupResult.pooled,
+drawn as a thin line) and never enters a ratio or the choice of a leader.
+
+Runs are resampled by seed, with the same draws for every strategy on a problem (the same bootstrap seed, runs in
+seed order): a ratio's interval is a paired bootstrap over seeds, as the paired comparison (paired.py) is a paired test.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from sdpo_ttt.report.estimators import (
     restricted_mean,
 )
 from sdpo_ttt.report.paired import PairedSummary, paired_summaries
-from sdpo_ttt.report.runs import X_AXES, RunRecord
+from sdpo_ttt.report.runs import X_AXES, RunRecord, fixed_n, stopped_at_first_pass
 from sdpo_ttt.report.words import plural
 from sdpo_ttt.config.strategies import BASELINE
 from sdpo_ttt.run.strategies import STRATEGIES
@@ -46,7 +51,7 @@ class GroupResult:
 
     problem_id: str
     strategy: str
-    estimator: str  # "pass@k (n i.i.d. samples)" | "censored CDF over seeds" | "mean over problems"
+    estimator: str  # "censored CDF (n seeds)" | "censored CDF (n seeds, first passes[, cut at h attempts])" | "mean over n problems"
     runs: int
     solved_runs: int
     budget: int
@@ -62,6 +67,8 @@ class GroupResult:
     wall_per_attempt_s: float | None
     x: str = "attempts"  # the x axis: attempts | tokens | seconds (curve entry j-1 is at cost j·unit)
     unit: float = 1.0
+    pooled: Band | None = None  # best-of-k drawn without stopping: pass@k over all its samples (an extra curve, no ratio)
+    pooled_label: str = ""
 
     @property
     def horizon(self) -> int:
@@ -89,30 +96,30 @@ def _sort_strategies(names: Sequence[str]) -> list[str]:
 
 
 def pooled(runs: Sequence[RunRecord]) -> bool:
-    """Best-of-k drawn without stopping: every attempt an i.i.d. sample, estimated by the pooled pass@k."""
-    return all(r.strategy == BASELINE and not r.stop_on_success for r in runs) and sum(r.attempts_used for r in runs) > 0
+    """Best-of-k drawn without stopping: every attempt an i.i.d. sample, so its pooled pass@k is an extra curve."""
+    return all(fixed_n(r) for r in runs) and sum(r.attempts_used for r in runs) > 0
 
 
-def _band_for(runs: list[RunRecord], n_boot: int, level: float, seed: int, x: str = "attempts", unit: float = 1.0,
-              cap: int | None = None) -> tuple[Band, str]:
-    """cap: where a pooled pass@k curve ends at most (the largest budget the sequential strategies on the problem
-    had): its n samples could draw it further, but no other strategy was observed there to compare with."""
-    budget = max(r.budget for r in runs)
-    if pooled(runs):
-        n, c = sum(r.attempts_used for r in runs), sum(r.passes for r in runs)
-        h = n if cap is None else min(n, cap)
-        band = bootstrap_pass_at_k(n, c, h, n_boot=n_boot, level=level, seed=seed)
-        if x != "attempts":  # n i.i.d. attempts at their mean cost each
-            band = band_on_cost_grid(band, sum(r.spent[x] for r in runs) / n, unit)
-        return band, f"pass@k ({n} i.i.d. samples" + (f", cut at k = {h})" if h < n else ")")
+def _band_for(runs: list[RunRecord], n_boot: int, level: float, seed: int, x: str = "attempts", unit: float = 1.0) -> Band:
+    """The censored CDF of the discovery time over the runs (sequential, or fixed-n best-of-k cut at its first pass)."""
     if x != "attempts":
         disc = [r.costs[x][r.discovery - 1] if r.discovery is not None else None for r in runs]
-        band = bootstrap_discovery_cdf_cost(disc, [r.spent[x] for r in runs], unit, ended=[r.finished for r in runs],
+        return bootstrap_discovery_cdf_cost(disc, [r.spent[x] for r in runs], unit, ended=[r.finished for r in runs],
                                             n_boot=n_boot, level=level, seed=seed)
-        return band, f"censored CDF ({plural(len(runs), 'seed')})"
-    times = [r.discovery for r in runs]
-    censor = [r.observed for r in runs]
-    return bootstrap_discovery_cdf(times, censor, budget, n_boot=n_boot, level=level, seed=seed), f"censored CDF ({len(runs)} seeds)"
+    return bootstrap_discovery_cdf([r.discovery for r in runs], [r.observed for r in runs], max(r.budget for r in runs),
+                                   n_boot=n_boot, level=level, seed=seed)
+
+
+def _pooled_band(runs: list[RunRecord], n_boot: int, level: float, seed: int, x: str = "attempts", unit: float = 1.0,
+                 cap: int | None = None) -> tuple[Band, str]:
+    """pass@k over the n pooled samples of fixed-n best-of-k runs, cut at `cap` (the largest budget the sequential
+    strategies on the problem had: nothing else was observed past it; alone, the curve runs to n)."""
+    n, c = sum(r.attempts_used for r in runs), sum(r.passes for r in runs)
+    h = n if cap is None else min(n, cap)
+    band = bootstrap_pass_at_k(n, c, h, n_boot=n_boot, level=level, seed=seed)
+    if x != "attempts":  # n i.i.d. attempts at their mean cost each
+        band = band_on_cost_grid(band, sum(r.spent[x] for r in runs) / n, unit)
+    return band, f"pooled pass@k ({n} i.i.d. samples" + (f", cut at k = {h})" if h < n else ")")
 
 
 def _scaled(iv: Interval, unit: float) -> Interval:
@@ -124,7 +131,9 @@ def _scaled(iv: Interval, unit: float) -> Interval:
 
 
 def _summarize(problem_id: str, strategy: str, estimator: str, runs: list[RunRecord], band: Band, budget: int,
-               ps: Sequence[float], level: float, x: str = "attempts", unit: float = 1.0) -> GroupResult:
+               ps: Sequence[float], level: float, x: str = "attempts", unit: float = 1.0, solved: int | None = None) -> GroupResult:
+    """runs: as drawn (samples, passes and times count every attempt); solved: runs solved within the curve's horizon
+    (default: every run with a pass)."""
     if x != "attempts":
         budget = len(band.estimate)  # a cost curve ends where its runs were last observed
     k = min(budget, len(band.estimate)) - 1
@@ -133,7 +142,7 @@ def _summarize(problem_id: str, strategy: str, estimator: str, runs: list[RunRec
     used = sum(r.attempts_used for r in runs if r.wall_time_s is not None)
     return GroupResult(
         problem_id=problem_id, strategy=strategy, estimator=estimator, runs=len(runs),
-        solved_runs=sum(r.discovery is not None for r in runs), budget=budget, band=band,
+        solved_runs=sum(r.discovery is not None for r in runs) if solved is None else solved, budget=budget, band=band,
         at_p={p: _scaled(attempts_to_reach_ci(band, p, level), unit) for p in ps}, ratio={p: None for p in ps},
         discovery_at_budget=(float(band.estimate[k]), float(band.low[k]), float(band.high[k])),
         mean_attempts=restricted_mean(at_budget) * unit, unsolved_mass=float(1.0 - at_budget[-1]),
@@ -165,17 +174,28 @@ def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), 
     problems = {r.problem_id: r.title for r in sorted(records, key=lambda r: r.problem_id)}
     strategies = _sort_strategies([r.strategy for r in records])
     groups: list[GroupResult] = []
+    stops: dict[tuple[str, str], list[RunRecord]] = {}  # (problem, strategy) -> runs as stopping runs, in seed order
     for pid in problems:
         by_strategy = {s: sorted((r for r in records if r.problem_id == pid and r.strategy == s), key=lambda r: r.seed)
                        for s in strategies}
         sequential = [max(r.budget for r in runs) for runs in by_strategy.values() if runs and not pooled(runs)]
         cap = max(sequential) if sequential else None
+        gseed = seed + zlib.crc32(pid.encode())  # one per problem: every strategy resamples the same seeds (paired)
         for s, runs in by_strategy.items():
             if not runs:
                 continue
-            gseed = seed + zlib.crc32(f"{pid}/{s}".encode())
-            band, estimator = _band_for(runs, n_boot, level, gseed, x, unit, cap)
-            groups.append(_summarize(pid, s, estimator, runs, band, max(r.budget for r in runs), ps, level, x, unit))
+            stop = stops[pid, s] = [stopped_at_first_pass(r, cap) if fixed_n(r) else r for r in runs]
+            band = _band_for(stop, n_boot, level, gseed, x, unit)
+            solved = sum(r.discovery is not None for r in stop)
+            estimator = f"censored CDF ({plural(len(runs), 'seed')}"
+            if any(map(fixed_n, runs)):  # drawn without stopping: the first pass in each seed's stream
+                cut = cap is not None and cap < max(r.budget for r in runs)
+                estimator += ", first passes" + (f", cut at {cap} attempts" if cut else "")
+            estimator += ")"
+            g = _summarize(pid, s, estimator, runs, band, max(r.budget for r in stop), ps, level, x, unit, solved)
+            if pooled(runs):
+                g.pooled, g.pooled_label = _pooled_band(runs, n_boot, level, seed + zlib.crc32(f"{pid}/{s}".encode()), x, unit, cap)
+            groups.append(g)
     if len(problems) > 1:
         for s in strategies:
             per = [g for g in groups if g.strategy == s]
@@ -185,10 +205,13 @@ def analyze(records: Sequence[RunRecord], *, ps: Sequence[float] = (0.25, 0.5), 
             bands = [g.band for g in per]
             if x != "attempts":  # a problem whose runs all ended stays at its last value (else the mean is cut short)
                 longest = max(len(b.estimate) for b in bands)
-                ended = [all(r.finished for r in runs if r.problem_id == g.problem_id) for g in per]
+                ended = [all(r.finished for r in stops[g.problem_id, s]) for g in per]
                 bands = [extend_flat(b, longest) if e else b for b, e in zip(bands, ended, strict=True)]
-            band = mean_curves(bands, level)
-            groups.append(_summarize(ALL, s, f"mean over {len(per)} problems", runs, band, max(g.budget for g in per), ps, level, x, unit))
+            g = _summarize(ALL, s, f"mean over {len(per)} problems", runs, mean_curves(bands, level), max(g.budget for g in per),
+                           ps, level, x, unit, sum(g.solved_runs for g in per))
+            if all(p.pooled is not None for p in per):
+                g.pooled, g.pooled_label = mean_curves([p.pooled for p in per], level), f"pooled pass@k, mean over {len(per)} problems"
+            groups.append(g)
     for g in groups:
         base = next((b for b in groups if b.problem_id == g.problem_id and b.strategy == BASELINE), None)
         if base is not None and g.strategy != BASELINE:

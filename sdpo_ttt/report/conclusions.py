@@ -1,12 +1,14 @@
-"""The conclusion, in words: which strategy leads on each problem, and whether its ratio to best-of-k excludes 1;
-then the headline ratio on every axis the runs recorded (attempts, tokens, seconds)."""
+"""The conclusion, in words: which strategy leads on each problem (strategies whose curves tie are named together),
+and whether its ratio to best-of-k excludes 1, with the paired count of the same seeds beside it; then the headline
+ratio on every axis the runs recorded (attempts, tokens, seconds)."""
 
 from __future__ import annotations
 
 from sdpo_ttt.report.analysis import ALL, Analysis, common_horizon, headline_p, within, x_axis
 from sdpo_ttt.report.estimators import Interval, format_ratio
+from sdpo_ttt.report.paired import paired_tally
 from sdpo_ttt.report.runs import X_AXES
-from sdpo_ttt.report.words import amount, pct, plural
+from sdpo_ttt.report.words import amount, listing, pct, plural
 from sdpo_ttt.config.strategies import BASELINE
 
 
@@ -33,13 +35,15 @@ def conclusion(analysis: Analysis, problem_id: str) -> str:
     h = common_horizon(analysis, problem_id)  # the leader is named within what every strategy was given
     inf = float("inf")
     at_h = lambda g: float(g.band.estimate[min(g.horizon, max(1, round(h / g.unit))) - 1])  # noqa: E731
-    lead = min(groups, key=lambda g: (g.at_p[p].value if within(g.at_p[p], h) else inf, -at_h(g)))
+    rank = lambda g: (g.at_p[p].value if within(g.at_p[p], h) else inf, round(-at_h(g), 9))  # noqa: E731
+    lead = min(groups, key=rank)
+    tied = [g.strategy for g in groups if rank(g) == rank(lead)]
+    who = f"{lead.strategy} leads" if len(tied) == 1 else f"{listing(tied)} lead, tied"
     given = f"the {amount(h, x)} every strategy was given"
     if within(lead.at_p[p], h):
-        out = f"{name}: {lead.strategy} leads, reaching {pct(p)} discovery in {amount(lead.at_p[p].value, x)} (point estimate)."
+        out = f"{name}: {who}, reaching {pct(p)} discovery in {amount(lead.at_p[p].value, x)} (point estimate)."
     else:
-        out = (f"{name}: {lead.strategy} leads with discovery {at_h(lead):.2f} at {given}; no strategy reached {pct(p)}"
-               " within it.")
+        out = f"{name}: {who} with discovery {at_h(lead):.2f} at {given}; no strategy reached {pct(p)} within it."
     for g in groups:
         v = g.at_p[p].value
         if v is not None and not within(g.at_p[p], h):
@@ -58,6 +62,8 @@ def conclusion(analysis: Analysis, problem_id: str) -> str:
         iv = g.ratio.get(p)
         verdict = ratio_verdict(iv)
         shown = format_ratio(iv) if iv is not None else "n/a"
+        tally = paired_tally(analysis.paired, g.strategy, None if problem_id == ALL else problem_id)
+        shown += f" ({tally})" if tally else ""
         if verdict == "fewer":
             out += f" {g.strategy} needs fewer {x} than {BASELINE} to reach {pct(p)}: {shown}, the {lv} interval excludes 1."
         elif verdict == "more":

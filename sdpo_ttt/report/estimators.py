@@ -1,12 +1,12 @@
 """Discovery metrics: pure functions over discovery times and pass counts (no I/O, no model).
 
 discovery@k = P(first success within k attempts). Two estimators:
-- i.i.d. sampling (best-of-k drawn without stopping): the unbiased pass@k estimator
-  1 − C(n−c, k)/C(n, k) from n samples with c successes (Chen et al. 2021), in product form.
-- sequential strategies (sdpo, multi-turn, or any run that stops at its first success): the empirical
-  CDF of the discovery time T over R independent seeds, each run censored where it stopped without
-  success (its budget). With one common censoring time this is the plain empirical CDF; with unequal
-  ones (interrupted runs) it is the Kaplan–Meier estimate, which reduces to it.
+- the empirical CDF of the discovery time T over R independent seeds, each run censored where it stopped without
+  success (its budget). With one common censoring time this is the plain empirical CDF; with unequal ones
+  (interrupted runs) it is the Kaplan–Meier estimate, which reduces to it. Every strategy's headline curve, best-of-k
+  drawn without stopping included (T = its first passing attempt; report/analysis.py);
+- i.i.d. sampling: the unbiased pass@k estimator 1 − C(n−c, k)/C(n, k) from n samples with c successes (Chen et
+  al. 2021), in product form: best-of-k's pooled samples, an extra curve of lower variance that enters no ratio.
 Both get a seeded percentile-bootstrap band (90% by default). From a curve: the attempts needed to
 reach a discovery probability p, which is None — "not reached within the horizon" — never a number.
 """
@@ -171,7 +171,9 @@ def _ratio(x: int | None, y: int | None, y_horizon: int) -> tuple[float | None, 
 def ratio_ci(num: Band, den: Band, p: float, level: float = 0.9) -> Interval:
     """(attempts for `num` to reach p) / (attempts for `den` to reach p), e.g. sdpo / best-of-k: < 1 means fewer.
 
-    Replicates are paired by index (the strategies' runs are independent, so any pairing is a valid draw).
+    Replicates are paired by index. Two censored CDFs bootstrapped with the same seed over the same number of runs
+    (in seed order) resample the same runs, so on the same seeds this is a paired bootstrap over seeds (identical
+    runs give exactly 1); for independent runs any pairing of replicates is a valid draw too.
     Where `num` does not reach p the ratio is None ("not reached", ranked above every number); where only `den`
     does not, its upper bound x/(horizon+1) stands in (marked bound="<" on the point value).
     """

@@ -209,6 +209,16 @@ def paired_lines(summaries: Sequence[PairedSummary]) -> list[str]:
     return out
 
 
+def paired_tally(summaries: Sequence[PairedSummary], strategy: str, problem_id: str | None = None) -> str:
+    """'paired by seed: 0 gained, 1 lost, 3 tied' for a strategy's pairs on one problem (None: every problem), to stand
+    beside its ratio to best-of-k; '' where it has no pair."""
+    pairs = [p for s in summaries if s.strategy == strategy for p in s.pairs if problem_id is None or p.problem_id == problem_id]
+    if not pairs:
+        return ""
+    n = {o: sum(p.outcome == o for p in pairs) for o in ("gained", "lost", "tie")}
+    return f"paired by seed: {n['gained']} gained, {n['lost']} lost, {n['tie']} tied"
+
+
 def pair_table(summaries: Sequence[PairedSummary]) -> tuple[list[str], list[list[str]]]:
     """One row per pair: the first passes, their difference (censored at the horizon), the changed attempts, the outcome."""
     headers = ["problem", "seed", "strategy", "first pass", f"{BASELINE} first pass (same seed)",

@@ -1,6 +1,7 @@
 """The report's figures (matplotlib, Agg): discovery@k against attempts, tokens or seconds on a log axis, one
-step line and bootstrap band per strategy; curves.png for one problem or the mean over problems, problems.png with
-one panel per problem. A strategy's colour and dash come from one place, `style_of`."""
+step line and bootstrap band per strategy (and best-of-k's pooled pass@k as a thin line, when it drew without stopping);
+curves.png for one problem or the mean over problems, problems.png with one panel per problem. A strategy's colour
+and dash come from one place, `style_of`."""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ def draw_curves(ax, analysis: Analysis, problem_id: str, *, legend: bool, small:
         label = s if problem_id == ALL else f"{s}: {g.estimator}"
         ax.step(k, g.band.estimate, where="post", color=color, linewidth=1.4 if small else 2.0, label=label,
                 linestyle=linestyle(s))
+        if g.pooled is not None:  # best-of-k's pooled pass@k: lower variance, another estimator, in no ratio
+            kp = np.arange(1, len(g.pooled.estimate) + 1) * g.unit
+            ax.step(kp, g.pooled.estimate, where="post", color=color, linewidth=0.8, linestyle="-", alpha=0.55,
+                    label=f"{s}: {g.pooled_label}, not in ratios" if problem_id != ALL else f"{s}: pooled pass@k (not in ratios)")
     for p in analysis.ps:
         ax.axhline(p, color="0.6", linestyle=":", linewidth=0.8)
     if x == "attempts":
@@ -61,7 +66,8 @@ def draw_curves(ax, analysis: Analysis, problem_id: str, *, legend: bool, small:
                 transform=ax.get_xaxis_transform())
     if all(g.solved_runs == 0 for g in analysis.groups if g.problem_id == problem_id):
         ax.text(0.5, 0.55, "no success in any run", transform=ax.transAxes, ha="center", color="0.35", fontsize=9)
-    horizon = max(g.horizon for g in analysis.groups if g.problem_id == problem_id)
+    horizon = max(max(g.horizon, 0 if g.pooled is None else len(g.pooled.estimate))
+                  for g in analysis.groups if g.problem_id == problem_id)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(mticker.NullLocator())
@@ -144,6 +150,9 @@ def plot_problems(analysis: Analysis) -> bytes:
             ax.set_xlabel(X_LABELS[x_axis(analysis)] + " (log)")
     handles = [plt.Line2D([], [], color=strategy_color(analysis.strategies, s), linewidth=2, linestyle=linestyle(s), label=s)
                for s in analysis.strategies]
+    handles += [plt.Line2D([], [], color=strategy_color(analysis.strategies, g.strategy), linewidth=0.8, alpha=0.55,
+                           label=f"{g.strategy}: pooled pass@k (not in ratios)")
+                for g in analysis.groups if g.pooled is not None and g.problem_id == ids[0]]
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.95), frameon=False)
     fig.suptitle(f"Discovery@k per problem — {subtitle(analysis)}", fontsize=10, y=0.99)

@@ -4,10 +4,11 @@ runs without running anything."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sdpo_ttt.config.strategies import BASELINE
 from sdpo_ttt.errors import UserError
 from sdpo_ttt.run.rundir import FINISHED_STATUSES, RunDir
 
@@ -117,6 +118,31 @@ def attempt_costs(attempts: list[dict[str, Any]], summary: dict[str, Any] | None
     for axis, c in costs.items():
         spent[axis] = max(c[-1], float((summary or {}).get(totals[axis]) or 0.0))
     return {"costs": costs, "spent": spent}
+
+
+def fixed_n(r: RunRecord) -> bool:
+    """A best-of-k run that drew its whole budget without stopping at its first pass (`compare`'s default)."""
+    return r.strategy == BASELINE and not r.stop_on_success
+
+
+def stopped_at_first_pass(r: RunRecord, horizon: int | None = None) -> RunRecord:
+    """A fixed-n best-of-k run as the run with its seed that stops at its first pass: that run draws the same attempts
+    in the same order (sampling in step s is seeded by (seed, s), best-of-k's prompt never changes, and attempts.jsonl
+    holds the attempts batch after batch, index = attempts drawn before + row), so its discovery time is the index of
+    the first passing attempt in this stream. Cut there (a stopping run would finish that batch: nothing the curves
+    read changes), or at `horizon` attempts (the budget the sequential strategies were given) where that is shorter
+    than the run's own budget: a first pass past it counts as none, censored at the horizon like theirs."""
+    h = r.budget if horizon is None else min(r.budget, horizon)
+    first = r.discovery if r.discovery is not None and r.discovery <= h else None
+    end = min(r.attempts_used, first or h)
+    whole = first is None and end == r.attempts_used  # unsolved, and nothing cut: it spent what it spent in all
+    spent = {x: r.spent[x] if whole else (c[end - 1] if end else 0.0) for x, c in r.costs.items()}
+    status = "solved" if first else "budget_exhausted" if r.finished or r.attempts_used >= h else r.status
+    return replace(
+        r, budget=h, stop_on_success=True, status=status, attempts_used=end, discovery=first, passes=int(first is not None),
+        wall_time_s=spent.get("seconds", r.wall_time_s), costs={x: c[:end] for x, c in r.costs.items()}, spent=spent,
+        passed=r.passed[:end], token_ids=None if r.token_ids is None else r.token_ids[:end], lineage=(),
+    )
 
 
 def collect_runs(root: Path) -> list[RunRecord]:

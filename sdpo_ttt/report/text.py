@@ -121,15 +121,20 @@ PAIRED_NOTE = (
 )
 
 NOTES = [
-    "discovery@k = P(first success within k attempts). best-of-k drawn without stopping: the unbiased pass@k "
-    "1 − C(n−c,k)/C(n,k) over all n pooled i.i.d. samples, cut at the largest budget the other strategies on the "
-    "problem had (alone, it runs to n). Other strategies: the empirical CDF of the discovery time over seeds, censored "
-    "at the budget (Kaplan–Meier); on tokens and seconds a run that spent its budget unsolved counts as unsolved to "
-    "the curve's end, so every axis ends at the same fraction solved. A leader is named only within the horizon "
-    "every strategy was given.",
-    "Bands and intervals: {level} percentile bootstrap ({n_boot} replicates, seed {seed}; runs resampled for "
-    "sequential strategies, samples for pass@k). With no success at all a bootstrap band collapses to 0: it cannot "
-    "see beyond the data — read such a row as 'no evidence of success', not 'probability zero'.",
+    "discovery@k = P(first success within k attempts), for every strategy the empirical CDF of the discovery time "
+    "over seeds, censored at the budget (Kaplan–Meier). best-of-k drawn without stopping: a seed's discovery time is "
+    "the index of its first passing attempt, where the run with that seed that stops at its first pass would have "
+    "stopped (it draws the same stream), censored at the largest budget the other strategies on the problem had; so "
+    "every ratio and every leader compares one estimator. Its pooled pass@k 1 − C(n−c,k)/C(n,k) over all n samples "
+    "(lower variance, another estimator; cut at that budget, alone it runs to n) is drawn as a thin line and enters no ratio. "
+    "On tokens and seconds a run that spent its budget unsolved counts as unsolved to the curve's end, so every axis "
+    "ends at the same fraction solved. A leader is named only within the horizon every strategy was given; "
+    "strategies tied there are named together.",
+    "Bands and intervals: {level} percentile bootstrap ({n_boot} replicates, seed {seed}): seeds resampled, with the "
+    "same draws for every strategy run on the same seeds of a problem, so a ratio's interval is paired by seed (runs identical to "
+    "best-of-k's give 1.00x [1.00x, 1.00x]); samples resampled for the pooled pass@k. With no success at all a "
+    "bootstrap band collapses to 0: it cannot see beyond the data — read such a row as 'no evidence of success', not "
+    "'probability zero'.",
     "'not reached within N': the estimate never reaches that probability within the N attempts observed; it is "
     "never replaced by a number. A ratio '<r' means best-of-k did not reach it either, so r is an upper bound.",
     "x best-of-k: attempts this strategy needs divided by the attempts best-of-k needs (below 1 = fewer attempts).",

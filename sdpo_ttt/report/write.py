@@ -40,6 +40,9 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
                 "wall_time_s": g.wall_time_s, "wall_time_per_attempt_s": g.wall_per_attempt_s,
                 "curve": {"k": list(range(1, g.horizon + 1)), "estimate": g.band.estimate.round(6).tolist(),
                           "low": g.band.low.round(6).tolist(), "high": g.band.high.round(6).tolist()},
+                "pooled_pass_at_k": None if g.pooled is None else {  # an extra curve: no ratio, no leader uses it
+                    "estimator": g.pooled_label, "estimate": g.pooled.estimate.round(6).tolist(),
+                    "low": g.pooled.low.round(6).tolist(), "high": g.pooled.high.round(6).tolist()},
             }
             for g in analysis.groups
         ],
