@@ -33,7 +33,7 @@ def one_thread():
 def policy(tiny_model_dir: Path, one_thread):
     from sdpo_ttt.policy.model import Policy
 
-    return Policy.load(PolicyConfig(model=str(tiny_model_dir), lora_rank=4, lora_alpha=8), seed=0)
+    return Policy.load(PolicyConfig(model=str(tiny_model_dir), lora_rank=4, lora_alpha=8, sampler_dtype="float32"), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def real_policy(one_thread):
 
     if not registry.is_prepared(MODEL) and not registry.packages_installed(registry.BUILTINS[MODEL]):
         pytest.skip(f"{MODEL} is not installed: {registry.BUILTINS[MODEL].pip_install}")
-    return Policy.load(PolicyConfig(model=MODEL, lora_rank=4, lora_alpha=8), seed=0)
+    return Policy.load(PolicyConfig(model=MODEL, lora_rank=4, lora_alpha=8, sampler_dtype="float32"), seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,11 @@ class PolicyConfig(Section):
     device: str = option("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N.", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = option("auto", "Weights' dtype; auto = bfloat16 on GPU, float32 on CPU.")
     backend: Literal["hf", "vllm"] = option("hf", "Sampling backend: hf (CPU and GPU) or vllm (GPU only; pip install sdpo-ttt[vllm]).")
-    sampler_dtype: Literal["float32", "bfloat16"] = option(
-        "float32", "CPU sampler's copy of the weights: bfloat16 reads half the bytes per decode step (where the CPU has "
-        "avx512_bf16, else float32); training and scoring stay float32.")
+    sampler_dtype: Literal["auto", "float32", "bfloat16"] = option(
+        "auto", "CPU sampler's copy of the weights: bfloat16 reads half the bytes per decode step (1.7x the tokens/s, "
+        "the same pass rate within noise: docs/performance.md) where the CPU has avx512_bf16, else float32; auto = "
+        "bfloat16 where it is native, float32 elsewhere; float32 = the exact float32 sampler everywhere. Training and "
+        "the scoring passes stay float32.")
     vllm_gpu_memory: float = option(0.4, "Share of GPU memory the colocated vLLM engine may take (the rest trains).", ge=0.05, le=0.95)
     gradient_checkpointing: bool | None = option(
         None, "Recompute activations in the student's backward pass (saves memory on long attempts).",

@@ -281,7 +281,7 @@ class Policy:
         if self._decoder is None:
             from sdpo_ttt.policy.decode import Decoder, pack_weights
 
-            self._decoder = Decoder(self.model, pack=pack_weights(self._base), bf16=self.cfg.sampler_dtype == "bfloat16")
+            self._decoder = Decoder(self.model, pack=pack_weights(self._base), bf16=self.cfg.sampler_dtype != "float32")
         return self._decoder
 
     def _completions(self, prompts: list[list[int]], new: list[list[int]], lp_steps: list[list[float]] | None,
