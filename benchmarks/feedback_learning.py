@@ -417,19 +417,6 @@ def regime_line(out: Path) -> str:
     return f"regime (commit {entry['commit'][:9]}, {entry['date']}): {keys}"
 
 
-def _smoke_model(out: Path) -> Path:
-    from sdpo_ttt.policy.catalog import model_dir
-    from sdpo_ttt.policy.random_model import shape_config, write_random_model
-
-    target = out / "tiny-model"
-    if not (target / "config.json").is_file():
-        tokenizer = model_dir("smollm2-135m")
-        if not (tokenizer / "tokenizer.json").is_file():
-            sys.exit(f"error: --smoke needs the small model's tokenizer at {tokenizer}: run `bash scripts/setup.sh`")
-        write_random_model({**shape_config("tiny-qwen2"), "initializer_range": 0.2}, tokenizer, target)
-    return target
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -475,7 +462,9 @@ def _main(argv: Sequence[str] | None) -> int:
     options = _parse_set(args.set)
     args.out = args.out or Path("runs/feedback-learning-smoke" if args.smoke else "runs/feedback-learning")
     if args.smoke:
-        args.model = str(_smoke_model(args.out))
+        from sdpo_ttt.policy.random_model import smoke_model
+
+        args.model = str(smoke_model(args.out / "tiny-model"))
         args.problems, args.samples, args.updates, args.batch, args.max_new_tokens = SMOKE_PROBLEM, 2, 2, 2, 8
         args.sandbox, args.seeds, args.bootstrap = "local", 1, 200
         options = {**SMOKE_OPTIONS, **options}

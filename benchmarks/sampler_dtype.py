@@ -254,7 +254,12 @@ def _run(args: argparse.Namespace, sampling: Any) -> int:
     from sdpo_ttt.sandbox import open_sandbox
 
     if args.smoke:
-        args.model, args.n, args.max_new_tokens, args.sandbox, args.bootstrap = str(_smoke_model()), 4, 16, "local", 200
+        import tempfile
+
+        from sdpo_ttt.policy.random_model import smoke_model
+
+        tiny = smoke_model(Path(tempfile.gettempdir()) / "sampler-dtype-smoke" / "tiny-model")
+        args.model, args.n, args.max_new_tokens, args.sandbox, args.bootstrap = str(tiny), 4, 16, "local", 200
         args.problems = ",".join(DEFAULT_PROBLEMS[:2])
     if args.n < 1 or args.batch_size < 1:
         sys.exit("error: -n and --batch-size must be >= 1")
@@ -356,22 +361,6 @@ def _commit() -> str:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def _smoke_model() -> Path:
-    """A random-initialised tiny Qwen2 written once to the temp folder (tokenizer of the prepared small model)."""
-    import tempfile
-
-    from sdpo_ttt.policy.catalog import model_dir
-    from sdpo_ttt.policy.random_model import shape_config, write_random_model
-
-    target = Path(tempfile.gettempdir()) / "sampler-dtype-smoke" / "tiny-model"
-    if not (target / "config.json").is_file():
-        tokenizer = model_dir("smollm2-135m")
-        if not (tokenizer / "tokenizer.json").is_file():
-            sys.exit(f"error: --smoke needs the small model's tokenizer at {tokenizer}: run `bash scripts/setup.sh`")
-        write_random_model({**shape_config("tiny-qwen2"), "initializer_range": 0.2}, tokenizer, target)
-    return target
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from feedback_learning import REPO, _smoke_model, read_problem_list, resolve_problem  # noqa: E402
+from feedback_learning import REPO, read_problem_list, resolve_problem  # noqa: E402
 
 from sdpo_ttt.errors import UserError  # noqa: E402
 from sdpo_ttt.sdpo.reprompt import DEFAULT_CLOSING, DEFAULT_FEEDBACK_TEMPLATE  # noqa: E402
@@ -528,7 +528,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.smoke:
         import tempfile
 
-        options = {"model": str(_smoke_model(Path(tempfile.gettempdir()) / "teacher-screen-smoke")), "lora_rank": 2,
+        from sdpo_ttt.policy.random_model import smoke_model
+
+        options = {"model": str(smoke_model(Path(tempfile.gettempdir()) / "teacher-screen-smoke" / "tiny-model")), "lora_rank": 2,
                    "lora_alpha": 4, "lora_targets": ["q_proj", "v_proj"], "device": "cpu"}
         specs, args.max_wrong, args.sandbox, args.bootstrap = specs[:2], 1, "local", 200
     folders = [resolve_problem(s, REPO / "runs" / "imported") for s in specs]

@@ -98,3 +98,18 @@ def random_policy(cfg: "PolicyConfig", shape: str | Path, tokenizer_dir: str | P
     tok, base = build_random_model(shape_config(shape), tokenizer_dir, device=device, dtype=dtype, seed=seed)
     label = "random " + (str(shape) if str(shape) in shape_names() else Path(shape).stem)
     return Policy.from_base(cfg, tok, base, device=device, dtype=dtype, label=label, path=f"<{label}: in memory>", seed=seed, t0=t0)
+
+
+def smoke_model(target: str | Path) -> Path:
+    """The benchmarks' `--smoke` model: a tiny random-initialised Qwen2 with wide weights (initializer_range 0.2, so its
+    samples are not uniform noise) and the small built-in model's tokenizer, written to `target` once and reused."""
+    from sdpo_ttt.errors import UserError
+    from sdpo_ttt.policy.catalog import model_dir
+
+    target = Path(target)
+    if not (target / "config.json").is_file():
+        tokenizer = model_dir("smollm2-135m")
+        if not (tokenizer / "tokenizer.json").is_file():
+            raise UserError(f"--smoke needs the small model's tokenizer at {tokenizer}", "run `bash scripts/setup.sh`")
+        write_random_model({**shape_config("tiny-qwen2"), "initializer_range": 0.2}, tokenizer, target)
+    return target
