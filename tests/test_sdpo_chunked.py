@@ -302,3 +302,29 @@ def test_a_gradient_into_a_term_without_its_jacobian_is_an_error():
     terms = _chunk_terms_from_jacobians(cfg, w, h, tch[0], y[0].clamp(min=0), None, None)
     with pytest.raises(RuntimeError, match="differentiated_terms"):
         terms["student_logp"].sum().backward()
+
+
+def _live_tensors() -> int:
+    import gc
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if torch.is_tensor(o))
+
+
+@pytest.mark.parametrize("kw", [dict(mode="logit", alpha=1.0, topk=5), dict(mode="full", alpha=0.3)], ids=str)
+def test_frozen_lm_head_steps_leave_no_tensor_behind(kw):
+    """The local graph _ChunkTerms builds in its forward is freed when the step ends. Its saved-tensor hooks once
+    returned each saved tensor itself, which ties a node's saved output back to that node in a cycle Python's gc
+    cannot see: every step kept its [n, V] tensors alive (2026-12-08: ~2 GB a cell of 8 updates with the 0.5B)."""
+    cfg = LossConfig(chunk_tokens=3, **kw)
+    s, tch, _, _, w, y, mask = make(dtype=torch.float32)
+
+    def step() -> None:
+        h = s.detach().clone().requires_grad_(True)
+        sdpo_loss(h, tch, w, y, mask, cfg).loss.backward()
+
+    step()
+    before = _live_tensors()
+    for _ in range(3):
+        step()
+    assert _live_tensors() <= before

@@ -147,8 +147,10 @@ class _ChunkTerms(torch.autograd.Function):
             ls = log_probs(_logits(s_h, w), cfg.temperature)
             t_logits, r_logits, tr_logits = _logits(t_h, w), _logits(r_h, w), _logits(tr_h, w)
         leaf = ls.requires_grad_()
-        # a graph local to this forward, gone when it returns: not saved for the backward (any hooks stay out of it)
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(lambda x: x, lambda x: x):
+        # a graph local to this forward, gone when it returns: not saved for the backward (any hooks stay out of it).
+        # The pack hook returns a detached alias, not the tensor itself: a node that saves its own output would
+        # otherwise hold that output, whose grad_fn is the node, a cycle gc cannot see (every step leaked [n, V]).
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(lambda x: x.detach(), lambda x: x):
             terms = log_prob_terms(leaf, t_logits, y, cfg, ref_logits=r_logits, teacher_ref_logits=tr_logits)
             wanted = [k for k in differentiated_terms(cfg) if k in terms]
             grads = [torch.autograd.grad(terms[k], leaf, torch.ones_like(terms[k]), retain_graph=True)[0] for k in wanted]
