@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args, sampling)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}" + (f" ({e.fix})" if e.fix else ""), file=sys.stderr)
         return 2
 
 
